@@ -1,1 +1,4 @@
 export * from './sim.ts';
+export * from './openai.ts';
+export * from './ollama.ts';
+export * from './anthropic.ts';

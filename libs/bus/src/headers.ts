@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+
+/**
+ * Header names carried on NATS messages. HTTP-facing ones keep their HTTP spelling so the
+ * ingress copies them across unchanged; the rest are the gateway's own.
+ */
+export const H = {
+  requestId: 'x-request-id',
+  traceparent: 'traceparent',
+  /** `local-only` keeps a request inside the lab (per request, from the HTTP header of the same name). */
+  route: 'x-homelab-route',
+  /** Set by the router on a worker request: the subject the worker streams the answer to. */
+  replyTo: 'Homelab-Reply-To',
+  /** Set by the router: the backend's own model id (prefix and alias resolved). */
+  upstreamModel: 'Homelab-Upstream-Model',
+  /** The model the client asked for, as it asked. */
+  requestedModel: 'Homelab-Requested-Model',
+  /** Which attempt this is (1-based), and why the router chose this backend. */
+  attempt: 'Homelab-Attempt',
+  routeReason: 'Homelab-Route-Reason',
+  /** When the router received the request (epoch ms, fractional): the start of the gateway's clock. */
+  receivedAt: 'Homelab-Received-At',
+  /** Reply framing: `chunk` on each streamed chunk, `end` on the terminal message; absent on a single reply. */
+  stream: 'Homelab-Stream',
+  /** On the answer: which backend and model served it. */
+  backend: 'Homelab-Backend',
+  model: 'Homelab-Model',
+  /** On the answer: time spent waiting on the backend, and the gateway's own time, in ms. */
+  backendMs: 'Homelab-Backend-Ms',
+  overheadMs: 'Homelab-Overhead-Ms',
+  /** Worker → router control reply: `started` once content reached the requester, `done`, or `failed`. */
+  outcome: 'Homelab-Outcome',
+  retryAfterMs: 'Homelab-Retry-After-Ms',
+  /** The NATS micro-service protocol's error headers (ADR-32). */
+  serviceError: 'Nats-Service-Error',
+  serviceErrorCode: 'Nats-Service-Error-Code',
+  errorCode: 'Homelab-Error-Code',
+} as const;
+
+export type MsgHeaders = MsgHdrs;
+
+export function createHeaders(): MsgHdrs {
+  return natsHeaders();
+}
+
+/** Request ids: short, unique enough for a home lab, cheap (no UUID formatting). */
+export function newRequestId(): string {
+  return 'req_' + randomBytes(12).toString('base64url');
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** A W3C traceparent for a new trace (sampled). */
+export function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+}
+
+/** The same trace with a new span id: what a hop sends downstream. Starts a new trace when `parent` is invalid. */
+export function childTraceparent(parent: string | undefined): string {
+  const m = parent ? TRACEPARENT.exec(parent) : null;
+  if (!m || /^0+$/.test(m[1]!)) return newTraceparent();
+  return `00-${m[1]}-${randomBytes(8).toString('hex')}-${m[3]}`;
+}
+
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
+  return m ? m[1] : undefined;
+}
+
+/** Epoch milliseconds with sub-millisecond precision, comparable across processes on one machine. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

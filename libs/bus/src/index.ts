@@ -1,0 +1,10 @@
+export * from './errors.ts';
+export * from './headers.ts';
+export * from './schemas.ts';
+export * from './subjects.ts';
+export * from './connect.ts';
+export * from './service.ts';
+export * from './events.ts';
+export * from './requester.ts';
+export { type Msg, type NatsConnection } from '@nats-io/transport-node';
+export * from './credentials.ts';

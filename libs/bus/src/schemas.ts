@@ -1,0 +1,209 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { GatewayError } from './errors.ts';
+
+/*
+ * Payload schemas of every subject. Requests follow OpenAI's published API closely enough to
+ * reject what OpenAI would reject (wrong types, missing fields) while letting unknown fields
+ * through to the backends that take them.
+ */
+
+const Open = { additionalProperties: true } as const;
+const Closed = { additionalProperties: false } as const;
+
+const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() }, Open);
+const ImagePart = Type.Object({
+  type: Type.Literal('image_url'),
+  image_url: Type.Object({ url: Type.String({ minLength: 1 }), detail: Type.Optional(Type.String()) }, Open),
+}, Open);
+const InputAudioPart = Type.Object({ type: Type.Literal('input_audio'), input_audio: Type.Object({}, Open) }, Open);
+const FilePart = Type.Object({ type: Type.Literal('file'), file: Type.Object({}, Open) }, Open);
+const ContentPart = Type.Union([TextPart, ImagePart, InputAudioPart, FilePart]);
+const Content = Type.Union([Type.String(), Type.Array(ContentPart)]);
+
+const ToolCall = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  type: Type.Literal('function'),
+  function: Type.Object({ name: Type.String({ minLength: 1 }), arguments: Type.String() }, Open),
+}, Open);
+
+const SystemMessage = Type.Object({ role: Type.Union([Type.Literal('system'), Type.Literal('developer')]), content: Content, name: Type.Optional(Type.String()) }, Open);
+const UserMessage = Type.Object({ role: Type.Literal('user'), content: Content, name: Type.Optional(Type.String()) }, Open);
+const AssistantMessage = Type.Object({
+  role: Type.Literal('assistant'),
+  content: Type.Optional(Type.Union([Content, Type.Null()])),
+  name: Type.Optional(Type.String()),
+  tool_calls: Type.Optional(Type.Array(ToolCall)),
+  refusal: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+}, Open);
+const ToolMessage = Type.Object({ role: Type.Literal('tool'), content: Content, tool_call_id: Type.String({ minLength: 1 }) }, Open);
+
+export const ChatMessageSchema = Type.Union([SystemMessage, UserMessage, AssistantMessage, ToolMessage]);
+
+const Tool = Type.Object({
+  type: Type.Literal('function'),
+  function: Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    description: Type.Optional(Type.String()),
+    parameters: Type.Optional(Type.Object({}, Open)),
+    strict: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
+  }, Open),
+}, Open);
+
+const ToolChoice = Type.Union([
+  Type.Literal('none'), Type.Literal('auto'), Type.Literal('required'),
+  Type.Object({ type: Type.Literal('function'), function: Type.Object({ name: Type.String({ minLength: 1 }) }, Open) }, Open),
+]);
+
+const ResponseFormat = Type.Union([
+  Type.Object({ type: Type.Literal('text') }, Open),
+  Type.Object({ type: Type.Literal('json_object') }, Open),
+  Type.Object({
+    type: Type.Literal('json_schema'),
+    json_schema: Type.Object({ name: Type.String({ minLength: 1 }), schema: Type.Optional(Type.Object({}, Open)), strict: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])), description: Type.Optional(Type.String()) }, Open),
+  }, Open),
+]);
+
+const Nullable = <T extends TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+
+export const ChatRequestSchema = Type.Object({
+  model: Type.String({ minLength: 1, maxLength: 256 }),
+  messages: Type.Array(ChatMessageSchema, { minItems: 1 }),
+  stream: Nullable(Type.Boolean()),
+  stream_options: Nullable(Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, Open)),
+  tools: Type.Optional(Type.Array(Tool)),
+  tool_choice: Type.Optional(ToolChoice),
+  parallel_tool_calls: Type.Optional(Type.Boolean()),
+  response_format: Type.Optional(ResponseFormat),
+  temperature: Nullable(Type.Number({ minimum: 0, maximum: 2 })),
+  top_p: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
+  max_tokens: Nullable(Type.Integer({ minimum: 1 })),
+  max_completion_tokens: Nullable(Type.Integer({ minimum: 1 })),
+  stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })])),
+  seed: Nullable(Type.Integer()),
+  user: Type.Optional(Type.String()),
+  n: Nullable(Type.Integer({ minimum: 1, maximum: 1 })),
+  frequency_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2 })),
+  presence_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2 })),
+  reasoning_effort: Nullable(Type.String()),
+}, Open);
+export type ChatRequestPayload = Static<typeof ChatRequestSchema>;
+
+export const EmbeddingsRequestSchema = Type.Object({
+  model: Type.String({ minLength: 1, maxLength: 256 }),
+  input: Type.Union([
+    Type.String(),
+    Type.Array(Type.String(), { minItems: 1, maxItems: 2048 }),
+    Type.Array(Type.Integer(), { minItems: 1 }),
+    Type.Array(Type.Array(Type.Integer(), { minItems: 1 }), { minItems: 1, maxItems: 2048 }),
+  ]),
+  encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')])),
+  dimensions: Type.Optional(Type.Integer({ minimum: 1 })),
+  user: Type.Optional(Type.String()),
+}, Open);
+export type EmbeddingsRequestPayload = Static<typeof EmbeddingsRequestSchema>;
+
+export const ModelsRequestSchema = Type.Union([Type.Object({ id: Type.Optional(Type.String({ minLength: 1 })) }, Closed), Type.Null()]);
+export type ModelsRequestPayload = Static<typeof ModelsRequestSchema>;
+
+export const ProviderSchema = Type.Union([Type.Literal('vllm'), Type.Literal('ollama'), Type.Literal('openai'), Type.Literal('anthropic')]);
+
+/** One entry of `GET /v1/models`: OpenAI's model object plus the gateway's facts. */
+export const ModelEntrySchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('model'),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+}, Open);
+export type ModelEntry = Static<typeof ModelEntrySchema>;
+
+export const ModelListSchema = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelEntrySchema) }, Open);
+export type ModelList = Static<typeof ModelListSchema>;
+
+/** A worker's answer to the router's discovery question: what its backend serves now. */
+export const WorkerModelsSchema = Type.Object({
+  provider: ProviderSchema,
+  models: Type.Array(Type.Object({ id: Type.String(), created: Type.Optional(Type.Integer()), loaded: Type.Optional(Type.Boolean()) }, Open)),
+}, Closed);
+export type WorkerModels = Static<typeof WorkerModelsSchema>;
+
+/** `inference.completed`: one per finished request, successful or not. */
+export const InferenceCompletedSchema = Type.Object({
+  requestId: Type.String(),
+  traceId: Type.Optional(Type.String()),
+  operation: Type.Union([Type.Literal('chat'), Type.Literal('embeddings')]),
+  stream: Type.Boolean(),
+  requestedModel: Type.String(),
+  /** The backend's model id that served (or was last tried). */
+  model: Type.Optional(Type.String()),
+  /** The model name the backend reported in its answer. */
+  responseModel: Type.Optional(Type.String()),
+  backend: Type.Optional(ProviderSchema),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  /** The error code from the gateway's table, on failure. */
+  errorType: Type.Optional(Type.String()),
+  httpStatus: Type.Integer(),
+  attempts: Type.Integer({ minimum: 0 }),
+  routeReason: Type.String(),
+  latencyMs: Type.Number(),
+  ttftMs: Type.Optional(Type.Number()),
+  backendMs: Type.Optional(Type.Number()),
+  overheadMs: Type.Optional(Type.Number()),
+  loadMs: Type.Optional(Type.Number()),
+  inputTokens: Type.Optional(Type.Integer()),
+  outputTokens: Type.Optional(Type.Integer()),
+  cachedTokens: Type.Optional(Type.Integer()),
+  finishReason: Type.Optional(Type.String()),
+  /** The answer was cut after content reached the client. */
+  truncated: Type.Optional(Type.Boolean()),
+  finishedAt: Type.String(),
+}, Closed);
+export type InferenceCompleted = Static<typeof InferenceCompletedSchema>;
+
+/** A compiled validator: compiled once at load, so checking a message costs microseconds. */
+export interface Validator<T> {
+  check(value: unknown): value is T;
+  /** Returns the value typed, or throws GatewayError `invalid_request` naming the first bad field. */
+  parse(value: unknown): T;
+}
+
+export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
+  const compiled: TypeCheck<S> = TypeCompiler.Compile(schema);
+  return {
+    check: (value): value is Static<S> => compiled.Check(value),
+    parse(value) {
+      if (compiled.Check(value)) return value;
+      const first = compiled.Errors(value).First();
+      const param = first ? pointerToParam(first.path) : null;
+      const message = first ? `${param ? `'${param}'` : 'body'}: ${describe(first.message, first.value)}` : 'invalid payload';
+      throw new GatewayError('invalid_request', message, { param });
+    },
+  };
+}
+
+/** `/messages/0/role` → `messages[0].role`, as OpenAI names params. */
+function pointerToParam(path: string): string | null {
+  if (!path) return null;
+  return path.split('/').slice(1).reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+}
+
+function describe(message: string, value: unknown): string {
+  const got = value === undefined ? 'missing' : Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+  return `${message} (got ${got})`;
+}
+
+/** Parses JSON bytes from the wire; throws GatewayError `invalid_json` with a readable message. */
+export function parseJson(data: Uint8Array): unknown {
+  if (data.length === 0) throw new GatewayError('invalid_json', 'request body is empty; expected a JSON object');
+  try {
+    return JSON.parse(decoder.decode(data));
+  } catch (err) {
+    throw new GatewayError('invalid_json', `request body is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+export function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}

@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { parseDocument } from 'yaml';
+import {
+  LabConfigSchema, type CloudBackendConfig, type LabConfigFile, type LocalBackendConfig, type ServiceConfig, type ServiceKind,
+} from './schema.ts';
+
+/** The default lab: the seed's IP scheme, ports and storage paths. */
+export const DEFAULT_CONFIG_FILE = fileURLToPath(new URL('../../../config/lab.yaml', import.meta.url));
+
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly field: string | undefined;
+  constructor(file: string, field: string | undefined, message: string) {
+    super(`${file}: ${field ? `${field}: ` : ''}${message}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.field = field;
+  }
+}
+
+export interface LabService extends Omit<ServiceConfig, 'url'> {
+  node: string;
+  name: string;
+  /** Origin (`http://192.168.1.7:8000`); undefined when neither the node's address nor an override gives one. */
+  url: string | undefined;
+  /** The node's address (host part), when known. */
+  address: string | undefined;
+}
+
+export type LocalBackend = LocalBackendConfig & { url: string };
+export type CloudBackend = CloudBackendConfig & { apiKey: string };
+
+export interface LabConfig {
+  readonly file: string;
+  readonly lab: LabConfigFile['lab'];
+  readonly nats: LabConfigFile['nats'];
+  readonly gateway: LabConfigFile['gateway'];
+  readonly nodes: LabConfigFile['nodes'];
+  /** Every service of every node, addresses resolved and environment overrides applied. */
+  readonly services: readonly LabService[];
+  /** Backends that can be used: local ones with an address, cloud ones with a key. */
+  readonly backends: { vllm?: LocalBackend; ollama?: LocalBackend; openai?: CloudBackend; anthropic?: CloudBackend };
+  readonly aliases: Readonly<Record<string, readonly string[]>>;
+  readonly discoveryIntervalMs: number;
+  readonly media: LabConfigFile['media'];
+  /** What is left unconfigured and why, for one line each at start. */
+  readonly notConfigured: readonly string[];
+}
+
+const check = TypeCompiler.Compile(LabConfigSchema);
+
+/** Kinds whose address and secrets the environment can override (`<KIND>_URL`, `<KIND>_API_KEY`, …). */
+const ENV_KINDS: ServiceKind[] = ['vllm', 'ollama', 'sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich', 'proxmox'];
+
+export interface LoadConfigOptions {
+  /** Path of the YAML; default `HOMELAB_CONFIG`, then the seed's lab. */
+  file?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Reads, validates and resolves the lab's config. Throws ConfigError naming the file and the field. */
+export function loadConfig(options: LoadConfigOptions = {}): LabConfig {
+  const env = options.env ?? process.env;
+  const file = options.file ?? (env['HOMELAB_CONFIG'] || DEFAULT_CONFIG_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, file: string, env: Record<string, string | undefined> = {}): LabConfig {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new ConfigError(file, undefined, `invalid YAML at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`);
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const withDefaults = Value.Default(LabConfigSchema, structuredClone(raw));
+  if (!check.Check(withDefaults)) {
+    const first = check.Errors(withDefaults).First()!;
+    const field = first.path.split('/').slice(1).join('.') || undefined;
+    // TypeBox reports an extra key at its own path: say it the way a person reads it.
+    throw new ConfigError(file, field, first.message === 'Unexpected property' ? 'unknown key' : first.message);
+  }
+  return resolve(withDefaults, file, env);
+}
+
+function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | undefined>): LabConfig {
+  const notConfigured: string[] = [];
+  const nodes = structuredClone(cfg.nodes);
+  const services: LabService[] = [];
+  for (const [nodeName, node] of Object.entries(nodes)) {
+    for (const [name, svc] of Object.entries(node.services ?? {})) {
+      const scheme = svc.scheme ?? (svc.kind === 'proxmox' ? 'https' : 'http');
+      const url = svc.url ?? (node.address ? `${scheme}://${hostPort(node.address, svc.port)}` : undefined);
+      services.push({ ...svc, node: nodeName, name, url, address: node.address });
+    }
+  }
+  for (const kind of ENV_KINDS) {
+    const prefix = kind.toUpperCase();
+    const url = env[`${prefix}_URL`];
+    let svc = services.find((s) => s.kind === kind);
+    if (url !== undefined && url !== '' && !svc) {
+      const port = Number(new URL(url).port) || 80;
+      svc = { kind, port, node: 'env', name: kind, url: undefined, address: undefined };
+      services.push(svc);
+    }
+    if (!svc) continue;
+    if (url !== undefined) svc.url = url === '' ? undefined : stripSlash(url);
+    if (url) svc.address = new URL(url).hostname;
+    const apiKey = env[`${prefix}_API_KEY`];
+    if (apiKey) svc.apiKey = apiKey;
+    const username = env[`${prefix}_USERNAME`];
+    if (username) svc.username = username;
+    const password = env[`${prefix}_PASSWORD`];
+    if (password) svc.password = password;
+  }
+
+  const backends: LabConfig['backends'] = {};
+  for (const provider of ['vllm', 'ollama'] as const) {
+    const b = cfg.inference[provider];
+    if (!b) { notConfigured.push(`${provider}: not in inference config`); continue; }
+    const [node, name] = b.service.split('/');
+    const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
+    if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
+    if (!svc.url || svc.planned) { notConfigured.push(`${provider}: ${b.service} has no address`); continue; }
+    backends[provider] = { ...b, url: svc.url };
+  }
+  const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
+  for (const provider of ['openai', 'anthropic'] as const) {
+    const b = cfg.inference[provider];
+    const prefix = cloudEnv[provider];
+    const apiKey = env[`${prefix}_API_KEY`] || b?.apiKey;
+    if (!b) { notConfigured.push(`${provider}: not in inference config`); continue; }
+    if (!apiKey) { notConfigured.push(`${provider}: no API key (${prefix}_API_KEY)`); continue; }
+    backends[provider] = { ...b, apiKey, baseURL: stripSlash(env[`${prefix}_BASE_URL`] || b.baseURL) };
+  }
+  for (const [alias, candidates] of Object.entries(cfg.inference.aliases)) {
+    if (/^(vllm|ollama|openai|anthropic)\//.test(alias)) throw new ConfigError(file, `inference.aliases.${alias}`, 'an alias cannot start with a provider prefix');
+    void candidates;
+  }
+
+  const media = { ...cfg.media };
+  if (env['MEDIA_PATHS'] !== undefined) media.paths = env['MEDIA_PATHS'].split(',').map((p) => p.trim()).filter(Boolean);
+
+  return deepFreeze({
+    file,
+    lab: cfg.lab,
+    nats: { ...cfg.nats, url: env['NATS_URL'] || cfg.nats.url },
+    gateway: { ...cfg.gateway, ...(env['PORT'] && { port: parsePort(env['PORT'], file) }) },
+    nodes,
+    services,
+    backends,
+    aliases: cfg.inference.aliases,
+    discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
+    media,
+    notConfigured,
+  });
+}
+
+function parsePort(value: string, file: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, 'PORT (environment)', `not a port: ${value}`);
+  return port;
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function stripSlash(url: string): string {
+  return url.endsWith('/') ? url.slice(0, -1) : url;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A copy of the config safe to log: every secret replaced. */
+export function redactConfig(config: LabConfig): unknown {
+  return JSON.parse(JSON.stringify(config, (key, value: unknown) => (/^(apiKey|password|token|secret)$/i.test(key) && value ? '[redacted]' : value)));
+}

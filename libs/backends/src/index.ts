@@ -4,3 +4,4 @@ export * from './vllm/index.ts';
 export * from './openai/index.ts';
 export * from './ollama/index.ts';
 export * from './anthropic/index.ts';
+export * from './worker.ts';

@@ -77,7 +77,7 @@ describe('nats.conf permissions', () => {
   it('lets scripts make requests but not publish events or impersonate a worker', async () => {
     await using router = await connectAs(nats, 'router');
     await ensureStreams(router);
-    router.subscribe('inference.models', { callback: (_e, m) => m.respond(enc.encode('{"object":"list","data":[]}')) });
+    router.subscribe('inference.models', { callback: (_e, m) => { m.respond(enc.encode('{"object":"list","data":[]}')); } });
     await router.flush();
 
     await using scripts = await connectAs(nats, 'scripts');
@@ -141,7 +141,7 @@ describe('connectBus', () => {
   it('reconnects after the server restarts and keeps serving its subscriptions', async () => {
     const statuses: boolean[] = [];
     const nc = await connectBus({ servers: nats.url, name: 'router', log: quiet, user: 'router', password: nats.passwords.router, onStatus: (c) => statuses.push(c) });
-    nc.subscribe('inference.models', { queue: 'router', callback: (_e, m) => m.respond(enc.encode('pong')) });
+    nc.subscribe('inference.models', { queue: 'router', callback: (_e, m) => { m.respond(enc.encode('pong')); } });
     await nc.flush();
     await nats.restart({ downMs: 300 });
     await using client = await connectAs(nats, 'scripts');

@@ -8,3 +8,4 @@ export * from './events.ts';
 export * from './requester.ts';
 export { type Msg, type NatsConnection } from '@nats-io/transport-node';
 export * from './credentials.ts';
+export * from './run.ts';

@@ -1,6 +1,6 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { GatewayError, parseRetryAfter } from '@homelab/bus';
-import { streamErrorToGatewayError } from './chat.ts';
+import { fromAnthropicStreamError } from './chat.ts';
 
 export interface AnthropicClientOptions {
   /** An origin, as the SDK reads `ANTHROPIC_BASE_URL` (default https://api.anthropic.com). */
@@ -39,7 +39,7 @@ export function mapAnthropicError(err: unknown, signal?: AbortSignal, contentSen
     const options = { cause: err, contentSent };
     const status = err.status;
     // An `error` event in the stream: no HTTP status, only Anthropic's error type.
-    if (status === undefined) return streamErrorToGatewayError({ type: err.type ?? 'api_error', message }, contentSent);
+    if (status === undefined) return fromAnthropicStreamError({ type: err.type ?? 'api_error', message }, contentSent);
     if (status === 429) {
       return new GatewayError('rate_limited', `anthropic rate limit: ${message}`, { ...options, retryAfterMs: parseRetryAfter(err.headers?.get('retry-after')) });
     }

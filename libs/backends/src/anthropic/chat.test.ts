@@ -2,7 +2,7 @@ import type { Message, StopReason } from '@anthropic-ai/sdk/resources/messages';
 import { GatewayError } from '@homelab/bus';
 import { describe, expect, it } from 'vitest';
 import type { ChatChunk, ChatRequest } from '../types.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, toFinishReason, type AnthropicStreamEvent } from './chat.ts';
+import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, fromAnthropicStopReason, type AnthropicStreamEvent } from './chat.ts';
 
 const MODEL = 'claude-haiku-4-5';
 
@@ -277,7 +277,7 @@ describe('fromAnthropicMessage', () => {
       ['end_turn', 'stop'], ['stop_sequence', 'stop'], ['pause_turn', 'stop'], [null, 'stop'], ['max_tokens', 'length'],
       ['model_context_window_exceeded', 'length'], ['tool_use', 'tool_calls'], ['refusal', 'content_filter'],
     ];
-    for (const [reason, finish] of table) expect([reason, toFinishReason(reason)]).toEqual([reason, finish]);
+    for (const [reason, finish] of table) expect([reason, fromAnthropicStopReason(reason)]).toEqual([reason, finish]);
   });
 });
 

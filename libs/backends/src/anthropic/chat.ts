@@ -25,7 +25,7 @@ export type AnthropicStreamEvent =
   | { type: 'ping' }
   | { type: 'error'; error: { type: string; message: string } };
 
-export type ChatCompletionMessageWithReasoning = OpenAI.Chat.Completions.ChatCompletionMessage & { reasoning_content?: string };
+type ChatCompletionMessageWithReasoning = OpenAI.Chat.Completions.ChatCompletionMessage & { reasoning_content?: string };
 
 export interface ToAnthropicOptions {
   /** `max_tokens` is required by Anthropic; used when the client sets neither max field. Default 4096. */
@@ -33,7 +33,7 @@ export interface ToAnthropicOptions {
 }
 
 /** Anthropic's `budget_tokens` per OpenAI `reasoning_effort` (Anthropic's minimum budget is 1024). */
-export const THINKING_BUDGETS: Record<string, number> = { minimal: 1024, low: 1024, medium: 4096, high: 16384, xhigh: 32768, max: 32768 };
+export const ANTHROPIC_THINKING_BUDGETS: Record<string, number> = { minimal: 1024, low: 1024, medium: 4096, high: 16384, xhigh: 32768, max: 32768 };
 
 type Turn = { role: 'user' | 'assistant'; content: ContentBlockParam[] };
 type TextParts = string | ReadonlyArray<{ type: string; text?: string; refusal?: string }>;
@@ -52,7 +52,7 @@ export function toAnthropicRequest(request: ChatRequest, options: ToAnthropicOpt
   if (format?.type === 'json_object' || format?.type === 'json_schema') system.push(jsonInstruction(format));
 
   let maxTokens = request.max_completion_tokens ?? request.max_tokens ?? options.defaultMaxTokens ?? 4096;
-  const budget = request.reasoning_effort ? THINKING_BUDGETS[request.reasoning_effort] : undefined;
+  const budget = request.reasoning_effort ? ANTHROPIC_THINKING_BUDGETS[request.reasoning_effort] : undefined;
   // Thinking tokens count towards max_tokens, which must exceed the budget: keep the
   // requested room for the answer on top of the budget rather than starve either.
   if (budget !== undefined && maxTokens <= budget) maxTokens += budget;
@@ -197,7 +197,7 @@ function invalid(message: string, param: string): GatewayError {
   return new GatewayError('invalid_request', message, { param });
 }
 
-export function toFinishReason(reason: StopReason | null): FinishReason {
+export function fromAnthropicStopReason(reason: StopReason | null): FinishReason {
   switch (reason) {
     case 'max_tokens':
     case 'model_context_window_exceeded':
@@ -220,7 +220,7 @@ interface AnthropicUsage {
 }
 
 /** Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt_tokens includes them. */
-export function toOpenAIUsage(usage: AnthropicUsage): ChatUsage {
+export function fromAnthropicUsage(usage: AnthropicUsage): ChatUsage {
   const cacheRead = usage.cache_read_input_tokens ?? 0;
   const cacheWrite = usage.cache_creation_input_tokens ?? 0;
   const prompt = (usage.input_tokens ?? 0) + cacheRead + cacheWrite;
@@ -255,13 +255,13 @@ export function fromAnthropicMessage(message: Message, created = Math.floor(Date
     object: 'chat.completion',
     created,
     model: message.model,
-    choices: [{ index: 0, message: out, finish_reason: toFinishReason(message.stop_reason), logprobs: null }],
-    usage: toOpenAIUsage(message.usage),
+    choices: [{ index: 0, message: out, finish_reason: fromAnthropicStopReason(message.stop_reason), logprobs: null }],
+    usage: fromAnthropicUsage(message.usage),
   };
 }
 
 /** The GatewayError for an `error` event in the middle of a stream. */
-export function streamErrorToGatewayError(error: { type: string; message: string }, contentSent = false): GatewayError {
+export function fromAnthropicStreamError(error: { type: string; message: string }, contentSent = false): GatewayError {
   const message = `anthropic: ${error.message}`;
   if (error.type === 'overloaded_error') return new GatewayError('backend_unavailable', message, { contentSent });
   if (error.type === 'rate_limit_error') return new GatewayError('rate_limited', message, { contentSent });
@@ -330,13 +330,13 @@ export class AnthropicChatStream {
           cache_creation_input_tokens: u.cache_creation_input_tokens ?? this.#usage.cache_creation_input_tokens,
           output_tokens_details: u.output_tokens_details ?? this.#usage.output_tokens_details ?? null,
         };
-        return this.#chunk({}, toFinishReason(event.delta.stop_reason));
+        return this.#chunk({}, fromAnthropicStopReason(event.delta.stop_reason));
       }
       case 'message_stop':
         this.#done = true;
-        return { id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [], usage: toOpenAIUsage(this.#usage) };
+        return { id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [], usage: fromAnthropicUsage(this.#usage) };
       case 'error':
-        throw streamErrorToGatewayError(event.error);
+        throw fromAnthropicStreamError(event.error);
       default: // content_block_stop, ping, and event types added later
         return undefined;
     }

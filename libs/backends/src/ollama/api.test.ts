@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '@homelab/bus';
 import { simText, startOllamaSimulator, startSimServer, type OllamaSimulator } from '@homelab/simulators';
 import type { ChatCall, ChatChunk, ChatRequest, ChatStreamStats } from '../types.ts';
+import { readNdjson } from './api.ts';
 import { createOllamaBackend } from './index.ts';
 
 const weatherTool = {
@@ -44,6 +45,26 @@ async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
   }
   throw new Error('expected a rejection');
 }
+
+describe('readNdjson', () => {
+  it('joins lines split across network chunks, multi-byte characters included', async () => {
+    const bytes = new TextEncoder().encode('{"a":"caf\u00e9"}\n\n{"b":[1,\n2]}');
+    const parts = [bytes.slice(0, 3), bytes.slice(3, 10), bytes.slice(10, 13), bytes.slice(13)];
+    const body = new ReadableStream<Uint8Array>({ start(c) { for (const p of parts) c.enqueue(p); c.close(); } });
+    const response = new Response(body, { headers: { 'content-type': 'application/x-ndjson' } });
+    const seen: unknown[] = [];
+    const err = await rejection((async () => { for await (const line of readNdjson(response, new AbortController().signal)) seen.push(line); })());
+    expect(seen).toEqual([{ a: 'café' }]);
+    expect(err).toMatchObject({ code: 'backend_error', message: 'ollama: malformed stream line: {"b":[1,' });
+  });
+
+  it('reads a last line without a newline', async () => {
+    const response = new Response('{"done":false}\n{"done":true}', { headers: { 'content-type': 'application/x-ndjson' } });
+    const seen: unknown[] = [];
+    for await (const line of readNdjson(response, new AbortController().signal)) seen.push(line);
+    expect(seen).toEqual([{ done: false }, { done: true }]);
+  });
+});
 
 describe('Ollama backend against the simulator', () => {
   let sim: OllamaSimulator;
@@ -198,6 +219,11 @@ describe('Ollama backend against the simulator', () => {
     it('says so when a proxy answers with HTML', async () => {
       let status = 502;
       const proxy = await startSimServer({}, (_req, res) => {
+        if (status === 0) {
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          res.end('{"model":"llama3.2","message":{"role":"assistant","content":"The"},"done":false}\n');
+          return;
+        }
         res.writeHead(status, { 'content-type': 'text/html' });
         res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
       });
@@ -209,6 +235,8 @@ describe('Ollama backend against the simulator', () => {
         status = 200;
         expect(await rejection(collect(behindProxy.chatStream(call({}), {})))).toMatchObject({ code: 'backend_error', message: 'ollama answered HTTP 200 with a non-JSON body (text/html)' });
         expect(await rejection(behindProxy.listModels(new AbortController().signal))).toMatchObject({ code: 'backend_error', message: expect.stringMatching(/non-JSON body/) });
+        status = 0; // a stream that ends without its final line
+        expect(await rejection(collect(behindProxy.chatStream(call({}), {})))).toMatchObject({ code: 'backend_error', message: 'ollama: stream ended before the final line' });
       } finally {
         await proxy.close();
       }
@@ -265,7 +293,7 @@ describe('Ollama backend against the simulator', () => {
 });
 
 describe('Ollama backend and cold loads', () => {
-  it('reports a cold load in stats.loadMs, then none once loaded', async () => {
+  it('reports a cold load in stats.loadMs, then only the short wait once loaded', async () => {
     await using sim = await startOllamaSimulator({ models: ['llama3.2'], loaded: [], coldLoadMs: 300, tokens: 3 });
     const backend = createOllamaBackend({ url: sim.url });
     expect(sim.loadedModels()).toEqual([]);

@@ -19,7 +19,9 @@ describe('toBackendError', () => {
 
   it('maps statuses to the error table', () => {
     expect(toBackendError(statusError(422, { error: { message: 'bad field', param: 'temperature' } }), 'vllm')).toMatchObject({ code: 'invalid_request', message: 'bad field', param: 'temperature', retryable: false });
-    expect(toBackendError(statusError(403, { error: { message: 'key sk-abc is not allowed' } }), 'openai')).toMatchObject({ code: 'unauthorized', message: "openai rejected the gateway's API key (403)", cause: undefined });
+    const forbidden = toBackendError(statusError(403, { error: { message: 'key sk-abc is not allowed' } }), 'openai');
+    expect(forbidden).toMatchObject({ code: 'unauthorized', message: "openai rejected the gateway's API key (403)" });
+    expect(forbidden.cause).toBeUndefined();
     expect(toBackendError(statusError(404, { error: { message: 'no such model' } }), 'vllm')).toMatchObject({ code: 'model_not_found', message: 'vllm: no such model' });
     expect(toBackendError(statusError(504, { error: { message: 'upstream timeout' } }), 'vllm')).toMatchObject({ code: 'backend_error', status: 504 });
     expect(toBackendError(statusError(409, { error: { message: 'conflict' } }), 'vllm')).toMatchObject({ code: 'invalid_request', retryable: false });

@@ -1,0 +1,89 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ConfigError, loadConfig, type LabConfig } from '@homelab/config';
+import { createLogger, type Logger } from '@homelab/logging';
+import { busCredentialsFromEnv, connectBus } from './connect.ts';
+import { ensureStreams, EventPublisher } from './events.ts';
+import { MicroService } from './service.ts';
+
+export interface ServiceContext {
+  config: LabConfig;
+  log: Logger;
+  nc: NatsConnection;
+  /** This process's `$SRV` registration: add endpoints to it. */
+  service: MicroService;
+  events: EventPublisher;
+}
+
+export interface RunServiceOptions {
+  name: string;
+  version?: string;
+  description: string;
+  /** Wires the service; returns what to do on shutdown, before the connection drains. */
+  start(ctx: ServiceContext): Promise<(() => Promise<void> | void) | void>;
+  /** Runs before NATS is connected (e.g. an HTTP server whose /healthz answers while NATS is down). */
+  beforeConnect?(ctx: Pick<ServiceContext, 'config' | 'log'>): Promise<void> | void;
+  onConnectionChange?(connected: boolean): void;
+}
+
+const VERSION = '0.1.0';
+
+/**
+ * Every service's main: load and validate config (exit 1 naming the file and field), connect
+ * (retrying while NATS is unreachable), register on `$SRV`, ensure the event streams, then on
+ * SIGTERM or SIGINT stop taking work, let the service finish what is in flight, drain, exit 0.
+ */
+export async function runService(options: RunServiceOptions): Promise<void> {
+  const log = createLogger({ service: options.name });
+  let config: LabConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal({ file: err.file, field: err.field }, err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  for (const line of config.notConfigured) log.info(`not configured: ${line}`);
+
+  let shuttingDown = false;
+  // Filled in as start-up proceeds; a signal may arrive at any point of it.
+  const running: { nc?: NatsConnection; service?: MicroService; onStop?: (() => Promise<void> | void) | void } = {};
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); process.exit(1); }, 30_000);
+    force.unref();
+    try {
+      await running.service?.stop();
+      await running.onStop?.();
+      if (running.nc && !running.nc.isClosed()) await running.nc.drain();
+    } catch (err) {
+      log.error({ err }, 'error while shutting down');
+    }
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  await options.beforeConnect?.({ config, log });
+  const nc = await connectBus({
+    servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
+    ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
+  });
+  await ensureStreams(nc, { replicas: config.nats.replicas });
+  running.nc = nc;
+  const service = new MicroService(nc, { name: options.name, version: options.version ?? VERSION, description: options.description }, log);
+  running.service = service;
+  running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc) });
+  log.info('started');
+}
+
+/** `runService(...).catch(exitOnError(log))`: a failure at start is logged and ends the process with 1. */
+export function exitOnStartFailure(name: string): (err: unknown) => never {
+  return (err: unknown) => {
+    createLogger({ service: name }).fatal({ err }, 'failed to start');
+    process.exit(1);
+  };
+}

@@ -1,0 +1,79 @@
+import { WorkerModelsReply, validator, workerSubject, type ModelEntry, type ModelList, type NatsConnection } from '@homelab/bus';
+import type { LabConfig } from '@homelab/config';
+import type { Logger } from '@homelab/logging';
+import { PROVIDERS, type ModelView, type Provider } from './resolve.ts';
+
+const checkReply = validator(WorkerModelsReply);
+
+interface Served { id: string; created?: number; loaded?: boolean }
+
+/**
+ * What each backend serves now, asked of its workers (`worker.<provider>.models`) on an interval.
+ * The router never talks HTTP to a backend itself: the workers do, next to it.
+ */
+export class ModelCatalog implements ModelView {
+  readonly #served = new Map<Provider, Served[]>();
+  readonly #nc: NatsConnection;
+  readonly #config: LabConfig;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #warned = new Set<Provider>();
+
+  constructor(nc: NatsConnection, config: LabConfig, log: Logger) {
+    this.#nc = nc;
+    this.#config = config;
+    this.#log = log;
+  }
+
+  served(provider: Provider): readonly Served[] | undefined {
+    return this.#served.get(provider);
+  }
+
+  start(): void {
+    void this.refresh();
+    this.#timer = setInterval(() => void this.refresh(), this.#config.discoveryIntervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  async refresh(): Promise<void> {
+    await Promise.all(PROVIDERS.filter((p) => this.#config.backends[p]).map((p) => this.#refreshOne(p)));
+  }
+
+  async #refreshOne(provider: Provider): Promise<void> {
+    try {
+      const reply = await this.#nc.request(workerSubject(provider, 'models'), undefined, { timeout: 5000 });
+      if (reply.headers?.get('Nats-Service-Error-Code')) throw new Error(reply.headers.get('Nats-Service-Error'));
+      const parsed = checkReply.parse(JSON.parse(reply.string()));
+      this.#served.set(provider, parsed.models);
+      this.#warned.delete(provider);
+    } catch (err) {
+      // Keep the last known list: a worker restarting is not a backend losing its models.
+      if (!this.#warned.has(provider)) this.#log.warn({ provider, err: (err as Error).message }, 'model discovery failed');
+      this.#warned.add(provider);
+      if ((err as { name?: string }).name === 'NoRespondersError' || /no responders/i.test(String((err as Error).message))) this.#served.delete(provider);
+    }
+  }
+
+  /** `GET /v1/models`: discovered local models, configured cloud models and aliases. */
+  list(): ModelList {
+    const now = Math.floor(Date.now() / 1000);
+    const data: (ModelEntry & Record<string, unknown>)[] = [];
+    const seen = new Set<string>();
+    const add = (entry: ModelEntry & Record<string, unknown>): void => { if (!seen.has(entry.id)) { seen.add(entry.id); data.push(entry); } };
+    for (const provider of PROVIDERS) {
+      const backend = this.#config.backends[provider];
+      if (!backend) continue;
+      const served: readonly Served[] = this.#served.get(provider) ?? ('models' in backend ? backend.models.map((id) => ({ id })) : []);
+      for (const m of served) add({ id: m.id, object: 'model', created: m.created ?? now, owned_by: provider, ...(m.loaded !== undefined && { loaded: m.loaded }) });
+    }
+    for (const [alias, candidates] of Object.entries(this.#config.aliases)) {
+      const first = candidates.find((c) => this.#config.backends[c.split('/')[0] as Provider]);
+      add({ id: alias, object: 'model', created: now, owned_by: first ? first.split('/')[0]! : 'homelab', alias_of: candidates });
+    }
+    return { object: 'list', data };
+  }
+}

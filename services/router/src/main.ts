@@ -1,0 +1,33 @@
+import { GatewayError, H, Subjects, exitOnStartFailure, respondJson, runService } from '@homelab/bus';
+import { ModelCatalog } from './catalog.ts';
+import { Dispatcher } from './dispatch.ts';
+
+
+await runService({
+  name: 'router',
+  description: 'Decides which backend serves each inference request and hands it to that backend\'s workers',
+  async start({ nc, log, config, service, events }) {
+    const catalog = new ModelCatalog(nc, config, log);
+    catalog.start();
+    const dispatcher = new Dispatcher({ nc, log, config, models: catalog, events });
+    const cancels = nc.subscribe(Subjects.cancel.subject, {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(H.requestId);
+        if (id && !msg.headers?.get(H.attempt)) dispatcher.cancel(id);
+      },
+    });
+    service.addEndpoint('chat', { subject: Subjects.chatCompletions.subject, queue: 'router', schema: Subjects.chatCompletions.schema, handler: ({ msg, payload }) => dispatcher.chat(msg, payload) });
+    service.addEndpoint('embeddings', { subject: Subjects.embeddings.subject, queue: 'router', schema: Subjects.embeddings.schema, handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload) });
+    service.addEndpoint('models', {
+      subject: Subjects.models.subject, queue: 'router', schema: Subjects.models.schema,
+      handler: ({ msg, payload }) => {
+        const list = catalog.list();
+        if (!payload?.id) return respondJson(msg, list);
+        const model = list.data.find((m) => m.id === payload.id) ?? (payload.id.includes('/') ? list.data.find((m) => `${m.owned_by}/${m.id}` === payload.id) : undefined);
+        if (!model) throw new GatewayError('model_not_found', `The model '${payload.id}' does not exist`, { param: 'model' });
+        respondJson(msg, model);
+      },
+    });
+    return () => { catalog.stop(); cancels.unsubscribe(); };
+  },
+}).catch(exitOnStartFailure('router'));

@@ -60,15 +60,15 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     return { requestId, attempt, controller, done: () => { clearTimeout(total); if (inFlight.get(requestId)?.controller === controller) inFlight.delete(requestId); } };
   };
 
-  service.addEndpoint('chat', {
+  service.addEndpoint(`${provider}-chat`, {
     subject: workerSubject(provider, 'chat'), queue, schema: null,
     handler: ({ msg }) => handleChat(msg),
   });
-  service.addEndpoint('embeddings', {
+  service.addEndpoint(`${provider}-embeddings`, {
     subject: workerSubject(provider, 'embeddings'), queue, schema: null,
     handler: ({ msg }) => handleEmbeddings(msg),
   });
-  service.addEndpoint('models', {
+  service.addEndpoint(`${provider}-models`, {
     subject: workerSubject(provider, 'models'), queue, schema: null,
     handler: async ({ msg }) => {
       const models = await backend.listModels(AbortSignal.timeout(5000));

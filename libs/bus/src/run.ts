@@ -23,6 +23,8 @@ export interface RunServiceOptions {
   /** Runs before NATS is connected (e.g. an HTTP server whose /healthz answers while NATS is down). */
   beforeConnect?(ctx: Pick<ServiceContext, 'config' | 'log'>): Promise<void> | void;
   onConnectionChange?(connected: boolean): void;
+  /** Whether the service publishes or consumes events: then it makes sure the streams exist (default true). */
+  usesEvents?: boolean;
 }
 
 const VERSION = '0.1.0';
@@ -72,7 +74,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
     ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
   });
-  await ensureStreams(nc, { replicas: config.nats.replicas });
+  if (options.usesEvents ?? true) await ensureStreams(nc, { replicas: config.nats.replicas });
   running.nc = nc;
   const service = new MicroService(nc, { name: options.name, version: options.version ?? VERSION, description: options.description }, log);
   running.service = service;

@@ -30,7 +30,7 @@ export interface LabService extends Omit<ServiceConfig, 'url'> {
   address: string | undefined;
 }
 
-export type LocalBackend = LocalBackendConfig & { url: string };
+export type LocalBackend = LocalBackendConfig & { url: string; apiKey?: string };
 export type CloudBackend = CloudBackendConfig & { apiKey: string };
 
 export interface LabConfig {
@@ -130,7 +130,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
     if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
     if (!svc.url || svc.planned) { notConfigured.push(`${provider}: ${b.service} has no address`); continue; }
-    backends[provider] = { ...b, url: svc.url };
+    backends[provider] = { ...b, url: svc.url, ...(svc.apiKey && { apiKey: svc.apiKey }) };
   }
   const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
   for (const provider of ['openai', 'anthropic'] as const) {

@@ -69,7 +69,7 @@ export class Dispatcher {
     for (const candidate of candidates) {
       if (this.#cancelled.has(requestId)) return;
       attempt++;
-      const reason = [...route, candidate.provider].join(' → ');
+      const reason = [...route, candidate.provider].join(' > ');
       const headers = this.#workerHeaders({ requestId, traceparent, replyTo: msg.reply, candidate, requestedModel, attempt, reason, receivedAt });
       const timeout = firstTokenTimeout(config, candidate.provider);
       try {
@@ -101,11 +101,11 @@ export class Dispatcher {
     const h = createHeaders();
     h.set(H.requestId, requestId);
     h.set(H.attempt, String(attempt));
-    h.set(H.routeReason, route.join(' → '));
+    h.set(H.routeReason, route.join(' > '));
     respondError(msg, finalError, h);
     void this.#deps.events.publish('inferenceCompleted', {
       requestId, operation, stream, requestedModel, status: 'error', httpStatus: finalError.status, errorType: finalError.code, attempts: attempt,
-      routeReason: route.join(' → '), latencyMs: nowMs() - receivedAt, finishedAt: new Date().toISOString(),
+      routeReason: route.join(' > '), latencyMs: nowMs() - receivedAt, finishedAt: new Date().toISOString(),
       ...(traceIdOf(traceparent) && { traceId: traceIdOf(traceparent)! }),
       ...(candidates.at(-1) && { backend: candidates.at(-1)!.provider, model: candidates.at(-1)!.model }),
     }, { msgId: `${requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId, err: (err as Error).message }, 'could not store inference.completed'));

@@ -1,0 +1,208 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import {
+  GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, requestStream, type Msg, type MsgHeaders,
+  type NatsConnection, type ReplyMux,
+} from '@homelab/bus';
+import type { LabConfig } from '@homelab/config';
+import type { Logger } from '@homelab/logging';
+
+/** What the ingress needs of the bus; filled in once NATS is connected. */
+export interface IngressBus {
+  nc?: NatsConnection;
+  mux?: ReplyMux;
+  connected: boolean;
+  /** Set when shutting down: /readyz answers 503 first, so load balancers stop sending. */
+  draining: boolean;
+}
+
+export interface IngressDeps {
+  config: LabConfig;
+  log: Logger;
+  bus: IngressBus;
+}
+
+const REQUEST_ID = /^[\w.:@/-]{1,128}$/;
+const SSE_DATA = Buffer.from('data: ');
+const SSE_END = Buffer.from('\n\n');
+const SSE_DONE = Buffer.from('data: [DONE]\n\n');
+
+/**
+ * The OpenAI-compatible HTTP edge. It is a thin adapter onto the NATS API that scripts use too
+ * (docs/subjects.md): the body is passed on as bytes, unparsed; the router parses and validates
+ * it once, and the answer comes back from the worker as bytes that go to the client unchanged.
+ */
+export function buildApp({ config, log, bus }: IngressDeps): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.gateway.bodyLimitBytes,
+    routerOptions: { maxParamLength: 512 },
+    requestIdHeader: false,
+    genReqId: () => '',
+    return503OnClosing: true,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
+
+  const timeouts = streamTimeouts(config);
+  let inFlight = 0;
+  app.decorate('inFlight', () => inFlight);
+
+  // Bodies stay bytes: whether they are JSON, and valid, is the router's to say, for HTTP and NATS alike.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
+    let error: GatewayError;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') error = new GatewayError('body_too_large', `request body is larger than ${config.gateway.bodyLimitBytes} bytes`);
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) error = new GatewayError('invalid_request', err.message);
+    else {
+      log.error({ err, url: request.url }, 'ingress error');
+      error = new GatewayError('internal_error', 'internal error');
+    }
+    sendError(reply, error, requestIdOf(request));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new GatewayError('not_found', `Unknown request URL: ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`), requestIdOf(request));
+  });
+
+  app.get('/healthz', async (request, reply) => {
+    reply.header('x-request-id', requestIdOf(request)).send({ status: 'ok' });
+  });
+
+  let routerSeenAt = 0;
+  app.get('/readyz', async (request, reply) => {
+    const checks = { nats: bus.connected, router: false, draining: bus.draining };
+    if (bus.nc && bus.connected) {
+      if (Date.now() - routerSeenAt < 2000) checks.router = true;
+      else {
+        try {
+          await bus.nc.request('$SRV.PING.router', undefined, { timeout: 1000 });
+          routerSeenAt = Date.now();
+          checks.router = true;
+        } catch { /* not ready */ }
+      }
+    }
+    const ready = checks.nats && checks.router && !checks.draining;
+    reply.code(ready ? 200 : 503).header('x-request-id', requestIdOf(request)).send({ status: ready ? 'ready' : 'not ready', ...checks });
+  });
+
+  const forward = (subject: string) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const body = request.body instanceof Buffer ? request.body : Buffer.alloc(0);
+    await relay(request, reply, subject, body);
+  };
+  app.post('/v1/chat/completions', forward(Subjects.chatCompletions.subject));
+  app.post('/v1/embeddings', forward(Subjects.embeddings.subject));
+  app.get('/v1/models', (request, reply) => relay(request, reply, Subjects.models.subject, Buffer.alloc(0)));
+  app.get('/v1/models/*', (request, reply) => {
+    const id = decodeURIComponent((request.params as { '*': string })['*']);
+    return relay(request, reply, Subjects.models.subject, Buffer.from(JSON.stringify({ id })));
+  });
+  app.get('/status', (request, reply) => relay(request, reply, 'health.status', Buffer.alloc(0)));
+
+  /** Sends a request on the bus and writes the answer: one JSON, or an SSE stream of chunks. */
+  async function relay(request: FastifyRequest, reply: FastifyReply, subject: string, body: Uint8Array): Promise<void> {
+    const requestId = requestIdOf(request);
+    const { nc, mux } = bus;
+    if (!nc || !mux || !bus.connected) return sendError(reply, new GatewayError('backend_unavailable', 'the gateway is not connected to its message bus yet; retry shortly'), requestId);
+    const started = performance.now();
+    const headers = createHeaders();
+    headers.set(H.requestId, requestId);
+    headers.set(H.traceparent, childTraceparent(request.headers['traceparent'] as string | undefined));
+    const route = request.headers['x-homelab-route'];
+    if (route === 'local-only') headers.set(H.route, 'local-only');
+
+    const controller = new AbortController();
+    const onClose = (): void => { if (!reply.raw.writableFinished) controller.abort(); };
+    reply.raw.once('close', onClose);
+    inFlight++;
+    let streaming = false;
+    try {
+      for await (const msg of requestStream(nc, mux, subject, body, { headers, ...timeouts, signal: controller.signal })) {
+        const frame = msg.headers?.get(H.stream);
+        if (!streaming) {
+          const error = errorFromReply(msg.headers, msg.data);
+          if (error) return sendError(reply, error, requestId, msg);
+          if (frame !== 'chunk') {
+            // A single answer: the worker's bytes go to the client as they are.
+            answerHeaders(reply, msg.headers, requestId, started);
+            reply.code(200).header('content-type', 'application/json').send(asBuffer(msg.data));
+            return;
+          }
+          streaming = true;
+          answerHeaders(reply, msg.headers, requestId, started);
+          reply.hijack();
+          reply.raw.writeHead(200, {
+            ...(reply.getHeaders() as Record<string, string>),
+            'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no',
+          });
+        }
+        if (frame === 'chunk') {
+          if (msg.data.length > 0) reply.raw.write(Buffer.concat([SSE_DATA, asBuffer(msg.data), SSE_END]));
+        } else if (frame === 'end') {
+          reply.raw.end(SSE_DONE);
+        } else {
+          // An error after content was sent: say so explicitly in OpenAI's shape; no [DONE], the answer is cut.
+          reply.raw.end(Buffer.concat([SSE_DATA, asBuffer(msg.data), SSE_END]));
+        }
+      }
+    } catch (err) {
+      const error = err instanceof GatewayError ? err : new GatewayError('internal_error', 'internal error', { cause: err });
+      if (error.code === 'internal_error') log.error({ err, requestId }, 'relay failed');
+      if (controller.signal.aborted) { if (!reply.raw.destroyed) reply.raw.destroy(); return; }
+      if (!streaming) return sendError(reply, error, requestId);
+      if (!reply.raw.writableEnded) reply.raw.end(Buffer.concat([SSE_DATA, Buffer.from(JSON.stringify(error.toOpenAI())), SSE_END]));
+    } finally {
+      inFlight--;
+      reply.raw.off('close', onClose);
+    }
+  }
+
+  return app;
+}
+
+function requestIdOf(request: FastifyRequest): string {
+  const cached = (request as FastifyRequest & { homelabRequestId?: string }).homelabRequestId;
+  if (cached) return cached;
+  const given = request.headers['x-request-id'];
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : newRequestId();
+  (request as FastifyRequest & { homelabRequestId?: string }).homelabRequestId = id;
+  return id;
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function answerHeaders(reply: FastifyReply, headers: MsgHeaders | undefined, requestId: string, started: number): void {
+  reply.header('x-request-id', requestId);
+  if (!headers) return;
+  const backend = headers.get(H.backend);
+  if (backend) reply.header('x-homelab-backend', backend);
+  const model = headers.get(H.model);
+  if (model) reply.header('x-homelab-model', model);
+  const attempt = headers.get(H.attempt);
+  if (attempt) reply.header('x-homelab-attempts', attempt);
+  const reason = headers.get(H.routeReason);
+  if (reason) reply.header('x-homelab-route-reason', reason);
+  const backendMs = Number(headers.get(H.backendMs));
+  if (backendMs > 0) reply.header('x-homelab-overhead-ms', Math.max(0, performance.now() - started - backendMs).toFixed(3));
+}
+
+function sendError(reply: FastifyReply, error: GatewayError, requestId: string, msg?: Msg): void {
+  reply.code(error.status).header('x-request-id', requestId).header('content-type', 'application/json');
+  const reason = msg?.headers?.get(H.routeReason);
+  if (reason) reply.header('x-homelab-route-reason', reason);
+  const attempts = msg?.headers?.get(H.attempt);
+  if (attempts) reply.header('x-homelab-attempts', attempts);
+  if (error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+  // The worker's error body is already OpenAI's shape; a rebuilt one is used when there is none.
+  reply.send(msg && msg.data.length > 0 ? asBuffer(msg.data) : JSON.stringify(error.toOpenAI()));
+}
+
+/** How long the ingress waits: long enough for every candidate's first-token timeout, then a margin. */
+export function streamTimeouts(config: LabConfig): { firstMessageTimeoutMs: number; idleTimeoutMs: number } {
+  const backends = Object.values(config.backends);
+  const firstTokens = backends.reduce((sum, b) => sum + b.firstTokenTimeoutMs, 0);
+  const idle = backends.reduce((max, b) => Math.max(max, b.idleTimeoutMs), 30_000);
+  return { firstMessageTimeoutMs: Math.min(firstTokens || 30_000, 900_000) + 5000, idleTimeoutMs: idle + 5000 };
+}

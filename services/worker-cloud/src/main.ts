@@ -1,0 +1,26 @@
+import { exitOnStartFailure, runService } from '@homelab/bus';
+import { createAnthropicBackend, createOpenAIBackend, serveBackend } from '@homelab/backends';
+
+await runService({
+  name: 'worker-cloud',
+  description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) when their keys are configured',
+  async start({ nc, log, config, service, events }) {
+    const stops: (() => Promise<void>)[] = [];
+    const { openai, anthropic } = config.backends;
+    if (openai) {
+      const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs });
+      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai }).stop);
+      log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
+    }
+    if (anthropic) {
+      const backend = createAnthropicBackend({
+        baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, timeoutMs: anthropic.totalTimeoutMs,
+        ...(anthropic.defaultMaxTokens && { defaultMaxTokens: anthropic.defaultMaxTokens }),
+      });
+      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: anthropic }).stop);
+      log.info({ baseURL: anthropic.baseURL, models: anthropic.models }, 'serving anthropic');
+    }
+    if (stops.length === 0) log.warn('no cloud API key configured (OPENAI_API_KEY, ANTHROPIC_API_KEY): serving nothing');
+    return async () => { await Promise.all(stops.map((s) => s())); };
+  },
+}).catch(exitOnStartFailure('worker-cloud'));

@@ -1,0 +1,18 @@
+import { exitOnStartFailure, runService } from '@homelab/bus';
+import { createOllamaBackend, serveBackend } from '@homelab/backends';
+
+await runService({
+  name: 'worker-ollama',
+  description: 'Serves inference requests with the lab\'s Ollama (native /api/chat, translated to OpenAI shapes)',
+  async start({ nc, log, config, service, events }) {
+    const settings = config.backends.ollama;
+    if (!settings) {
+      log.warn('ollama is not configured (no address): serving nothing');
+      return;
+    }
+    const backend = createOllamaBackend({ url: settings.url, ...(settings.keepAlive && { keepAlive: settings.keepAlive }) });
+    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
+    log.info({ url: settings.url }, 'serving ollama');
+    return () => worker.stop();
+  },
+}).catch(exitOnStartFailure('worker-ollama'));

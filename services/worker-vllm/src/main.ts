@@ -1,0 +1,19 @@
+import { exitOnStartFailure, runService } from '@homelab/bus';
+import { createVllmBackend, serveBackend } from '@homelab/backends';
+
+await runService({
+  name: 'worker-vllm',
+  description: 'Serves inference requests with the lab\'s vLLM (OpenAI-compatible server on the AI node)',
+  async start({ nc, log, config, service, events }) {
+    const settings = config.backends.vllm;
+    if (!settings) {
+      // Stay up and discoverable: the router sees no vLLM worker endpoints and skips vLLM.
+      log.warn('vllm is not configured (no address): serving nothing');
+      return;
+    }
+    const backend = createVllmBackend({ url: settings.url, timeoutMs: settings.totalTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
+    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
+    log.info({ url: settings.url }, 'serving vllm');
+    return () => worker.stop();
+  },
+}).catch(exitOnStartFailure('worker-vllm'));

@@ -23,7 +23,8 @@ describe('toBackendError', () => {
     expect(forbidden).toMatchObject({ code: 'unauthorized', message: "openai rejected the gateway's API key (403)" });
     expect(forbidden.cause).toBeUndefined();
     expect(toBackendError(statusError(404, { error: { message: 'no such model' } }), 'vllm')).toMatchObject({ code: 'model_not_found', message: 'vllm: no such model' });
-    expect(toBackendError(statusError(504, { error: { message: 'upstream timeout' } }), 'vllm')).toMatchObject({ code: 'backend_error', status: 504 });
+    expect(toBackendError(statusError(504, { error: { message: 'upstream timeout' } }), 'vllm')).toMatchObject({ code: 'timeout', status: 504 });
+    expect(toBackendError(statusError(500, { error: { message: 'boom' } }), 'vllm')).toMatchObject({ code: 'backend_error', status: 502, message: 'vllm failed with 500: boom' });
     expect(toBackendError(statusError(409, { error: { message: 'conflict' } }), 'vllm')).toMatchObject({ code: 'invalid_request', retryable: false });
   });
 

@@ -79,13 +79,15 @@ function fromStatus(err: APIError, status: number, provider: ProviderName, conte
     case 404:
       return new GatewayError('model_not_found', `${provider}: ${upstreamMessage(err)}`, { cause: err });
     case 408:
+    case 504:
       return new GatewayError('timeout', `${provider} timed out the request`, { cause: err, contentSent });
     case 429:
       return new GatewayError('rate_limited', `${provider} is rate limiting: ${upstreamMessage(err)}`, { cause: err, contentSent, retryAfterMs: retryAfterMs(err.headers) });
     case 503:
       return new GatewayError('backend_unavailable', `${provider} is unavailable: ${upstreamMessage(err)}`, { cause: err, contentSent, retryAfterMs: retryAfterMs(err.headers) });
   }
-  if (status >= 500) return new GatewayError('backend_error', `${provider} failed: ${upstreamMessage(err)}`, { cause: err, status, contentSent });
+  // The gateway answers 502 for any upstream 5xx: the upstream's own status is in the message.
+  if (status >= 500) return new GatewayError('backend_error', `${provider} failed with ${status}: ${upstreamMessage(err)}`, { cause: err, contentSent });
   return new GatewayError('invalid_request', `${provider}: ${upstreamMessage(err)}`, { cause: err });
 }
 

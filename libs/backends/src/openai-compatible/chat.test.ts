@@ -140,10 +140,11 @@ describe('OpenAI-compatible backend against the simulator', () => {
 });
 
 describe('error mapping', () => {
-  it('500 → backend_error keeping the upstream status', async () => {
+  it('500 → backend_error (502), naming the upstream status', async () => {
     const backend = await setup({ faults: { status: 500 } });
     const err = await gatewayError(() => backend.chat(call(), {}));
-    expect(err).toMatchObject({ code: 'backend_error', status: 500, retryable: true });
+    expect(err).toMatchObject({ code: 'backend_error', status: 502, retryable: true });
+    expect(err.message).toContain('failed with 500');
     expect(err.message).toContain('Internal Server Error');
   });
 

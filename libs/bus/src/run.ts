@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type LabConfig } from '@homelab/config';
 import { createLogger, type Logger } from '@homelab/logging';
 import { busCredentialsFromEnv, connectBus } from './connect.ts';
 import { ensureStreams, EventPublisher } from './events.ts';
+import { Streams } from './subjects.ts';
 import { MicroService } from './service.ts';
 
 export interface ServiceContext {
@@ -23,8 +24,11 @@ export interface RunServiceOptions {
   /** Runs before NATS is connected (e.g. an HTTP server whose /healthz answers while NATS is down). */
   beforeConnect?(ctx: Pick<ServiceContext, 'config' | 'log'>): Promise<void> | void;
   onConnectionChange?(connected: boolean): void;
-  /** Whether the service publishes or consumes events: then it makes sure the streams exist (default true). */
-  usesEvents?: boolean;
+  /**
+   * The JetStream streams this service publishes to or consumes (names from `Streams`): it makes sure
+   * they exist at start, so start order does not matter. nats.conf lets each service manage only its own.
+   */
+  streams?: string[];
 }
 
 const VERSION = '0.1.0';
@@ -74,7 +78,9 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
     ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
   });
-  if (options.usesEvents ?? true) await ensureStreams(nc, { replicas: config.nats.replicas });
+  if (options.streams?.length) {
+    await ensureStreams(nc, { replicas: config.nats.replicas, streams: Streams.filter((s) => options.streams!.includes(s.name)) });
+  }
   running.nc = nc;
   const service = new MicroService(nc, { name: options.name, version: options.version ?? VERSION, description: options.description }, log);
   running.service = service;

@@ -2,6 +2,12 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import {
   ChatRequestSchema, EmbeddingsRequestSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
 } from './schemas.ts';
+import { HealthChangedSchema, HealthProbeResultSchema, HealthStatusRequestSchema } from './health-schemas.ts';
+import {
+  MediaDownloadEventSchema, MediaLibrarySnapshotSchema, MediaQueueSnapshotSchema, MediaServiceErrorSchema, MediaServiceRecoveredSchema,
+  MediaSessionsSnapshotSchema, MediaStatusRequestSchema, MediaStorageAlertSchema, MediaStorageSnapshotSchema, MediaStreamEventSchema,
+  MediaTransferSnapshotSchema, MediaWebhookEventSchema,
+} from './media-schemas.ts';
 
 /**
  * Every subject the system uses, in one place. Three kinds:
@@ -17,6 +23,35 @@ export const Subjects = {
   /** Header-only message with `x-request-id`: the requester went away; abort that request's backend call. */
   cancel: { subject: 'inference.cancel', kind: 'internal', schema: null },
   inferenceCompleted: { subject: 'inference.completed', kind: 'event', stream: 'INFERENCE', schema: InferenceCompletedSchema },
+  // --- health service (docs/health.md) ---
+  /** A target changed state: `health.<node>.<service>` (`healthEventSubject()`); never `health.status`, which has two tokens. */
+  healthChanged: { subject: 'health.*.*', kind: 'event', stream: 'HEALTH', schema: HealthChangedSchema },
+  /** Every probe's result, for metrics: `health.probe.<node>.<service>` (`healthProbeSubject()`). */
+  healthProbe: { subject: 'health.probe.*.*', kind: 'event', stream: 'HEALTH_PROBES', schema: HealthProbeResultSchema },
+  /** The live snapshot (HealthSnapshot); the ingress serves it at `GET /status`. */
+  healthStatus: { subject: 'health.status', kind: 'request', schema: HealthStatusRequestSchema },
+  // --- end health service ---
+  // --- media service (docs/media.md) ---
+  /** The latest snapshot of everything the media service watches (MediaStatus); not in the MEDIA stream. */
+  mediaStatus: { subject: 'media.status', kind: 'request', schema: MediaStatusRequestSchema },
+  mediaQueue: { subject: 'media.queue', kind: 'event', stream: 'MEDIA', schema: MediaQueueSnapshotSchema },
+  mediaTransfer: { subject: 'media.transfer', kind: 'event', stream: 'MEDIA', schema: MediaTransferSnapshotSchema },
+  mediaLibrary: { subject: 'media.library', kind: 'event', stream: 'MEDIA', schema: MediaLibrarySnapshotSchema },
+  mediaSessions: { subject: 'media.sessions', kind: 'event', stream: 'MEDIA', schema: MediaSessionsSnapshotSchema },
+  mediaStorage: { subject: 'media.storage', kind: 'event', stream: 'MEDIA', schema: MediaStorageSnapshotSchema },
+  mediaDownloadGrabbed: { subject: 'media.download.grabbed', kind: 'event', stream: 'MEDIA', schema: MediaDownloadEventSchema },
+  mediaDownloadCompleted: { subject: 'media.download.completed', kind: 'event', stream: 'MEDIA', schema: MediaDownloadEventSchema },
+  mediaDownloadImported: { subject: 'media.download.imported', kind: 'event', stream: 'MEDIA', schema: MediaDownloadEventSchema },
+  mediaDownloadFailed: { subject: 'media.download.failed', kind: 'event', stream: 'MEDIA', schema: MediaDownloadEventSchema },
+  mediaStreamStarted: { subject: 'media.stream.started', kind: 'event', stream: 'MEDIA', schema: MediaStreamEventSchema },
+  mediaStreamStopped: { subject: 'media.stream.stopped', kind: 'event', stream: 'MEDIA', schema: MediaStreamEventSchema },
+  mediaStorageLow: { subject: 'media.storage.low', kind: 'event', stream: 'MEDIA', schema: MediaStorageAlertSchema },
+  mediaStorageRecovered: { subject: 'media.storage.recovered', kind: 'event', stream: 'MEDIA', schema: MediaStorageAlertSchema },
+  mediaServiceError: { subject: 'media.service.error', kind: 'event', stream: 'MEDIA', schema: MediaServiceErrorSchema },
+  mediaServiceRecovered: { subject: 'media.service.recovered', kind: 'event', stream: 'MEDIA', schema: MediaServiceRecoveredSchema },
+  /** Every accepted webhook: `media.webhook.<kind>` (`mediaWebhookSubject()`). */
+  mediaWebhook: { subject: 'media.webhook.*', kind: 'event', stream: 'MEDIA', schema: MediaWebhookEventSchema },
+  // --- end media service ---
 } as const satisfies Record<string, SubjectSpec>;
 
 export interface SubjectSpec {
@@ -39,4 +74,16 @@ export const WorkerModelsReply = WorkerModelsSchema;
 export interface StreamSpec { name: string; subjects: string[]; description: string; maxAgeDays: number }
 export const Streams: StreamSpec[] = [
   { name: 'INFERENCE', subjects: [Subjects.inferenceCompleted.subject], description: 'Finished inference requests', maxAgeDays: 14 },
+  { name: 'HEALTH', subjects: [Subjects.healthChanged.subject], description: 'Health state changes of the lab\'s targets', maxAgeDays: 30 },
+  { name: 'HEALTH_PROBES', subjects: [Subjects.healthProbe.subject], description: 'Every health probe result, for metrics', maxAgeDays: 1 },
+  // media: the event subjects listed one by one, so the request subject `media.status` stays out of the stream.
+  {
+    name: 'MEDIA', description: 'The media node: queue, transfer, library, sessions and storage snapshots; downloads, streams, alerts, webhooks', maxAgeDays: 7,
+    subjects: ['media.queue', 'media.transfer', 'media.library', 'media.sessions', 'media.storage', 'media.download.*', 'media.stream.*', 'media.storage.*', 'media.service.*', 'media.webhook.*'],
+  },
 ];
+
+// --- media service ---
+/** `media.webhook.<kind>`: where an accepted webhook of that kind is published. */
+export const mediaWebhookSubject = (kind: 'sonarr' | 'radarr' | 'prowlarr' | 'jellyfin'): string => `media.webhook.${kind}`;
+// --- end media service ---

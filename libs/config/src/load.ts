@@ -5,6 +5,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parseDocument } from 'yaml';
 import {
   LabConfigSchema, type CloudBackendConfig, type LabConfigFile, type LocalBackendConfig, type ServiceConfig, type ServiceKind,
+  type HealthConfig,
 } from './schema.ts';
 
 /** The default lab: the seed's IP scheme, ports and storage paths. */
@@ -46,6 +47,8 @@ export interface LabConfig {
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly discoveryIntervalMs: number;
   readonly media: LabConfigFile['media'];
+  /** The health service's settings, environment applied (docs/health.md). */
+  readonly health: HealthConfig;
   /** What is left unconfigured and why, for one line each at start. */
   readonly notConfigured: readonly string[];
 }
@@ -84,7 +87,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   const withDefaults = Value.Default(LabConfigSchema, structuredClone(raw));
   if (!check.Check(withDefaults)) {
     const first = check.Errors(withDefaults).First()!;
-    const field = first.path.split('/').slice(1).join('.') || undefined;
+    const field = first.path.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')).join('.') || undefined;
     // TypeBox reports an extra key at its own path: say it the way a person reads it.
     throw new ConfigError(file, field, first.message === 'Unexpected property' ? 'unknown key' : first.message);
   }
@@ -121,6 +124,8 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     const password = env[`${prefix}_PASSWORD`];
     if (password) svc.password = password;
   }
+  // Proxmox calls its key an API token (`USER@REALM!TOKENID=UUID`); the health probe uses it.
+  if (env['PROXMOX_API_TOKEN']) for (const s of services) if (s.kind === 'proxmox') s.apiKey = env['PROXMOX_API_TOKEN'];
 
   const backends: LabConfig['backends'] = {};
   for (const provider of ['vllm', 'ollama'] as const) {
@@ -148,6 +153,19 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
 
   const media = { ...cfg.media };
   if (env['MEDIA_PATHS'] !== undefined) media.paths = env['MEDIA_PATHS'].split(',').map((p) => p.trim()).filter(Boolean);
+  // --- media service ---
+  if (env['MEDIA_WEBHOOK_SECRET']) media.webhooks = { ...media.webhooks, secret: env['MEDIA_WEBHOOK_SECRET'] };
+  if (env['MEDIA_WEBHOOK_PORT']) {
+    const port = Number(env['MEDIA_WEBHOOK_PORT']);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, 'MEDIA_WEBHOOK_PORT (environment)', `not a port: ${env['MEDIA_WEBHOOK_PORT']}`);
+    media.webhooks = { ...media.webhooks, port };
+  }
+  if (media.webhooks.secret !== undefined && media.webhooks.secret.length < 16) throw new ConfigError(file, 'media.webhooks.secret', 'at least 16 characters');
+  for (const name of Object.keys(media.targets)) {
+    if (!services.some((s) => s.name === name && MEDIA_KINDS.includes(s.kind))) throw new ConfigError(file, `media.targets.${name}`, `no media service (${MEDIA_KINDS.join(', ')}) named '${name}' in nodes`);
+  }
+  if (media.webhooks.enabled && !media.webhooks.secret) notConfigured.push('media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)');
+  // --- end media service ---
 
   return deepFreeze({
     file,
@@ -160,9 +178,41 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     aliases: cfg.inference.aliases,
     discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
     media,
+    health: resolveHealth(cfg.health, cfg.nodes, file, env, notConfigured),
     notConfigured,
   });
 }
+
+// --- health service ---
+/** The `health:` section with its environment overrides, its references checked against `nodes`. */
+function resolveHealth(
+  cfg: HealthConfig, nodes: LabConfigFile['nodes'], file: string, env: Record<string, string | undefined>, notConfigured: string[],
+): HealthConfig {
+  const health = structuredClone(cfg);
+  for (const ref of Object.keys(health.targets)) {
+    const [node = '', service = ''] = ref.split('/');
+    if (!nodes[node]) throw new ConfigError(file, `health.targets.${ref}`, `no node '${node}' in nodes`);
+    if (service !== 'host' && !nodes[node].services?.[service]) throw new ConfigError(file, `health.targets.${ref}`, `node '${node}' has no service '${service}' (use '${node}/host' for the node itself)`);
+  }
+  if (nodes[health.discovery.node]) throw new ConfigError(file, 'health.discovery.node', `'${health.discovery.node}' is a node of the lab; pick another name for the gateway's own services`);
+  const alerts = health.alerts;
+  if (env['HEALTH_WEBHOOK_URL']) alerts.webhook = { ...alerts.webhook, url: env['HEALTH_WEBHOOK_URL'] };
+  if (env['NTFY_TOPIC']) alerts.ntfy = { url: alerts.ntfy?.url ?? 'https://ntfy.sh', ...alerts.ntfy, topic: env['NTFY_TOPIC'] };
+  if (alerts.ntfy && env['NTFY_URL']) alerts.ntfy.url = env['NTFY_URL'];
+  if (alerts.ntfy && env['NTFY_TOKEN']) alerts.ntfy.token = env['NTFY_TOKEN'];
+  for (const [field, url] of [['health.alerts.webhook.url', alerts.webhook?.url], ['health.alerts.ntfy.url', alerts.ntfy?.url]] as const) {
+    if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw new ConfigError(file, field, 'not an http(s) URL');
+  }
+  if (alerts.ntfy) alerts.ntfy.url = stripSlash(alerts.ntfy.url);
+  if (!alerts.webhook && !alerts.ntfy) notConfigured.push('health alerts: no webhook or ntfy (HEALTH_WEBHOOK_URL, NTFY_TOPIC)');
+  return health;
+}
+// --- end health service ---
+
+// --- media service ---
+/** The kinds the media service polls. */
+const MEDIA_KINDS: readonly ServiceKind[] = ['sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich'];
+// --- end media service ---
 
 function parsePort(value: string, file: string): number {
   const port = Number(value);

@@ -57,6 +57,98 @@ const CloudBackendSchema = Obj({
   defaultMaxTokens: Opt(Type.Integer({ minimum: 1 })),
 });
 
+// --- health service (services/health; every key is described in docs/health.md) ---
+const HealthTuning = {
+  /** Time between two probes of a target while its state holds. */
+  intervalMs: Opt(Type.Integer({ minimum: 1 })),
+  /** Time between probes while a change is pending (a failure seen, not yet enough to call it down). */
+  retryIntervalMs: Opt(Type.Integer({ minimum: 1 })),
+  /** Deadline of one probe: connect, TLS, redirects and body included. */
+  timeoutMs: Opt(Type.Integer({ minimum: 1 })),
+  /** Consecutive failed probes before a target is down. */
+  failuresBeforeDown: Opt(Type.Integer({ minimum: 1, maximum: 100 })),
+  /** Consecutive good probes before a down or degraded target is up again. */
+  successesBeforeUp: Opt(Type.Integer({ minimum: 1, maximum: 100 })),
+  /** A successful probe slower than this counts as degraded. */
+  degradedLatencyMs: Opt(Type.Integer({ minimum: 1 })),
+};
+const ExpectStatus = Type.Array(Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })]), { minItems: 1 });
+/** `{ json: status, equals: OK }`, `{ json: data.version, exists: true }`, `{ contains: Healthy }`. */
+const BodyConditionSchema = Type.Union([
+  Obj({ json: Type.String({ minLength: 1 }), equals: Opt(Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])), exists: Opt(Type.Boolean()) }),
+  Obj({ contains: Type.String({ minLength: 1 }) }),
+]);
+const HealthTargetSchema = Obj({
+  ...HealthTuning,
+  /** false: listed as `unknown`, never probed. */
+  enabled: Opt(Type.Boolean()),
+  /** Replace the kind's built-in probe: `http` (GET path, status and body checks), `tcp` (connect), `tls` (handshake). */
+  probe: Opt(Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('tls')])),
+  /** Port to probe instead of the service's (node-level `host` targets: default 80). */
+  port: Opt(Type.Integer({ minimum: 1, maximum: 65535 })),
+  path: Opt(Type.String({ pattern: '^/' })),
+  method: Opt(Type.Union([Type.Literal('GET'), Type.Literal('HEAD')])),
+  /** Statuses that mean up: codes or classes (`2xx`). */
+  expectStatus: Opt(ExpectStatus),
+  /** All must hold for the probe to pass. */
+  body: Opt(Type.Array(BodyConditionSchema)),
+  headers: Opt(Type.Record(Type.String({ minLength: 1 }), Type.String())),
+  /** HTTP(S)/TLS: accept a self-signed certificate (default: the service's `insecureTls`). */
+  insecureTls: Opt(Type.Boolean()),
+  maxRedirects: Opt(Type.Integer({ minimum: 0, maximum: 10 })),
+  /** TCP: the server must send this first (`SSH-` for ssh). */
+  expectBanner: Opt(Type.String({ minLength: 1 })),
+});
+export const HealthConfigSchema = Type.Object({
+  intervalMs: Ms(30_000),
+  retryIntervalMs: Ms(10_000),
+  timeoutMs: Ms(5000),
+  failuresBeforeDown: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+  successesBeforeUp: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+  degradedLatencyMs: Ms(2000),
+  /** Most of a response body read for body conditions; a longer body fails the probe. */
+  maxBodyBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  maxRedirects: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
+  /** TLS probes: a certificate expiring within this many days is degraded (0: never). */
+  certExpiryWarnDays: Type.Integer({ minimum: 0, default: 14 }),
+  /** Publish every probe result on `health.probe.<node>.<service>` (stream HEALTH_PROBES). */
+  publishProbeResults: Type.Boolean({ default: true }),
+  /** Per-target settings, keyed `node/service` or `node/host`. */
+  targets: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$' }), HealthTargetSchema, { default: {} }),
+  /** The project's own services, found with `$SRV.PING`. */
+  discovery: Type.Object({
+    enabled: Type.Boolean({ default: true }),
+    intervalMs: Ms(15_000),
+    /** How long replies to one `$SRV.PING` are collected. */
+    waitMs: Ms(500),
+    /** Rounds without an answer before a service is down. */
+    missedRoundsBeforeDown: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+    /** The node name these targets are listed under (`health.gateway.router`); must not be a node of the lab. */
+    node: Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$', default: 'gateway' }),
+    /** A service silent this long is dropped from the snapshot. */
+    forgetAfterMs: Ms(24 * 3600_000),
+  }, { additionalProperties: false, default: {} }),
+  alerts: Type.Object({
+    /** Alert on degraded too (default: only down, and the recovery from it). */
+    notifyDegraded: Type.Boolean({ default: false }),
+    timeoutMs: Ms(5000),
+    /** POSTs JSON to `url` (`HEALTH_WEBHOOK_URL`). */
+    webhook: Opt(Obj({ url: Type.String({ minLength: 1 }), headers: Opt(Type.Record(Type.String({ minLength: 1 }), Type.String())) })),
+    /** Publishes to `url/topic` (`NTFY_URL`, `NTFY_TOPIC`, `NTFY_TOKEN`). */
+    ntfy: Opt(Obj({ url: Type.String({ minLength: 1, default: 'https://ntfy.sh' }), topic: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), token: Opt(Type.String()) })),
+  }, { additionalProperties: false, default: {} }),
+}, { additionalProperties: false, default: {} });
+// --- end health service ---
+
+// --- media service ---
+const MediaTargetSchema = Obj({
+  /** false: not polled. */
+  enabled: Opt(Type.Boolean()),
+  intervalMs: Opt(Type.Integer({ minimum: 1 })),
+  timeoutMs: Opt(Type.Integer({ minimum: 1 })),
+});
+// --- end media service ---
+
 export const LabConfigSchema = Obj({
   lab: Type.Object({ name: Type.String({ default: 'homelab' }) }, { additionalProperties: false, default: {} }),
   nats: Type.Object({
@@ -83,10 +175,60 @@ export const LabConfigSchema = Obj({
   media: Type.Object({
     /** Storage paths watched with statfs (`MEDIA_PATHS`, comma-separated). */
     paths: Type.Array(Type.String({ minLength: 1 }), { default: ['/mnt/media', '/mnt/downloads', '/mnt/photos'] }),
+    // --- media service (services/media; every key is described in docs/media.md) ---
+    /** Poll interval per target kind, and of the storage check. */
+    intervals: Type.Object({
+      sonarr: Ms(30_000), radarr: Ms(30_000), prowlarr: Ms(300_000), qbittorrent: Ms(10_000), jellyfin: Ms(15_000), immich: Ms(300_000), storage: Ms(60_000),
+    }, { additionalProperties: false, default: {} }),
+    /** Per target, keyed by the service's name in `nodes` (`sonarr`, `radarr-4k`, …). */
+    targets: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }), MediaTargetSchema, { default: {} }),
+    /** Deadline of one HTTP request to a target, body included. */
+    timeoutMs: Ms(10_000),
+    /** Largest response body read from a target. */
+    maxResponseBytes: Type.Integer({ minimum: 1024, default: 32 * 1024 * 1024 }),
+    /** Most queue records read from one Sonarr/Radarr (all pages); beyond it the poll reports `too_large`. */
+    maxQueueRecords: Type.Integer({ minimum: 1, default: 5000 }),
+    queuePageSize: Type.Integer({ minimum: 1, maximum: 1000, default: 250 }),
+    /** Most items (queue downloads, torrents) carried by one snapshot event. */
+    snapshotMaxItems: Type.Integer({ minimum: 1, default: 500 }),
+    /** A snapshot is published when it changes (progress aside), and at least this often. */
+    snapshotHeartbeatMs: Ms(300_000),
+    lowSpace: Type.Object({
+      /** A path is low when its free share falls below this (percent of its size)… */
+      freePercent: Type.Number({ minimum: 0, maximum: 100, default: 10 }),
+      /** …or its free bytes below this. */
+      freeBytes: Opt(Type.Integer({ minimum: 0 })),
+      /** Recovered once free space is back above the threshold by this many percent points. */
+      hysteresisPercent: Type.Number({ minimum: 0, maximum: 50, default: 2 }),
+    }, { additionalProperties: false, default: {} }),
+    webhooks: Type.Object({
+      /** The receiver runs when enabled and a secret is set. */
+      enabled: Type.Boolean({ default: true }),
+      host: Type.String({ default: '0.0.0.0' }),
+      port: Type.Integer({ minimum: 0, maximum: 65535, default: 8095 }),
+      /** Shared secret (`MEDIA_WEBHOOK_SECRET`): header `X-Homelab-Secret`, or the password of Basic auth. */
+      secret: Opt(Type.String({ minLength: 16 })),
+      bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 8 * 1024 * 1024, default: 1024 * 1024 }),
+    }, { additionalProperties: false, default: {} }),
+    qbittorrent: Type.Object({
+      /** Failed logins in a row after which the poller stops trying (qBittorrent bans the IP after 5 by default). */
+      maxLoginFailures: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
+      /** Wait after `maxLoginFailures` (or a ban) before one more login attempt. */
+      loginRetryMs: Ms(3600_000),
+    }, { additionalProperties: false, default: {} }),
+    /** Last-state records (KV bucket `media`) expire after this many days without an update. */
+    stateTtlDays: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
+    // --- end media service ---
   }, { additionalProperties: false, default: {} }),
+  health: HealthConfigSchema,
 });
 
 export type LabConfigFile = Static<typeof LabConfigSchema>;
 export type ServiceConfig = Static<typeof ServiceSchema>;
 export type LocalBackendConfig = Static<typeof LocalBackendSchema>;
 export type CloudBackendConfig = Static<typeof CloudBackendSchema>;
+export type HealthConfig = Static<typeof HealthConfigSchema>;
+export type HealthTargetConfig = Static<typeof HealthTargetSchema>;
+export type HealthBodyCondition = Static<typeof BodyConditionSchema>;
+export type MediaConfig = Static<typeof LabConfigSchema>['media'];
+export type MediaTargetConfig = Static<typeof MediaTargetSchema>;

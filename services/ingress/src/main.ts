@@ -7,7 +7,6 @@ let app: ReturnType<typeof buildApp> | undefined;
 await runService({
   name: 'ingress',
   description: 'OpenAI-compatible HTTP edge of the lab: /v1/chat/completions, /v1/embeddings, /v1/models, /status',
-  usesEvents: false,
   onConnectionChange: (connected) => { bus.connected = connected; },
   // HTTP first: /healthz answers and /readyz says "not ready" while NATS is still unreachable.
   async beforeConnect({ config, log }) {

@@ -18,6 +18,7 @@ export class ModelCatalog implements ModelView {
   readonly #log: Logger;
   #timer: NodeJS.Timeout | undefined;
   readonly #warned = new Set<Provider>();
+  readonly #pending = new Set<Provider>();
 
   constructor(nc: NatsConnection, config: LabConfig, log: Logger) {
     this.#nc = nc;
@@ -29,9 +30,24 @@ export class ModelCatalog implements ModelView {
     return this.#served.get(provider);
   }
 
+  /**
+   * Asks every `discoveryIntervalMs`, and every second while a backend has no known list yet,
+   * so a router that starts before its workers learns their models as soon as they answer.
+   */
   start(): void {
-    void this.refresh();
-    this.#timer = setInterval(() => void this.refresh(), this.#config.discoveryIntervalMs);
+    const due = new Map<Provider, number>();
+    const tick = (): void => {
+      const now = Date.now();
+      for (const p of PROVIDERS) {
+        if (!this.#config.backends[p] || this.#pending.has(p)) continue;
+        if (this.#served.has(p) && (due.get(p) ?? 0) > now) continue;
+        due.set(p, now + this.#config.discoveryIntervalMs);
+        this.#pending.add(p);
+        void this.#refreshOne(p).finally(() => this.#pending.delete(p));
+      }
+    };
+    tick();
+    this.#timer = setInterval(tick, Math.min(1000, this.#config.discoveryIntervalMs));
     this.#timer.unref();
   }
 

@@ -5,6 +5,7 @@ import { Dispatcher } from './dispatch.ts';
 
 await runService({
   name: 'router',
+  streams: ['INFERENCE'],
   description: 'Decides which backend serves each inference request and hands it to that backend\'s workers',
   async start({ nc, log, config, service, events }) {
     const catalog = new ModelCatalog(nc, config, log);

@@ -3,6 +3,7 @@ import { createAnthropicBackend, createOpenAIBackend, serveBackend } from '@home
 
 await runService({
   name: 'worker-cloud',
+  streams: ['INFERENCE'],
   description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) when their keys are configured',
   async start({ nc, log, config, service, events }) {
     const stops: (() => Promise<void>)[] = [];

@@ -3,6 +3,7 @@ import { createOllamaBackend, serveBackend } from '@homelab/backends';
 
 await runService({
   name: 'worker-ollama',
+  streams: ['INFERENCE'],
   description: 'Serves inference requests with the lab\'s Ollama (native /api/chat, translated to OpenAI shapes)',
   async start({ nc, log, config, service, events }) {
     const settings = config.backends.ollama;

@@ -3,6 +3,7 @@ import { createVllmBackend, serveBackend } from '@homelab/backends';
 
 await runService({
   name: 'worker-vllm',
+  streams: ['INFERENCE'],
   description: 'Serves inference requests with the lab\'s vLLM (OpenAI-compatible server on the AI node)',
   async start({ nc, log, config, service, events }) {
     const settings = config.backends.vllm;

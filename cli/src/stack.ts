@@ -1,0 +1,135 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NATS_USERS, readNatsSecrets, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { Supervisor, type ProcessSpec } from './supervisor.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const SECRETS_FILE = join(REPO_ROOT, '.secrets', 'nats-passwords.conf');
+
+/** Every folder of services/ with a main.ts is a service the stack runs. */
+export function discoverServices(root = REPO_ROOT): string[] {
+  const dir = join(root, 'services');
+  return readdirSync(dir).filter((name) => existsSync(join(dir, name, 'src', 'main.ts'))).sort(serviceOrder);
+}
+
+// Workers and the router before the ingress, so the edge is ready when it opens; the rest alphabetically.
+const ORDER = ['health', 'media', 'telemetry', 'worker-vllm', 'worker-ollama', 'worker-cloud', 'router', 'ingress'];
+function serviceOrder(a: string, b: string): number {
+  const ia = ORDER.indexOf(a);
+  const ib = ORDER.indexOf(b);
+  return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+}
+
+/** The generated NATS passwords, created on first use (`homelab setup` does it explicitly). */
+export function ensureSecrets(log: (line: string) => void): Record<NatsUser, string> {
+  if (!existsSync(SECRETS_FILE)) {
+    log(`generated NATS passwords in ${SECRETS_FILE} (git-ignored)`);
+    return writeNatsSecrets(SECRETS_FILE);
+  }
+  return readNatsSecrets(SECRETS_FILE);
+}
+
+export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+export function findBinary(names: string[]): string | undefined {
+  for (const name of names) {
+    if (spawnSync(name, ['--version'], { stdio: 'ignore' }).status === 0) return name;
+  }
+  return undefined;
+}
+
+export interface StackOptions {
+  env: NodeJS.ProcessEnv;
+  out: NodeJS.WritableStream;
+  /** Extra environment for every service (the demo's config). */
+  serviceEnv?: Record<string, string>;
+}
+
+export class StackStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StackStartError';
+  }
+}
+
+/**
+ * `npm start`: NATS (embedded unless NATS_URL is set) and every service as its own supervised
+ * process. Resolves with a stop function once everything is launched.
+ */
+export async function startStack({ env, out, serviceEnv = {} }: StackOptions): Promise<{ stop(): Promise<void>; natsUrl: string; services: string[] }> {
+  const supervisor = new Supervisor({ out, rawJson: env['LOG_FORMAT'] === 'json' });
+  const say = (line: string): void => supervisor.print('stack', line);
+  const passwords = ensureSecrets(say);
+  let natsUrl = env['NATS_URL'];
+
+  if (!natsUrl) {
+    const port = Number(env['NATS_PORT'] ?? 4222);
+    const host = env['NATS_HOST'] ?? '127.0.0.1';
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new StackStartError(`NATS_PORT=${env['NATS_PORT']} is not a port number`);
+    if (!(await portIsFree(port, host))) {
+      throw new StackStartError(
+        `NATS_PORT ${port} is already in use on ${host}, so the embedded NATS server cannot start.\n` +
+        `  - start on another port:           NATS_PORT=${port + 1} npm start\n` +
+        `  - or use the NATS already running:  NATS_URL=nats://${host}:${port} npm start`,
+      );
+    }
+    const dataDir = env['HOMELAB_DATA_DIR'] ?? join(REPO_ROOT, '.data');
+    mkdirSync(join(dataDir, 'nats'), { recursive: true });
+    const natsArgs = ['-c', join(REPO_ROOT, 'nats.conf'), '-a', host, '-p', String(port), '-sd', join(dataDir, 'nats')];
+    const bin = findBinary([env['NATS_SERVER_BIN'] ?? 'nats-server', '/usr/sbin/nats-server']);
+    if (bin) {
+      supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false });
+    } else if (findBinary(['docker'])) {
+      // No binary but a Docker engine: the official image with the same config.
+      supervisor.add({
+        name: 'nats', command: 'docker', jsonLogs: false, env: { ...env },
+        args: ['run', '--rm', '--name', `homelab-nats-${port}`, '-p', `${host}:${port}:4222`, '-v', `${REPO_ROOT}:/etc/homelab:ro`, '-v', `${join(dataDir, 'nats')}:/data`, 'nats:2.10-alpine', '-c', '/etc/homelab/nats.conf', '-sd', '/data'],
+      });
+    } else {
+      throw new StackStartError('no nats-server found (install Debian\'s nats-server package, or Docker), and NATS_URL is not set');
+    }
+    natsUrl = `nats://${host}:${port}`;
+    await waitForPort(port, host, 15_000);
+    say(`embedded NATS on ${natsUrl} (store ${join(dataDir, 'nats')})`);
+  } else {
+    say(`using NATS at ${natsUrl}`);
+  }
+
+  const services = discoverServices();
+  for (const name of services) {
+    const user = (NATS_USERS as readonly string[]).includes(name) ? name as NatsUser : undefined;
+    const spec: ProcessSpec = {
+      name, command: process.execPath, args: [join(REPO_ROOT, 'services', name, 'src', 'main.ts')], jsonLogs: true,
+      env: { ...env, ...serviceEnv, NATS_URL: natsUrl, ...(user && { NATS_USER: user, NATS_PASSWORD: passwords[user] }) },
+    };
+    supervisor.add(spec);
+  }
+  say(`started ${services.length} services: ${services.join(', ')}`);
+  return { stop: () => supervisor.stop(15_000, 'nats'), natsUrl, services };
+}
+
+async function waitForPort(port: number, host: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await canConnect(port, host)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new StackStartError(`NATS did not start listening on ${host}:${port} within ${timeoutMs} ms`);
+}
+
+function canConnect(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,33 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { Supervisor, formatLogLine } from './supervisor.ts';
+
+describe('formatLogLine', () => {
+  it('prints pino lines readably with the service name', () => {
+    const line = JSON.stringify({ level: 'warn', time: '2026-11-27T16:42:43.154Z', service: 'router', msg: 'model discovery failed', provider: 'vllm', n: 2 });
+    expect(formatLogLine('router', line, 8)).toBe('16:42:43.154 router   WARN  model discovery failed provider=vllm n=2');
+  });
+  it('reformats nats-server lines and passes anything else through', () => {
+    expect(formatLogLine('nats', '[16338] 2026/11/27 16:42:42.016835 [INF] Server is ready', 6)).toBe('16:42:42.016 nats   INFO  Server is ready');
+    expect(formatLogLine('x', 'plain text', 1)).toMatch(/^\d\d:\d\d:\d\d\.\d{3} x plain text$/);
+  });
+});
+
+describe('Supervisor', () => {
+  it('restarts a crashing process with backoff and stops everything cleanly', async () => {
+    const lines: string[] = [];
+    const out = new Writable({ write: (c, _e, cb) => { lines.push(...String(c).split('\n').filter(Boolean)); cb(); } });
+    const sup = new Supervisor({ out, backoffMs: { first: 50, max: 200 } });
+    sup.add({ name: 'crasher', command: process.execPath, args: ['-e', 'console.log(JSON.stringify({level:"info",msg:"up"})); process.exit(3)'], env: process.env, jsonLogs: true });
+    sup.add({ name: 'steady', command: process.execPath, args: ['-e', 'process.on("SIGTERM", () => { console.log("bye"); process.exit(0) }); setInterval(() => {}, 1000)'], env: process.env, jsonLogs: false });
+    await new Promise((r) => setTimeout(r, 1200));
+    await sup.stop(2000);
+    const restarts = lines.filter((l) => l.includes('crasher exited (code 3); restarting in'));
+    expect(restarts.length).toBeGreaterThanOrEqual(3);
+    // Backoff doubles up to its ceiling.
+    expect(restarts[0]).toContain('restarting in 50 ms');
+    expect(restarts[1]).toContain('restarting in 100 ms');
+    expect(lines.some((l) => / steady .*bye/.test(l))).toBe(true);
+    expect(lines.filter((l) => / crasher .*INFO  up/.test(l)).length).toBeGreaterThanOrEqual(3);
+  });
+});

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, freePort } from '@homelab/testing';
+
+// The stack with a loopback-only config: nothing here sends traffic beyond 127.0.0.1.
+let dir: string;
+let config: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'homelab-start-'));
+  config = join(dir, 'lab.yaml');
+  writeFileSync(config, `
+gateway: { host: 127.0.0.1 }
+nodes:
+  ai-node:
+    address: 127.0.0.1
+    services:
+      vllm: { kind: vllm, port: 1 }
+      ollama: { kind: ollama, port: 1 }
+inference:
+  vllm: { service: ai-node/vllm }
+  ollama: { service: ai-node/ollama }
+media: { paths: [${JSON.stringify(dir)}] }
+`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function startCommand(env: Record<string, string>): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [join(REPO_ROOT, 'cli', 'src', 'main.ts'), 'start'], {
+    cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), ...env },
+  });
+  let output = '';
+  proc.stdout!.on('data', (b: Buffer) => { output += b.toString(); });
+  proc.stderr!.on('data', (b: Buffer) => { output += b.toString(); });
+  return { proc, output: () => output, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
+}
+
+describe('npm start', () => {
+  it('brings up embedded NATS and every service, each answering $SRV.PING, and stops cleanly', async () => {
+    const natsPort = await freePort();
+    const httpPort = await freePort();
+    const stack = startCommand({ NATS_PORT: String(natsPort), PORT: String(httpPort) });
+    const expected = readdirSync(join(REPO_ROOT, 'services')).filter((s) => existsSync(join(REPO_ROOT, 'services', s, 'src', 'main.ts')));
+    try {
+      // Anonymous = the scripts identity of nats.conf.
+      let nc;
+      for (let i = 0; i < 100 && !nc; i++) {
+        try { nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+      }
+      expect(nc, stack.output()).toBeDefined();
+      const seen = new Set<string>();
+      // Every running service answers $SRV.PING; collect the answers for half a second per round.
+      const inbox = '_INBOX.stack-test-ping';
+      // Before any service subscribes, the server answers with an empty no-responders status: skip it.
+      nc!.subscribe(inbox, { callback: (_e, m) => { if (m.data.length > 0) seen.add(m.json<{ name: string }>().name); } });
+      for (let i = 0; i < 60 && seen.size < expected.length; i++) {
+        nc!.publish('$SRV.PING', undefined, { reply: inbox });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await nc!.close();
+      expect([...seen].sort(), stack.output()).toEqual(expected.sort());
+      const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+      expect(health.status).toBe(200);
+    } finally {
+      stack.proc.kill('SIGTERM');
+    }
+    expect(await stack.exited, stack.output()).toBe(0);
+    // Every service logged its own clean shutdown, on one combined log with its name on each line.
+    for (const name of expected) expect(stack.output()).toMatch(new RegExp(`${name} +INFO  shutting down`));
+  }, 60_000);
+
+  it('with NATS_PORT taken: a clear message and a non-zero exit', async () => {
+    const server: Server = createServer();
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    try {
+      const stack = startCommand({ NATS_PORT: String(port) });
+      expect(await stack.exited).toBe(1);
+      expect(stack.output()).toContain(`NATS_PORT ${port} is already in use`);
+      expect(stack.output()).toContain(`NATS_PORT=${port + 1} npm start`);
+      expect(stack.output()).toContain(`NATS_URL=nats://127.0.0.1:${port} npm start`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('an invalid config: the services exit naming the file and field', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'nodes: {}\ngateway: { port: "eighty" }\n');
+    const { execFile } = await import('node:child_process');
+    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [join(REPO_ROOT, 'services', 'router', 'src', 'main.ts')], { env: { ...process.env, HOMELAB_CONFIG: bad, NATS_URL: 'nats://127.0.0.1:1' } }, (err, stdout, stderr) => {
+        resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout + stderr });
+      });
+    });
+    expect(result.code).toBe(1);
+    expect(result.out).toContain(`${bad}: gateway.port:`);
+  });
+});

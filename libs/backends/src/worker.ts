@@ -272,8 +272,10 @@ function outcomeHeaders(outcome: 'started' | 'done' | 'failed'): MsgHeaders {
   return h;
 }
 
+// Success outcomes are a bare word, no headers to encode; a failure carries the service error headers.
+const OUTCOMES = { started: encoder.encode('started'), done: encoder.encode('done') };
 function outcome(msg: Msg, value: 'started' | 'done'): void {
-  msg.respond(undefined, { headers: outcomeHeaders(value) });
+  msg.respond(OUTCOMES[value]);
 }
 
 function usageFields(usage: ChatCompletion['usage'] | null | undefined): Pick<InferenceCompleted, 'inputTokens' | 'outputTokens' | 'cachedTokens'> {

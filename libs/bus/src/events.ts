@@ -1,8 +1,10 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
+import { GatewayError } from './errors.ts';
 import { H, createHeaders } from './headers.ts';
+import { ReplyMux } from './requester.ts';
 import { encodeJson, validator, type Validator } from './schemas.ts';
 import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, type SubjectSpec } from './subjects.ts';
 
@@ -54,24 +56,45 @@ function streamError(spec: StreamSpec, replicas: number | undefined, err: unknow
   return new Error(`stream ${spec.name}: ${message}`, { cause: err });
 }
 
-/** Publishes events to JetStream. Awaiting the publish means the event is stored. */
+/** Publishes events to JetStream. Awaiting the publish means the event is stored (the server acked it). */
 export class EventPublisher {
-  readonly #js: JetStreamClient;
+  readonly #nc: NatsConnection;
+  readonly #mux: ReplyMux;
+
   constructor(nc: NatsConnection) {
-    this.#js = jetstream(nc);
+    this.#nc = nc;
+    // The connection's own inbox prefix: nats.conf lets each service read only its own inboxes.
+    this.#mux = new ReplyMux(nc, (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? '_INBOX');
   }
 
   /**
-   * `msgId` makes a retried publish a no-op on the server (its duplicate window), so a publisher
-   * that retries after a timeout never stores an event twice.
+   * A JetStream publish with the ack collected on this process's reply mux (no per-publish
+   * subscription, timer or Error object). `msgId` makes a retried publish a no-op on the server
+   * (its duplicate window), so retrying after a lost ack never stores an event twice.
    */
   async publish<K extends EventKey>(key: K, payload: EventPayload<K>, options: { msgId?: string; subject?: string; traceparent?: string } = {}): Promise<void> {
     const headers = createHeaders();
     if (options.traceparent) headers.set(H.traceparent, options.traceparent);
+    if (options.msgId) headers.set('Nats-Msg-Id', options.msgId);
     const spec: SubjectSpec = Subjects[key];
-    await this.#js.publish(options.subject ?? spec.subject, encodeJson(payload), { headers, ...(options.msgId && { msgID: options.msgId }) });
+    const subject = options.subject ?? spec.subject;
+    const data = encodeJson(payload);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await this.#mux.request(this.#nc, subject, data, { headers, timeoutMs: 5000 });
+        const body = ack.data.length ? (JSON.parse(decoder.decode(ack.data)) as { error?: { description?: string; code?: number } }) : {};
+        if (body.error) throw new Error(`JetStream refused the event on ${subject}: ${body.error.description ?? body.error.code}`);
+        return;
+      } catch (err) {
+        // No stream yet (no responders) or a lost ack: retry a few times; a refusal is final.
+        if (attempt >= 3 || !(err instanceof GatewayError)) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
   }
 }
+
+const decoder = new TextDecoder();
 
 const validators = new Map<string, Validator<unknown>>();
 /** The validator of an event subject, matching the subject map's patterns (`*` = one token, `>` = the rest). */

@@ -3,39 +3,84 @@ import { GatewayError } from './errors.ts';
 import { H, createHeaders, type MsgHeaders } from './headers.ts';
 import { Subjects } from './subjects.ts';
 
+interface Pending {
+  onMessage(msg: Msg): void;
+  onTimeout(): void;
+  deadline: number;
+}
+
+/** A reply-subject handle: `touch` moves the deadline (e.g. after each streamed chunk). */
+export interface Inbox {
+  readonly subject: string;
+  touch(timeoutMs: number): void;
+  close(): void;
+}
+
 /**
- * One wildcard subscription for all of a process's streamed replies: each request gets
- * `<prefix>.<n>` as its reply subject, so a request costs no SUB/UNSUB round trip.
+ * One wildcard subscription for all of a process's replies: each request gets `<prefix>.<n>` as
+ * its reply subject, so a request costs no SUB/UNSUB round trip, and timeouts are checked by one
+ * sweep instead of a timer and an Error object per request (what `nc.request` costs).
  */
 export class ReplyMux {
   readonly #prefix: string;
   readonly #sub: Subscription;
-  readonly #handlers = new Map<string, (msg: Msg) => void>();
+  readonly #pending = new Map<string, Pending>();
   #next = 0;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(nc: NatsConnection, inboxPrefix = '_INBOX') {
     this.#prefix = `${inboxPrefix}.${nuid.next()}`;
     this.#sub = nc.subscribe(`${this.#prefix}.*`, {
       callback: (err, msg) => {
         if (err) return;
-        const token = msg.subject.slice(this.#prefix.length + 1);
-        this.#handlers.get(token)?.(msg);
+        this.#pending.get(msg.subject.slice(this.#prefix.length + 1))?.onMessage(msg);
       },
     });
   }
 
-  open(handler: (msg: Msg) => void): { subject: string; close(): void } {
+  open(onMessage: (msg: Msg) => void, onTimeout: () => void, timeoutMs: number): Inbox {
     const token = (this.#next++).toString(36);
-    this.#handlers.set(token, handler);
-    return { subject: `${this.#prefix}.${token}`, close: () => this.#handlers.delete(token) };
+    const entry: Pending = { onMessage, onTimeout, deadline: Date.now() + timeoutMs };
+    this.#pending.set(token, entry);
+    this.#sweep ??= setInterval(() => this.#expire(), 100).unref();
+    return {
+      subject: `${this.#prefix}.${token}`,
+      touch: (ms) => { entry.deadline = Date.now() + ms; },
+      close: () => { this.#pending.delete(token); },
+    };
+  }
+
+  /**
+   * A request with one reply. Rejects with GatewayError `timeout`, or `no_backend` when nothing
+   * subscribes to the subject (the server's no-responders status).
+   */
+  request(nc: NatsConnection, subject: string, data: Uint8Array | undefined, options: { headers?: MsgHeaders; timeoutMs: number }): Promise<Msg> {
+    return new Promise((resolve, reject) => {
+      const inbox = this.open(
+        (msg) => {
+          inbox.close();
+          if (msg.data.length === 0 && msg.headers?.code === 503) reject(new GatewayError('no_backend', `no service is answering ${subject}`));
+          else resolve(msg);
+        },
+        () => { inbox.close(); reject(new GatewayError('timeout', `no answer from ${subject} within ${options.timeoutMs} ms`)); },
+        options.timeoutMs,
+      );
+      nc.publish(subject, data, { reply: inbox.subject, ...(options.headers && { headers: options.headers }) });
+    });
   }
 
   get pending(): number {
-    return this.#handlers.size;
+    return this.#pending.size;
   }
 
   close(): void {
+    clearInterval(this.#sweep);
     this.#sub.unsubscribe();
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    for (const entry of this.#pending.values()) if (entry.deadline <= now) entry.onTimeout();
   }
 }
 
@@ -56,19 +101,18 @@ export interface StreamRequestOptions {
 export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject: string, data: Uint8Array, options: StreamRequestOptions): AsyncGenerator<Msg> {
   const queue: Msg[] = [];
   let wake: (() => void) | undefined;
-  const inbox = mux.open((msg) => { queue.push(msg); wake?.(); });
   let failure: GatewayError | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let waitingFor = 'first message';
+  const inbox = mux.open(
+    (msg) => { queue.push(msg); wake?.(); },
+    () => { failure ??= new GatewayError('timeout', `no answer within ${waitingFor === 'first message' ? options.firstMessageTimeoutMs : options.idleTimeoutMs} ms (${waitingFor})`); wake?.(); },
+    options.firstMessageTimeoutMs,
+  );
   let done = false;
-  const arm = (ms: number, what: string): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => { failure = new GatewayError('timeout', `no answer within ${ms} ms (${what})`); wake?.(); }, ms);
-  };
   const onAbort = (): void => { failure = new GatewayError('cancelled', 'request cancelled by the client'); wake?.(); };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     nc.publish(subject, data, { reply: inbox.subject, headers: options.headers });
-    arm(options.firstMessageTimeoutMs, 'first message');
     let first = true;
     for (;;) {
       while (queue.length === 0 && !failure) await new Promise<void>((r) => { wake = r; });
@@ -80,9 +124,9 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
         throw new GatewayError('no_backend', `no service is answering ${subject}`);
       }
       first = false;
-      const frame = msg.headers?.get(H.stream);
-      if (frame === 'chunk') {
-        arm(options.idleTimeoutMs, 'between chunks');
+      if (msg.headers?.get(H.stream) === 'chunk') {
+        waitingFor = 'between chunks';
+        inbox.touch(options.idleTimeoutMs);
         yield msg;
         continue;
       }
@@ -91,7 +135,6 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
       return;
     }
   } finally {
-    clearTimeout(timer);
     inbox.close();
     options.signal?.removeEventListener('abort', onAbort);
     if (!done) publishCancel(nc, options.headers.get(H.requestId));
@@ -105,4 +148,3 @@ export function publishCancel(nc: NatsConnection, requestId: string | undefined)
   headers.set(H.requestId, requestId);
   nc.publish(Subjects.cancel.subject, undefined, { headers });
 }
-

@@ -2,3 +2,4 @@ export * from './sim.ts';
 export * from './openai.ts';
 export * from './ollama.ts';
 export * from './anthropic.ts';
+export * from './media.ts';

@@ -1,7 +1,6 @@
-import { NoRespondersError, TimeoutError, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import {
   GatewayError, H, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, Subjects, traceIdOf, workerSubject,
-  type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type MsgHeaders,
+  type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
@@ -13,6 +12,8 @@ export interface DispatcherDeps {
   config: LabConfig;
   models: ModelView;
   events: EventPublisher;
+  /** The router's reply mux: requests to workers without a subscription or timer each. */
+  mux: ReplyMux;
 }
 
 type Operation = 'chat' | 'embeddings';
@@ -73,23 +74,22 @@ export class Dispatcher {
       const headers = this.#workerHeaders({ requestId, traceparent, replyTo: msg.reply, candidate, requestedModel, attempt, reason, receivedAt });
       const timeout = firstTokenTimeout(config, candidate.provider);
       try {
-        const reply = await nc.request(workerSubject(candidate.provider, operation), msg.data, { headers, timeout });
-        if (reply.headers?.get(H.outcome) !== 'failed') return; // started or done: the worker answers the requester
-        const error = errorFromReply(reply.headers, reply.data) ?? new GatewayError('backend_error', `${candidate.provider} failed`);
+        const reply = await this.#deps.mux.request(nc, workerSubject(candidate.provider, operation), msg.data, { headers, timeoutMs: timeout });
+        const error = errorFromReply(reply.headers, reply.data);
+        if (!error) return; // started or done: the worker answers the requester
         lastError = error;
         route.push(`${candidate.provider} ${error.code}`);
         if (!error.retryable) break;
       } catch (err) {
-        if (err instanceof NoRespondersError || (err as { isNoResponders?: () => boolean }).isNoResponders?.()) {
+        if (!(err instanceof GatewayError)) throw err;
+        if (err.code === 'no_backend') {
           lastError = new GatewayError('no_backend', `no ${candidate.provider} worker is running`);
           route.push(`${candidate.provider} no worker`);
-        } else if (err instanceof TimeoutError || (err as Error).name === 'TimeoutError') {
+        } else {
           // Tell the worker to let go, so a late answer never reaches the client after a fallback.
           publishCancelAttempt(nc, requestId, attempt);
           lastError = new GatewayError('timeout', `${candidate.provider} gave no first token within ${timeout} ms`);
           route.push(`${candidate.provider} first-token timeout`);
-        } else {
-          throw err;
         }
       }
     }

@@ -1,4 +1,4 @@
-import { GatewayError, H, Subjects, exitOnStartFailure, respondJson, runService } from '@homelab/bus';
+import { GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService } from '@homelab/bus';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 
@@ -10,7 +10,8 @@ await runService({
   async start({ nc, log, config, service, events }) {
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
-    const dispatcher = new Dispatcher({ nc, log, config, models: catalog, events });
+    const mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
+    const dispatcher = new Dispatcher({ nc, log, config, models: catalog, events, mux });
     const cancels = nc.subscribe(Subjects.cancel.subject, {
       callback: (_err, msg) => {
         const id = msg.headers?.get(H.requestId);
@@ -29,6 +30,6 @@ await runService({
         respondJson(msg, model);
       },
     });
-    return () => { catalog.stop(); cancels.unsubscribe(); };
+    return () => { catalog.stop(); cancels.unsubscribe(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

@@ -1,3 +1,4 @@
+import { backendFetch } from '../http.ts';
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { GatewayError, parseRetryAfter } from '@homelab/bus';
 import { fromAnthropicStreamError } from './chat.ts';
@@ -20,6 +21,7 @@ export function createAnthropicClient(options: AnthropicClientOptions): Anthropi
     timeout: options.timeoutMs ?? 600_000,
     // Errors reach the caller as GatewayErrors; the SDK need not log them too.
     logLevel: 'off',
+    fetch: backendFetch,
   });
 }
 

@@ -196,7 +196,7 @@ describe('Ollama backend against the simulator', () => {
       const cases = [
         { faults: { malformedAfterChunks: 2 }, message: /malformed stream line/ },
         { faults: { errorLineAfterChunks: 2 }, message: /^ollama: llama runner process has terminated/ },
-        { faults: { dropAfterChunks: 2 }, message: /connection lost mid-stream: (terminated|other side closed)/ },
+        { faults: { dropAfterChunks: 2 }, message: /connection lost mid-stream: (terminated|other side closed|aborted)/ },
       ];
       for (const { faults, message } of cases) {
         sim.setFaults(faults);

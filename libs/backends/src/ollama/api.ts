@@ -39,6 +39,8 @@ export function fromFetchError(err: unknown, signal: AbortSignal, code: 'backend
   return new GatewayError(code, `${what}: ${reason}`, { cause: err });
 }
 
+import { backendFetch } from '../http.ts';
+
 export interface OllamaRequest {
   method: 'GET' | 'POST';
   path: string;
@@ -50,7 +52,7 @@ export interface OllamaRequest {
 export async function ollamaFetch(baseUrl: string, request: OllamaRequest): Promise<Response> {
   let response: Response;
   try {
-    response = await fetch(baseUrl + request.path, {
+    response = await backendFetch(baseUrl + request.path, {
       method: request.method,
       headers: request.body === undefined ? {} : { 'content-type': 'application/json' },
       body: request.body === undefined ? null : JSON.stringify(request.body),

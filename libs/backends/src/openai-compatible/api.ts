@@ -1,3 +1,4 @@
+import { backendFetch } from '../http.ts';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { GatewayError, parseRetryAfter } from '@homelab/bus';
 import type { ProviderName } from '../types.ts';
@@ -27,6 +28,7 @@ export function createOpenAIClient(options: OpenAIClientOptions): OpenAI {
     // OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment must not reach other backends.
     organization: null,
     project: null,
+    fetch: backendFetch,
   });
 }
 

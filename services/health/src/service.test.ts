@@ -97,7 +97,7 @@ describe('health service end to end', () => {
     // Every target reaches its first state; unprobed ones are listed.
     const first = await waitFor(async () => {
       const s = await status(scripts);
-      return ['media-node.jellyfin', 'media-node.sonarr', 'media-node.gone', 'router.host', 'gateway.health'].every((k) => stateOf(s, k) !== 'unknown') ? s : undefined;
+      return ['media-node.jellyfin', 'media-node.sonarr', 'media-node.gone', 'router.host', 'gateway.health'].every((k) => (stateOf(s, k) ?? 'unknown') !== 'unknown') ? s : undefined;
     }, 10_000, 'first states');
     expect(Object.fromEntries(first.targets.map((t) => [t.key, t.state]))).toEqual({
       'media-node.jellyfin': 'up', 'media-node.sonarr': 'up', 'media-node.gone': 'down', 'router.host': 'up', 'lab-vm.host': 'unknown', 'gateway.health': 'up',

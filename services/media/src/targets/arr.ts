@@ -1,4 +1,5 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { TypeCheck } from '@sinclair/typebox/compiler';
 import type { MediaArrLibrary, MediaHealthIssue, MediaQueueItem, MediaQueueSnapshot } from '@homelab/bus';
 import { MediaError } from '../errors.ts';
 import { HttpClient, shape } from '../http.ts';
@@ -14,7 +15,8 @@ const Open = { additionalProperties: true } as const;
 const OptStr = Type.Optional(Type.Union([Type.String(), Type.Null()]));
 
 export const SystemStatusShape = shape(Type.Object({ appName: Type.Optional(Type.String()), instanceName: OptStr, version: Type.String(), startTime: OptStr }, Open));
-export const HealthShape = shape(Type.Array(Type.Object({ source: Type.String(), type: Type.String(), message: Type.String(), wikiUrl: OptStr }, Open)));
+const HealthSchema = Type.Array(Type.Object({ source: Type.String(), type: Type.String(), message: Type.String(), wikiUrl: OptStr }, Open));
+export const HealthShape = shape(HealthSchema);
 const DiskSpaceShape = shape(Type.Array(Type.Object({ path: Type.String(), label: OptStr, freeSpace: Type.Number(), totalSpace: Type.Number() }, Open)));
 const QueueStatusShape = shape(Type.Object({
   totalCount: Type.Integer(), count: Type.Integer(), unknownCount: Type.Integer(), errors: Type.Boolean(), warnings: Type.Boolean(),
@@ -65,7 +67,7 @@ export class ArrClient {
     this.#prefix = `api/${apiVersion}`;
   }
 
-  get<S extends Parameters<HttpClient['json']>[1]>(path: string, check: S, signal: AbortSignal, query?: Record<string, string | number | boolean>) {
+  get<S extends TSchema>(path: string, check: TypeCheck<S>, signal: AbortSignal, query?: Record<string, string | number | boolean>): Promise<Static<S>> {
     return this.http.json(`${this.#prefix}${path}`, check, { signal, ...(query && { query }) });
   }
 
@@ -79,7 +81,7 @@ function str(v: string | null | undefined): string | undefined {
   return v === null || v === undefined || v === '' ? undefined : v;
 }
 
-export function healthIssues(list: Static<typeof HealthShape.schema>): MediaHealthIssue[] {
+export function healthIssues(list: Static<typeof HealthSchema>): MediaHealthIssue[] {
   return list.map((h) => ({ source: h.source, type: h.type, message: h.message, ...(str(h.wikiUrl) && { wikiUrl: h.wikiUrl! }) }));
 }
 

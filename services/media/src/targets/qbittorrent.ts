@@ -36,14 +36,15 @@ const ServerState = Type.Object({
   up_info_speed: Type.Optional(Type.Number()), up_rate_limit: Type.Optional(Type.Number()), free_space_on_disk: Type.Optional(Type.Number()),
 }, Open);
 type QbServerState = Static<typeof ServerState>;
-const MainDataShape = shape(Type.Object({
+const MainDataSchema = Type.Object({
   rid: Type.Integer(),
   full_update: Type.Optional(Type.Boolean()),
   torrents: Type.Optional(Type.Record(Type.String(), TorrentFields)),
   torrents_removed: Type.Optional(Type.Array(Type.String())),
   server_state: Type.Optional(ServerState),
-}, Open));
-type MainData = Static<typeof MainDataShape.schema>;
+}, Open);
+const MainDataShape = shape(MainDataSchema);
+type MainData = Static<typeof MainDataSchema>;
 
 const UP_STATES = new Set(['uploading', 'stalledUP', 'pausedUP', 'stoppedUP', 'queuedUP', 'forcedUP', 'checkingUP']);
 const PAUSED = new Set(['pausedUP', 'pausedDL', 'stoppedUP', 'stoppedDL']);

@@ -1,6 +1,6 @@
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@homelab/logging';
-import { inboxPrefixFor } from './credentials.ts';
+import { inboxPrefixFor, readNatsSecrets, type NatsUser } from './credentials.ts';
 
 export interface BusOptions {
   /** Comma-separated NATS URLs, as in `NATS_URL`. */
@@ -19,11 +19,16 @@ export interface BusOptions {
   signal?: AbortSignal;
 }
 
-/** Connection credentials from the environment: `NATS_USER` / `NATS_PASSWORD`; none means the server's `no_auth_user`. */
+/**
+ * Connection credentials from the environment: `NATS_USER` with `NATS_PASSWORD`, or with
+ * `NATS_PASSWORDS_FILE` (the generated passwords file, e.g. a compose secret). No user means the
+ * server's `no_auth_user`.
+ */
 export function busCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<BusOptions, 'user' | 'password'> {
   const user = env['NATS_USER'];
-  const password = env['NATS_PASSWORD'];
-  return user ? { user, ...(password !== undefined && { password }) } : {};
+  if (!user) return {};
+  const password = env['NATS_PASSWORD'] ?? (env['NATS_PASSWORDS_FILE'] ? readNatsSecrets(env['NATS_PASSWORDS_FILE'])[user as NatsUser] : undefined);
+  return { user, ...(password !== undefined && { password }) };
 }
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 5000, 10_000];

@@ -109,7 +109,7 @@ describe('health service end to end', () => {
     expect((await status(scripts, { state: 'down' })).targets.map((t) => t.key)).toEqual(['media-node.gone']);
     // The router may ask too (nats.conf), and read the KV bucket directly.
     expect(stateOf(await status(router), 'media-node.sonarr')).toBe('up');
-    const kv = await new Kvm(router).open(HEALTH_KV_BUCKET);
+    const kv = await new Kvm(router).open(HEALTH_KV_BUCKET, { allow_direct: true });
     const stored = (await kv.get('media-node.jellyfin'))?.json<HealthTargetStatus>();
     expect(stored).toMatchObject({ key: 'media-node.jellyfin', node: 'media-node', service: 'jellyfin', state: 'up', kind: 'jellyfin', probe: 'http' });
 

@@ -26,13 +26,10 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
       const same = info.config.subjects?.length === spec.subjects.length && spec.subjects.every((s) => info.config.subjects?.includes(s));
       if (!same) await jsm.streams.update(spec.name, { ...info.config, subjects: spec.subjects });
     } catch (err) {
-      // A stream this user may not manage (nats.conf) belongs to other services, which create it.
-      if (isPermissionDenied(err)) continue;
       if (!isNotFound(err)) throw streamError(spec, options.replicas, err);
       try {
         await jsm.streams.add(config);
       } catch (addErr) {
-        if (isPermissionDenied(addErr)) continue;
         throw streamError(spec, options.replicas, addErr);
       }
     }
@@ -41,11 +38,6 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
 
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.status === 404;
-}
-
-function isPermissionDenied(err: unknown): boolean {
-  const text = `${(err as Error)?.message ?? ''} ${((err as Error)?.cause as Error | undefined)?.message ?? ''}`;
-  return /permissions violation/i.test(text);
 }
 
 function streamError(spec: StreamSpec, replicas: number | undefined, err: unknown): Error {

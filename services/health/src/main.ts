@@ -12,6 +12,7 @@ const NAME = 'health';
 await runService({
   name: NAME,
   description: 'Probes every node and service of the lab; publishes state changes and serves the live status',
+  streams: ['HEALTH', 'HEALTH_PROBES'],
   async start({ nc, log, config, service, events }) {
     const h = config.health;
     const store = await HealthStore.open(nc, { replicas: config.nats.replicas, log });
@@ -66,8 +67,8 @@ await runService({
     return async () => {
       await discovery?.stop();
       await monitor.stop();
-      await writer.flush();
-      await notifier.flush();
+      await writer.close(3000);
+      await Promise.race([notifier.flush(), new Promise((r) => setTimeout(r, 3000).unref())]);
     };
   },
 }).catch(exitOnStartFailure(NAME));

@@ -83,6 +83,7 @@ export class HealthWriter {
   readonly #open = new Map<string, Extract<Item, { kind: 'record' }>>();
   #draining: Promise<void> | null = null;
   #kvFailing = false;
+  #closing = false;
 
   constructor(deps: WriterDeps) {
     this.#d = deps;
@@ -115,6 +116,15 @@ export class HealthWriter {
     while (this.#draining) await this.#draining;
   }
 
+  /** At shutdown: one more attempt per queued write, no back-off, at most `timeoutMs`. */
+  async close(timeoutMs = 3000): Promise<void> {
+    this.#closing = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); })]);
+    clearTimeout(timer);
+    if (this.#items.length > 0) this.#d.log.warn({ pending: this.#items.length }, 'health writes left unwritten at shutdown');
+  }
+
   #push(item: Item): void {
     this.#items.push(item);
     if (!this.#draining) {
@@ -141,7 +151,7 @@ export class HealthWriter {
         await this.#d.publishEvent(event);
         return;
       } catch (err) {
-        if (attempt >= attempts) {
+        if (attempt >= attempts || this.#closing) {
           this.#d.log.error({ key: event.key, id: event.id, err: (err as Error).message }, 'health event not stored; giving up on it');
           return;
         }

@@ -144,7 +144,7 @@ describe('health service end to end', () => {
     expect(book.usable('media-node/jellyfin')).toBe(false);
 
     // The health service restarts: the snapshot survives in KV, no transition is invented.
-    const jsm = await jetstreamManager(router);
+    const jsm = await jetstreamManager(scripts);
     const before = (await jsm.streams.info('HEALTH')).state.messages;
     const beforeSnap = await status(scripts);
     await health!.stop();

@@ -150,7 +150,7 @@ export class ServiceAlerts {
     await this.#sink.publish('mediaServiceError', {
       source: target.name, kind: target.kind, reason: e.reason, message: e.message, at: new Date(this.#clock()).toISOString(), since: new Date(e.since).toISOString(),
       ...(e.status !== undefined && { status: e.status }), ...(e.endpoint !== undefined && { endpoint: e.endpoint }),
-    }, `service.error:${target.name}:${e.gen}`);
+    }, `service.error:${target.name}:${e.reason}:${e.gen}`);
     e.announced = true;
     await doc.save(state);
     this.#log.warn({ source: target.name, reason: e.reason, err: e.message }, 'service error');

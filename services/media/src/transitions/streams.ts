@@ -60,6 +60,12 @@ export class StreamTracker {
       const now = this.#clock();
       const current = new Map(streams.map((s) => [s.key, s]));
       let changed = false;
+      // Stops first: a device that moved to the next episode stopped one stream before it started the other.
+      for (const key of Object.keys(state.active)) {
+        if (current.has(key)) continue;
+        await this.#stop(target, doc, state, key, 'poll');
+        changed = true;
+      }
       for (const [key, stream] of current) {
         const entry = state.active[key];
         this.#latest.set(`${target.name}|${key}`, stream);
@@ -70,11 +76,6 @@ export class StreamTracker {
         const stoppedAt = state.stoppedAt[key];
         if (stoppedAt !== undefined && now - stoppedAt < graceMs) continue;
         await this.#start(target, doc, state, stream, 'poll');
-        changed = true;
-      }
-      for (const key of Object.keys(state.active)) {
-        if (current.has(key)) continue;
-        await this.#stop(target, doc, state, key, 'poll');
         changed = true;
       }
       for (const [key, at] of Object.entries(state.stoppedAt)) if (now - at > FORGET_STOPS_MS) { delete state.stoppedAt[key]; changed = true; }

@@ -161,9 +161,22 @@ describe('bad input over HTTP', () => {
   });
 
   it('a body over the limit → 413', async () => {
-    const res = await post(Buffer.alloc(5 * 1024 * 1024, 0x61));
-    expect(res.status).toBe(413);
-    expect((await res.json() as { error: { code: string } }).error.code).toBe('body_too_large');
+    // The ingress refuses on the declared length alone: send the headers, read the answer, never the 5 MiB.
+    const { request } = await import('node:http');
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${stack.ingressUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 5 * 1024 * 1024 } }, (res) => {
+        let text = '';
+        res.on('data', (b: Buffer) => { text += b.toString(); });
+        res.on('end', () => { resolve({ status: res.statusCode!, text }); req.destroy(); });
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
+      req.flushHeaders();
+      req.write('{"model":"fast","messages":[');
+    });
+    expect(answer.status).toBe(413);
+    expect((JSON.parse(answer.text) as { error: { code: string } }).error.code).toBe('body_too_large');
+    // And the ingress keeps serving.
+    expect((await fetch(`${stack.ingressUrl}/healthz`)).status).toBe(200);
   });
 
   it('unknown routes → 404 in OpenAI shape; health endpoints answer', async () => {
@@ -209,8 +222,9 @@ describe('bad input over HTTP', () => {
     stack.sims.vllm.setFaults({});
     expect(res.status).toBe(200);
     expect(res.headers.get('x-homelab-backend')).toBe('ollama');
-    expect(res.headers.get('x-homelab-attempts')).toBe('2');
-    expect(res.headers.get('x-homelab-route-reason')).toBe('alias:smart > vllm backend_unavailable > ollama');
+    // Two tries on vLLM (routing.retry.attemptsPerBackend), then Ollama.
+    expect(res.headers.get('x-homelab-attempts')).toBe('3');
+    expect(res.headers.get('x-homelab-route-reason')).toBe('alias:smart > vllm backend_unavailable > vllm backend_unavailable > ollama');
   });
 });
 

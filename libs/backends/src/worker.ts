@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import {
-  GatewayError, H, Subjects, createHeaders, errorHeaders, nowMs, respondError, respondJson, toGatewayError, traceIdOf, workerSubject,
+  GatewayError, H, ReplyMux, Subjects, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
   type EventPublisher, type InferenceCompleted, type MicroService, type MsgHeaders, type WorkerModels,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -40,6 +40,8 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
   const provider = backend.provider;
   const inFlight = new Map<string, InFlight>();
   const queue = `worker-${provider}`;
+  // The connection's own inbox prefix: nats.conf lets each service read only its own inboxes.
+  const mux = new ReplyMux(nc, (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? '_INBOX');
 
   const cancelSub = nc.subscribe(Subjects.cancel.subject, {
     callback: (_err, msg) => {
@@ -198,6 +200,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
         end.set(H.stream, 'end');
         end.set(H.backendMs, backendMs.toFixed(3));
         nc.publish(replyTo, undefined, { headers: end });
+        outcome(msg, 'done');
         event({
           status: 'ok', httpStatus: 200, backendMs, ...(ttftMs !== undefined && { ttftMs }), ...(responseModel && { responseModel }),
           ...usageFields(usage), ...(finishReason && { finishReason }),
@@ -221,8 +224,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
       const reason = t.controller.signal.reason;
       const final = reason instanceof GatewayError ? reason : error;
       if (final.code === 'internal_error') log.error({ requestId: t.requestId, err: error.cause ?? error }, 'worker failed');
-      // The router decides what happens next (retry, fallback, or the error to the client).
-      respondError(msg, final, outcomeHeaders('failed'));
+      reportFailure(msg, replyTo, final);
     }
   }
 
@@ -250,27 +252,43 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
         inputTokens: response.usage?.prompt_tokens ?? 0, finishedAt: new Date().toISOString(),
       }, { msgId: `${t.requestId}:${t.attempt}` }).catch(() => {});
     } catch (err) {
-      respondError(msg, toGatewayError(t.controller.signal.reason ?? err, 'backend_error'), outcomeHeaders('failed'));
+      reportFailure(msg, replyTo, toGatewayError(t.controller.signal.reason ?? err, 'backend_error'));
     } finally {
       t.done();
     }
   }
 
+  /**
+   * The router decides what follows a failure before content (retry, fallback, or the error to the
+   * client), and acknowledges the report. No acknowledgement means the router is gone: then the
+   * requester gets the error straight away instead of waiting for its timeout.
+   */
+  function reportFailure(msg: Msg, replyTo: string, error: GatewayError): void {
+    if (!msg.reply) return;
+    const body = encoder.encode(JSON.stringify(error.toOpenAI()));
+    mux.request(nc, msg.reply, body, { headers: errorHeaders(error), timeoutMs: 2000 }).catch(() => {
+      if (error.code !== 'cancelled') nc.publish(replyTo, body, { headers: errorHeaders(error) });
+    });
+  }
+
+  // A lost bus connection: answers cannot reach anyone, so stop the backend work at once.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type !== 'disconnect') continue;
+      for (const entry of inFlight.values()) entry.controller.abort(new GatewayError('backend_unavailable', 'the worker lost its message bus connection'));
+    }
+  })();
+
   return {
     inFlight: () => inFlight.size,
     async stop() {
       cancelSub.unsubscribe();
+      mux.close();
     },
   };
 }
 
 const chunkHeaders = (() => { const h = createHeaders(); h.set(H.stream, 'chunk'); return h; })();
-
-function outcomeHeaders(outcome: 'started' | 'done' | 'failed'): MsgHeaders {
-  const h = createHeaders();
-  h.set(H.outcome, outcome);
-  return h;
-}
 
 // Success outcomes are a bare word, no headers to encode; a failure carries the service error headers.
 const OUTCOMES = { started: encoder.encode('started'), done: encoder.encode('done') };

@@ -4,7 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createLogger } from '@homelab/logging';
 import { connectAs, startNatsServer, type TestNatsServer } from '@homelab/testing';
 import {
-  EventPublisher, GatewayError, H, MicroService, Subjects, connectBus, consumeEvents, ensureStreams, errorFromReply, respondJson,
+  EventPublisher, GatewayError, H, MicroService, Streams, Subjects, connectBus, consumeEvents, ensureStreams, errorFromReply, respondJson,
 } from './index.ts';
 import { Type } from '@sinclair/typebox';
 
@@ -76,7 +76,7 @@ describe('nats.conf permissions', () => {
 
   it('lets scripts make requests but not publish events or impersonate a worker', async () => {
     await using router = await connectAs(nats, 'router');
-    await ensureStreams(router);
+    await ensureStreams(router, { streams: Streams.filter((x) => x.name === 'INFERENCE') });
     router.subscribe('inference.models', { callback: (_e, m) => { m.respond(enc.encode('{"object":"list","data":[]}')); } });
     await router.flush();
 
@@ -112,7 +112,7 @@ describe('nats.conf permissions', () => {
 describe('events on JetStream', () => {
   it('a durable consumer that was down gets every event, and invalid events are dropped', async () => {
     await using nc = await connectAs(nats, 'router');
-    await ensureStreams(nc);
+    await ensureStreams(nc, { streams: Streams.filter((x) => x.name === 'INFERENCE') });
     await using telemetry = await connectAs(nats, 'telemetry');
     const seen: unknown[] = [];
     const invalid: string[] = [];

@@ -5,7 +5,8 @@ import { Subjects } from './subjects.ts';
 
 interface Pending {
   onMessage(msg: Msg): void;
-  onTimeout(): void;
+  /** The wait is over without an answer: `timeout`, or `disconnected` when the bus connection dropped. */
+  onFail(reason: 'timeout' | 'disconnected'): void;
   deadline: number;
 }
 
@@ -36,11 +37,17 @@ export class ReplyMux {
         this.#pending.get(msg.subject.slice(this.#prefix.length + 1))?.onMessage(msg);
       },
     });
+    // Replies in flight when the connection drops are lost: fail their waits now, not at their timeouts.
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') for (const entry of [...this.#pending.values()]) entry.onFail('disconnected');
+      }
+    })();
   }
 
-  open(onMessage: (msg: Msg) => void, onTimeout: () => void, timeoutMs: number): Inbox {
+  open(onMessage: (msg: Msg) => void, onFail: (reason: 'timeout' | 'disconnected') => void, timeoutMs: number): Inbox {
     const token = (this.#next++).toString(36);
-    const entry: Pending = { onMessage, onTimeout, deadline: Date.now() + timeoutMs };
+    const entry: Pending = { onMessage, onFail, deadline: Date.now() + timeoutMs };
     this.#pending.set(token, entry);
     this.#sweep ??= setInterval(() => this.#expire(), 100).unref();
     return {
@@ -62,7 +69,7 @@ export class ReplyMux {
           if (msg.data.length === 0 && msg.headers?.code === 503) reject(new GatewayError('no_backend', `no service is answering ${subject}`));
           else resolve(msg);
         },
-        () => { inbox.close(); reject(new GatewayError('timeout', `no answer from ${subject} within ${options.timeoutMs} ms`)); },
+        (reason) => { inbox.close(); reject(reason === 'timeout' ? new GatewayError('timeout', `no answer from ${subject} within ${options.timeoutMs} ms`) : lostConnection()); },
         options.timeoutMs,
       );
       nc.publish(subject, data, { reply: inbox.subject, ...(options.headers && { headers: options.headers }) });
@@ -80,7 +87,7 @@ export class ReplyMux {
 
   #expire(): void {
     const now = Date.now();
-    for (const entry of this.#pending.values()) if (entry.deadline <= now) entry.onTimeout();
+    for (const entry of this.#pending.values()) if (entry.deadline <= now) entry.onFail('timeout');
   }
 }
 
@@ -105,7 +112,12 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
   let waitingFor = 'first message';
   const inbox = mux.open(
     (msg) => { queue.push(msg); wake?.(); },
-    () => { failure ??= new GatewayError('timeout', `no answer within ${waitingFor === 'first message' ? options.firstMessageTimeoutMs : options.idleTimeoutMs} ms (${waitingFor})`); wake?.(); },
+    (reason) => {
+      failure ??= reason === 'timeout'
+        ? new GatewayError('timeout', `no answer within ${waitingFor === 'first message' ? options.firstMessageTimeoutMs : options.idleTimeoutMs} ms (${waitingFor})`)
+        : lostConnection();
+      wake?.();
+    },
     options.firstMessageTimeoutMs,
   );
   let done = false;
@@ -139,6 +151,10 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
     options.signal?.removeEventListener('abort', onAbort);
     if (!done) publishCancel(nc, options.headers.get(H.requestId));
   }
+}
+
+function lostConnection(): GatewayError {
+  return new GatewayError('backend_unavailable', 'the gateway lost its message bus connection while waiting for the answer; retry');
 }
 
 /** Tells every router and worker to stop working on a request. */

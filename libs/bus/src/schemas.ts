@@ -160,6 +160,18 @@ export const InferenceCompletedSchema = Type.Object({
 }, Closed);
 export type InferenceCompleted = Static<typeof InferenceCompletedSchema>;
 
+/** `inference.circuit`: a router's circuit breaker for one backend changed state. */
+export const CircuitChangedSchema = Type.Object({
+  backend: ProviderSchema,
+  state: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')]),
+  previous: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')]),
+  reason: Type.String(),
+  /** The router instance (its `$SRV` id): each replica keeps its own breakers. */
+  router: Type.String(),
+  at: Type.String(),
+}, Closed);
+export type CircuitChanged = Static<typeof CircuitChangedSchema>;
+
 /** A compiled validator: compiled once at load, so checking a message costs microseconds. */
 export interface Validator<T> {
   check(value: unknown): value is T;

@@ -39,6 +39,8 @@ export interface EndpointOptions<S extends TSchema | null> {
    * service). A thrown error is sent back as a service error and counted.
    */
   handler: (req: ServiceRequest<S extends TSchema ? Static<S> : null>) => void | Promise<void>;
+  /** Called for every request that ends in an error reply (invalid payload included), e.g. to record it. */
+  onError?: (msg: Msg, error: GatewayError) => void;
 }
 
 interface EndpointState {
@@ -89,6 +91,7 @@ export class MicroService {
       state.last_error = `${gatewayError.status}:${gatewayError.message}`;
       if (gatewayError.code === 'internal_error') this.#log.error({ err, endpoint: name }, 'endpoint failed');
       if (msg.reply) respondError(msg, gatewayError);
+      options.onError?.(msg, gatewayError);
     };
     this.#subs.push(this.#nc.subscribe(options.subject, {
       queue: state.queue_group,

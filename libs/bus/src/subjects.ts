@@ -1,6 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import {
-  ChatRequestSchema, EmbeddingsRequestSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
+  ChatRequestSchema, CircuitChangedSchema, EmbeddingsRequestSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
 } from './schemas.ts';
 import { HealthChangedSchema, HealthProbeResultSchema, HealthStatusRequestSchema } from './health-schemas.ts';
 import {
@@ -23,6 +23,8 @@ export const Subjects = {
   /** Header-only message with `x-request-id`: the requester went away; abort that request's backend call. */
   cancel: { subject: 'inference.cancel', kind: 'internal', schema: null },
   inferenceCompleted: { subject: 'inference.completed', kind: 'event', stream: 'INFERENCE', schema: InferenceCompletedSchema },
+  /** A router's circuit breaker for a backend changed state. */
+  circuitChanged: { subject: 'inference.circuit', kind: 'event', stream: 'INFERENCE', schema: CircuitChangedSchema },
   // --- health service (docs/health.md) ---
   /** A target changed state: `health.<node>.<service>` (`healthEventSubject()`); never `health.status`, which has two tokens. */
   healthChanged: { subject: 'health.*.*', kind: 'event', stream: 'HEALTH', schema: HealthChangedSchema },
@@ -73,7 +75,7 @@ export const WorkerModelsReply = WorkerModelsSchema;
 /** JetStream streams, derived from the event subjects above. */
 export interface StreamSpec { name: string; subjects: string[]; description: string; maxAgeDays: number }
 export const Streams: StreamSpec[] = [
-  { name: 'INFERENCE', subjects: [Subjects.inferenceCompleted.subject], description: 'Finished inference requests', maxAgeDays: 14 },
+  { name: 'INFERENCE', subjects: [Subjects.inferenceCompleted.subject, Subjects.circuitChanged.subject], description: 'Finished inference requests and circuit breaker changes', maxAgeDays: 14 },
   { name: 'HEALTH', subjects: [Subjects.healthChanged.subject], description: 'Health state changes of the lab\'s targets', maxAgeDays: 30 },
   { name: 'HEALTH_PROBES', subjects: [Subjects.healthProbe.subject], description: 'Every health probe result, for metrics', maxAgeDays: 1 },
   // media: the event subjects listed one by one, so the request subject `media.status` stays out of the stream.

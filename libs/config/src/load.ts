@@ -46,9 +46,12 @@ export interface LabConfig {
   readonly backends: { vllm?: LocalBackend; ollama?: LocalBackend; openai?: CloudBackend; anthropic?: CloudBackend };
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly discoveryIntervalMs: number;
+  readonly routing: LabConfigFile['routing'];
   readonly media: LabConfigFile['media'];
   /** The health service's settings, environment applied (docs/health.md). */
   readonly health: HealthConfig;
+  /** The telemetry service's settings, environment applied (docs/telemetry.md). */
+  readonly telemetry: LabConfigFile['telemetry'];
   /** What is left unconfigured and why, for one line each at start. */
   readonly notConfigured: readonly string[];
 }
@@ -177,8 +180,13 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     backends,
     aliases: cfg.inference.aliases,
     discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
+    routing: cfg.routing,
     media,
     health: resolveHealth(cfg.health, cfg.nodes, file, env, notConfigured),
+    telemetry: {
+      metricsPort: env['METRICS_PORT'] ? parsePort(env['METRICS_PORT'], file, 'METRICS_PORT') : cfg.telemetry.metricsPort,
+      metricsHost: env['METRICS_HOST'] || cfg.telemetry.metricsHost,
+    },
     notConfigured,
   });
 }
@@ -214,9 +222,9 @@ function resolveHealth(
 const MEDIA_KINDS: readonly ServiceKind[] = ['sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich'];
 // --- end media service ---
 
-function parsePort(value: string, file: string): number {
+function parsePort(value: string, file: string, variable = 'PORT'): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, 'PORT (environment)', `not a port: ${value}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `${variable} (environment)`, `not a port: ${value}`);
   return port;
 }
 

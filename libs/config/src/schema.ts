@@ -44,6 +44,12 @@ const LocalBackendSchema = Obj({
   idleTimeoutMs: Ms(30_000),
   totalTimeoutMs: Ms(600_000),
   keepAlive: Opt(Type.String()),
+  /** Requests this backend serves at once (per router replica); 0 = no limit. */
+  maxConcurrent: Type.Integer({ minimum: 0, default: 16 }),
+  /** Requests that may wait for a slot; past that the next candidate gets the request. */
+  maxQueue: Type.Integer({ minimum: 0, default: 16 }),
+  /** At the limit: `spill` to the next candidate at once, or `wait` in the queue first. */
+  whenSaturated: Type.Union([Type.Literal('spill'), Type.Literal('wait')], { default: 'wait' }),
 });
 
 const CloudBackendSchema = Obj({
@@ -55,6 +61,12 @@ const CloudBackendSchema = Obj({
   idleTimeoutMs: Ms(60_000),
   totalTimeoutMs: Ms(600_000),
   defaultMaxTokens: Opt(Type.Integer({ minimum: 1 })),
+  /** Requests this backend serves at once (per router replica); 0 = no limit. */
+  maxConcurrent: Type.Integer({ minimum: 0, default: 32 }),
+  /** Requests that may wait for a slot; past that the next candidate gets the request. */
+  maxQueue: Type.Integer({ minimum: 0, default: 32 }),
+  /** At the limit: `spill` to the next candidate at once, or `wait` in the queue first. */
+  whenSaturated: Type.Union([Type.Literal('spill'), Type.Literal('wait')], { default: 'wait' }),
 });
 
 // --- health service (services/health; every key is described in docs/health.md) ---
@@ -149,6 +161,42 @@ const MediaTargetSchema = Obj({
 });
 // --- end media service ---
 
+/** How the router chooses among candidates and recovers from failures (docs/routing.md). */
+const RoutingSchema = Type.Object({
+  /** `local-first`: lab backends before cloud ones, whatever the list order; `ordered`: as listed. */
+  policy: Type.Union([Type.Literal('local-first'), Type.Literal('ordered')], { default: 'local-first' }),
+  /** Every request stays in the lab, as if each carried `x-homelab-route: local-only`. */
+  localOnly: Type.Boolean({ default: false }),
+  retry: Type.Object({
+    /** Tries on one backend before the next candidate (1 = no retry on the same backend). */
+    attemptsPerBackend: Type.Integer({ minimum: 1, maximum: 5, default: 2 }),
+    backoffMs: Type.Integer({ minimum: 0, default: 200 }),
+    maxBackoffMs: Type.Integer({ minimum: 0, default: 2000 }),
+    /** A `Retry-After` longer than this moves on to the next candidate instead of waiting. */
+    maxRetryAfterMs: Type.Integer({ minimum: 0, default: 5000 }),
+  }, { additionalProperties: false, default: {} }),
+  breaker: Type.Object({
+    /** Consecutive failures that open the circuit. */
+    consecutiveFailures: Type.Integer({ minimum: 1, default: 5 }),
+    /** Or: this share of failures among at least `minRequests` in `windowMs`. */
+    failureRatio: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.5 }),
+    minRequests: Type.Integer({ minimum: 1, default: 20 }),
+    windowMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+    /** How long an open circuit stays open before one probe request is let through (half-open). */
+    openMs: Type.Integer({ minimum: 100, default: 15_000 }),
+  }, { additionalProperties: false, default: {} }),
+  /** Longest wait for a concurrency slot. */
+  queueTimeoutMs: Type.Integer({ minimum: 1, default: 10_000 }),
+  /** Cloud candidates are skipped once today's estimated cloud spend (UTC day) reaches this, in USD. */
+  cloudDailyBudgetUsd: Opt(Type.Number({ minimum: 0 })),
+  /** USD per million tokens, by `provider/model` (a `provider/*` entry covers the rest of a provider). */
+  prices: Type.Record(Type.String({ pattern: '^(openai|anthropic|vllm|ollama)/.+' }), Type.Object({
+    input: Type.Number({ minimum: 0 }),
+    output: Type.Number({ minimum: 0 }),
+  }, { additionalProperties: false }), { default: {} }),
+}, { additionalProperties: false, default: {} });
+export type RoutingConfig = Static<typeof RoutingSchema>;
+
 export const LabConfigSchema = Obj({
   lab: Type.Object({ name: Type.String({ default: 'homelab' }) }, { additionalProperties: false, default: {} }),
   nats: Type.Object({
@@ -172,6 +220,7 @@ export const LabConfigSchema = Obj({
     /** How often the router asks the workers which models their backends serve. */
     discoveryIntervalMs: Ms(15_000),
   }, { additionalProperties: false, default: {} }),
+  routing: RoutingSchema,
   media: Type.Object({
     /** Storage paths watched with statfs (`MEDIA_PATHS`, comma-separated). */
     paths: Type.Array(Type.String({ minLength: 1 }), { default: ['/mnt/media', '/mnt/downloads', '/mnt/photos'] }),
@@ -221,6 +270,14 @@ export const LabConfigSchema = Obj({
     // --- end media service ---
   }, { additionalProperties: false, default: {} }),
   health: HealthConfigSchema,
+  // --- telemetry service (services/telemetry; docs/telemetry.md) ---
+  telemetry: Type.Object({
+    /** Port of the Prometheus endpoint `GET /metrics` (`METRICS_PORT`); 0 picks a free port. */
+    metricsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+    /** Listen address of `/metrics` (`METRICS_HOST`). */
+    metricsHost: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  }, { additionalProperties: false, default: {} }),
+  // --- end telemetry service ---
 });
 
 export type LabConfigFile = Static<typeof LabConfigSchema>;
@@ -232,3 +289,4 @@ export type HealthTargetConfig = Static<typeof HealthTargetSchema>;
 export type HealthBodyCondition = Static<typeof BodyConditionSchema>;
 export type MediaConfig = Static<typeof LabConfigSchema>['media'];
 export type MediaTargetConfig = Static<typeof MediaTargetSchema>;
+export type TelemetryConfig = Static<typeof LabConfigSchema>['telemetry'];

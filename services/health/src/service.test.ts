@@ -30,13 +30,18 @@ let jellyfin: LocalServer;
 let sonarr: LocalServer;
 let hooks: LocalServer;
 let jellyfinHealthy = true;
+let sonarrHealthy = true;
 let health: ServiceProcess | undefined;
 
 beforeAll(async () => {
   nats = await startNatsServer();
   dir = mkdtempSync(join(tmpdir(), 'homelab-health-e2e-'));
   jellyfin = await startHttpServer((_q, res) => { res.statusCode = jellyfinHealthy ? 200 : 503; res.end(jellyfinHealthy ? 'Healthy' : 'Unhealthy'); });
-  sonarr = await startHttpServer((_q, res) => { res.setHeader('content-type', 'application/json'); res.end('{"status":"OK"}'); });
+  sonarr = await startHttpServer((_q, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.statusCode = sonarrHealthy ? 200 : 500;
+    res.end(JSON.stringify({ status: sonarrHealthy ? 'OK' : 'Error' }));
+  });
   hooks = await startHttpServer((_q, res) => res.end('ok'));
   configFile = join(dir, 'lab.yaml');
   writeFileSync(configFile, `
@@ -149,12 +154,13 @@ describe('health service end to end', () => {
     const beforeSnap = await status(scripts);
     await health!.stop();
     health = await startServiceProcess('health', { nats, env: { HOMELAB_CONFIG: configFile } });
+    await health.waitForLog((l) => l['msg'] === 'started');
     const right = await status(scripts);
     expect(stateOf(right, 'media-node.jellyfin')).toBe('down');
     expect(right.targets.find((t) => t.key === 'media-node.jellyfin')!.since).toBe(beforeSnap.targets.find((t) => t.key === 'media-node.jellyfin')!.since);
     await sleep(1500); // many probe and discovery rounds
+    expect(seen.map((e) => `${e.key}:${e.previous}>${e.state} ${e.error ?? ''}`)).toEqual(['media-node.jellyfin:up>down HTTP 503: Unhealthy']);
     expect((await jsm.streams.info('HEALTH')).state.messages).toBe(before);
-    expect(seen).toHaveLength(1);
     expect(alerts()).toHaveLength(2);
     const after = await status(scripts);
     for (const t of beforeSnap.targets) expect({ key: t.key, state: stateOf(after, t.key) }).toEqual({ key: t.key, state: t.state });
@@ -189,8 +195,36 @@ describe('health service end to end', () => {
         return t?.state === 'down' ? t : undefined;
       }, 10_000, 'media down');
       expect(down.error).toBe('no answer to $SRV.PING');
+      // Nothing went wrong inside the service along the way.
+      expect(health!.logs.filter((l) => l['level'] === 'error' || l['level'] === 'fatal' || l['msg'] === 'probe results not stored')).toEqual([]);
     } finally {
       child.kill('SIGKILL');
     }
   }, 30_000);
+
+  it('a change while NATS is down is published once NATS is back; the outage itself invents nothing', async () => {
+    {
+      await using router = await connectAs(nats, 'router');
+      const drained: HealthChanged[] = [];
+      const c = await consumer(router, drained); // catch up on everything so far
+      await sleep(500);
+      await c.stop();
+    }
+    await nats.stop();
+    sonarrHealthy = false;
+    await sleep(1500); // the probes see it: down after two failures
+    await nats.start();
+    await using router = await connectAs(nats, 'router');
+    const seen: HealthChanged[] = [];
+    const c = await consumer(router, seen);
+    try {
+      await waitFor(() => seen.some((e) => e.key === 'media-node.sonarr' && e.state === 'down'), 20_000, 'sonarr down event after the outage');
+      await sleep(1000);
+      expect(seen.map((e) => `${e.key}:${e.previous}>${e.state}`)).toEqual(['media-node.sonarr:up>down']);
+      expect(seen[0]!.error).toBe('HTTP 500: {"status":"Error"}');
+    } finally {
+      sonarrHealthy = true;
+      await c.stop();
+    }
+  }, 40_000);
 });

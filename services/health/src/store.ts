@@ -67,8 +67,11 @@ export interface WriterDeps {
   putRecord(record: HealthTargetStatus): Promise<void>;
   deleteRecord(key: string): Promise<void>;
   log: Logger;
-  /** Attempts to store one event before giving up on it (JetStream down for long). */
-  eventAttempts?: number;
+  /**
+   * How long one event is retried before it is given up (JetStream down for long). Within the
+   * streams' 120 s duplicate window a retry of an event the server did store is a no-op.
+   */
+  eventRetryForMs?: number;
   retryDelayMs?: number;
 }
 
@@ -145,16 +148,18 @@ export class HealthWriter {
   }
 
   async #publish(event: HealthChanged): Promise<void> {
-    const attempts = this.#d.eventAttempts ?? 6;
+    const giveUpAt = Date.now() + (this.#d.eventRetryForMs ?? 110_000);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#d.publishEvent(event);
+        if (attempt > 1) this.#d.log.info({ key: event.key, id: event.id, attempts: attempt }, 'health event stored after retries');
         return;
       } catch (err) {
-        if (attempt >= attempts || this.#closing) {
+        if (Date.now() >= giveUpAt || this.#closing) {
           this.#d.log.error({ key: event.key, id: event.id, err: (err as Error).message }, 'health event not stored; giving up on it');
           return;
         }
+        if (attempt === 1) this.#d.log.warn({ key: event.key, id: event.id, err: (err as Error).message }, 'health event not stored yet; retrying');
         // The msgId makes a retry of an event the server did store a no-op.
         await new Promise((r) => setTimeout(r, Math.min((this.#d.retryDelayMs ?? 250) * 2 ** (attempt - 1), 5000)));
       }

@@ -81,7 +81,7 @@ export class HttpClient {
         ...(request.body !== undefined && { body: request.body }),
       });
     } catch (err) {
-      throw this.#networkError(err, endpoint, request.signal, 'connecting');
+      throw this.#networkError(err, endpoint, request.signal, 'waiting for the answer');
     }
     const text = await this.#readBody(res, endpoint, signal, request.signal);
     return { status: res.status, headers: res.headers, text, endpoint };
@@ -117,7 +117,7 @@ export class HttpClient {
       }
     } catch (err) {
       if (err instanceof MediaError) throw err;
-      if (signal.aborted) throw this.#networkError(err, endpoint, callerSignal, 'reading the answer');
+      if (signal.aborted) throw this.#networkError(err, endpoint, callerSignal, 'reading the body');
       throw new MediaError('invalid_json', `${endpoint}: the answer was cut off after ${total} bytes`, { endpoint, status: res.status, cause: err });
     }
     return Buffer.concat(chunks).toString('utf8');
@@ -130,7 +130,7 @@ export class HttpClient {
       return new MediaError('timeout', `${endpoint}: no answer within ${this.#options.timeoutMs} ms (${during})`, { endpoint, cause: err });
     }
     const code = e?.cause?.code ?? (err as { code?: string })?.code;
-    return new MediaError('unreachable', `${endpoint}: ${code ? `${code} ` : ''}while ${during} to ${this.#base.host}`, { endpoint, cause: err });
+    return new MediaError('unreachable', `${endpoint}: ${code ?? 'connection failed'} (${this.#base.host})`, { endpoint, cause: err });
   }
 }
 

@@ -1,10 +1,13 @@
 import {
-  GatewayError, H, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, Subjects, traceIdOf, workerSubject,
+  GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
   type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
-import { LOCAL_PROVIDERS, resolveModel, type Candidate, type ModelView, type Provider } from './resolve.ts';
+import { CircuitBreaker, type CircuitTransition } from './breaker.ts';
+import { ConcurrencyLimiter } from './limiter.ts';
+import { planCandidates, type BackendConditions } from './policy.ts';
+import { PROVIDERS, resolveModel, type Candidate, type ModelView, type Provider } from './resolve.ts';
 
 export interface DispatcherDeps {
   nc: NatsConnection;
@@ -14,21 +17,68 @@ export interface DispatcherDeps {
   events: EventPublisher;
   /** The router's reply mux: requests to workers without a subscription or timer each. */
   mux: ReplyMux;
+  /** The health service's view of the backends (none: only the router's own signals count). */
+  isDown?: (provider: Provider) => boolean;
+  /** Whether today's cloud spend reached its ceiling. */
+  cloudBudgetReached?: () => boolean;
+  onCircuitTransition?: (t: CircuitTransition) => void;
 }
 
-type Operation = 'chat' | 'embeddings';
+export type Operation = 'chat' | 'embeddings';
+
+/** How one attempt on a worker went. */
+type AttemptResult =
+  | { kind: 'answered'; finished: Promise<void> }
+  | { kind: 'failed'; error: GatewayError };
+
+const decoder = new TextDecoder();
+const ACK = new Uint8Array(0);
+
+/** Error codes that say the backend itself is in trouble (they count against its circuit). */
+const BACKEND_FAULTS = new Set(['backend_unavailable', 'backend_error', 'timeout', 'no_backend']);
 
 /**
  * Hands each request to a worker and stays out of the answer's path: the worker streams straight
  * to the requester. The router waits only for the worker's short outcome, so that a backend that
- * fails before any content reached the client can be replaced by the next candidate.
+ * fails before any content reached the client can be retried or replaced by the next candidate,
+ * and keeps the backend's concurrency slot until the worker says the answer is over.
  */
 export class Dispatcher {
   readonly #deps: DispatcherDeps;
   readonly #cancelled = new Set<string>();
+  readonly breakers = new Map<Provider, CircuitBreaker>();
+  readonly limiters = new Map<Provider, ConcurrencyLimiter>();
+  /** Until when a backend asked not to be called (its `Retry-After`). */
+  readonly #coolingUntil = new Map<Provider, number>();
+  readonly #conditions: BackendConditions;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
+    for (const p of PROVIDERS) {
+      const backend = deps.config.backends[p];
+      if (!backend) continue;
+      this.breakers.set(p, new CircuitBreaker(p, deps.config.routing.breaker, (t) => this.#onTransition(t)));
+      this.limiters.set(p, new ConcurrencyLimiter(backend.maxConcurrent, backend.maxQueue));
+    }
+    this.#conditions = {
+      isDown: (p) => deps.isDown?.(p) ?? false,
+      isOpen: (p) => this.breakers.get(p)?.state === 'open',
+      cloudBudgetReached: () => deps.cloudBudgetReached?.() ?? false,
+    };
+  }
+
+  /** A request refused before any dispatch (invalid body, unknown model): one event for it too. */
+  recordRejected(msg: Msg, operation: Operation, error: GatewayError): void {
+    let requestedModel = '';
+    try {
+      const body = JSON.parse(decoder.decode(msg.data)) as { model?: unknown };
+      if (typeof body.model === 'string') requestedModel = body.model.slice(0, 256);
+    } catch { /* the body was not JSON: that was the error */ }
+    const requestId = msg.headers?.get(H.requestId) || newRequestId();
+    this.#deps.events.publish('inferenceCompleted', {
+      requestId, operation, stream: false, requestedModel, status: 'error', httpStatus: error.status, errorType: error.code,
+      attempts: 0, routeReason: 'rejected', latencyMs: 0, finishedAt: new Date().toISOString(),
+    }, { msgId: `${requestId}:router` }).catch(() => {});
   }
 
   /** A requester went away: no further attempts for that request. */
@@ -46,93 +96,175 @@ export class Dispatcher {
   }
 
   async #dispatch(operation: Operation, msg: Msg, requestedModel: string, stream: boolean): Promise<void> {
-    const { nc, config } = this.#deps;
+    const { config } = this.#deps;
     const receivedAt = nowMs();
     const inHeaders = msg.headers;
     const requestId = inHeaders?.get(H.requestId) || newRequestId();
     const traceparent = childTraceparent(inHeaders?.get(H.traceparent));
     if (!msg.reply) return; // nobody to answer: a publish without reply subject
 
-    const localOnly = inHeaders?.get(H.route) === 'local-only';
+    const localOnly = config.routing.localOnly || inHeaders?.get(H.route) === 'local-only';
     const resolution = resolveModel(requestedModel, config, this.#deps.models);
-    let candidates: Candidate[] = resolution.candidates;
-    const route: string[] = [resolution.reason, ...resolution.skipped];
-    if (localOnly) {
-      candidates = candidates.filter((c) => LOCAL_PROVIDERS.includes(c.provider));
-      route.push('local-only');
-      if (candidates.length === 0) {
-        throw new GatewayError('no_backend', `local-only: no local backend serves '${requestedModel}'; the request was not sent to a cloud API`, { param: 'model' });
-      }
+    const plan = planCandidates(resolution.candidates, config.routing.policy, localOnly, this.#conditions);
+    const route: string[] = [resolution.reason, ...resolution.skipped, ...plan.skipped];
+    const ctx = { msg, requestId, traceparent, requestedModel, receivedAt, operation, stream, route };
+    if (plan.localOnlyBlocked) {
+      return this.#fail(ctx, 0, new GatewayError('no_backend', `local-only: no local backend serves '${requestedModel}'; the request was not sent to a cloud API`, { param: 'model' }));
+    }
+    if (plan.candidates.length === 0) {
+      const retryIn = Math.min(...resolution.candidates.map((c) => this.breakers.get(c.provider)?.retryInMs() || Infinity));
+      return this.#fail(ctx, 0, new GatewayError('no_backend', `no backend for '${requestedModel}' is available now (${plan.skipped.join(', ')})`, {
+        ...(Number.isFinite(retryIn) && { retryAfterMs: retryIn }),
+      }));
     }
 
-    let lastError: GatewayError | undefined;
+    const { retry } = config.routing;
     let attempt = 0;
-    for (const candidate of candidates) {
-      if (this.#cancelled.has(requestId)) return;
-      attempt++;
-      const reason = [...route, candidate.provider].join(' > ');
-      const headers = this.#workerHeaders({ requestId, traceparent, replyTo: msg.reply, candidate, requestedModel, attempt, reason, receivedAt });
-      const timeout = firstTokenTimeout(config, candidate.provider);
-      try {
-        const reply = await this.#deps.mux.request(nc, workerSubject(candidate.provider, operation), msg.data, { headers, timeoutMs: timeout });
-        const error = errorFromReply(reply.headers, reply.data);
-        if (!error) return; // started or done: the worker answers the requester
-        lastError = error;
-        route.push(`${candidate.provider} ${error.code}`);
-        if (!error.retryable) break;
-      } catch (err) {
-        if (!(err instanceof GatewayError)) throw err;
-        if (err.code === 'no_backend') {
-          lastError = new GatewayError('no_backend', `no ${candidate.provider} worker is running`);
-          route.push(`${candidate.provider} no worker`);
-        } else {
-          // Tell the worker to let go, so a late answer never reaches the client after a fallback.
-          publishCancelAttempt(nc, requestId, attempt);
-          lastError = new GatewayError('timeout', `${candidate.provider} gave no first token within ${timeout} ms`);
-          route.push(`${candidate.provider} first-token timeout`);
+    let lastError: GatewayError | undefined;
+    let saturated = 0;
+    for (const candidate of plan.candidates) {
+      const provider = candidate.provider;
+      const cooling = (this.#coolingUntil.get(provider) ?? 0) - Date.now();
+      if (cooling > 0) { route.push(`${provider} rate limited`); lastError ??= new GatewayError('rate_limited', `${provider} asked to wait`, { retryAfterMs: cooling }); continue; }
+      const limiter = this.limiters.get(provider)!;
+      const backend = config.backends[provider]!;
+      const slot = limiter.tryAcquire() || (backend.whenSaturated === 'wait' && await limiter.acquire(config.routing.queueTimeoutMs));
+      if (!slot) { saturated++; route.push(`${provider} saturated`); continue; }
+      const breaker = this.breakers.get(provider)!;
+      if (!breaker.allow()) { limiter.release(); route.push(`${provider} circuit open`); continue; }
+
+      let released = false;
+      const release = (): void => { if (!released) { released = true; limiter.release(); } };
+      for (let tryNo = 1; tryNo <= retry.attemptsPerBackend; tryNo++) {
+        if (this.#cancelled.has(requestId)) { breaker.release(); release(); return; }
+        attempt++;
+        const reason = [...route, provider].join(' > ');
+        const headers = workerHeaders({ requestId, traceparent, replyTo: msg.reply, candidate, requestedModel, attempt, reason, receivedAt });
+        const result = await this.#attempt(workerSubject(provider, operation), msg.data, headers, backend.firstTokenTimeoutMs, backend.totalTimeoutMs + 5000);
+        if (result.kind === 'answered') {
+          breaker.success();
+          // The slot is held until the answer is over (or the total timeout passed).
+          void result.finished.then(release);
+          return;
         }
+        const error = result.error;
+        lastError = error;
+        if (error.code === 'timeout') this.#cancelAttempt(requestId, attempt);
+        if (error.code === 'cancelled') { breaker.release(); release(); return; }
+        if (!error.retryable) { breaker.release(); release(); return this.#fail(ctx, attempt, error); }
+        if (BACKEND_FAULTS.has(error.code)) breaker.failure(error.code);
+        else breaker.release();
+        route.push(`${provider} ${error.code === 'no_backend' ? 'no worker' : error.code === 'timeout' ? 'first-token timeout' : error.code}`);
+        if (error.code === 'no_backend') break; // no worker to retry on
+        let waitMs = Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (tryNo - 1)) * (0.5 + Math.random() / 2);
+        if (error.retryAfterMs !== undefined) {
+          if (error.retryAfterMs > retry.maxRetryAfterMs) {
+            // Too long to wait here: remember it, so other requests skip this backend until then.
+            this.#coolingUntil.set(provider, Date.now() + error.retryAfterMs);
+            break;
+          }
+          waitMs = error.retryAfterMs;
+        }
+        if (tryNo === retry.attemptsPerBackend || breaker.state !== 'closed') break;
+        await new Promise((r) => setTimeout(r, waitMs));
       }
+      release();
     }
 
+    if (!lastError && saturated > 0) {
+      lastError = new GatewayError('saturated', `every backend for '${requestedModel}' is at its concurrency limit; retry shortly`, { retryAfterMs: 1000 });
+    }
     const error = lastError ?? new GatewayError('no_backend', `no backend available for '${requestedModel}'`);
-    const finalError = candidates.length > 1 && error.code !== 'invalid_request'
-      ? new GatewayError(error.code, `${error.message} (tried ${attempt} of ${candidates.length} backends)`, { status: error.status, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }) })
+    const tried = plan.candidates.length > 1 && error.code !== 'invalid_request' && error.code !== 'saturated'
+      ? new GatewayError(error.code, `${error.message} (tried ${attempt} time${attempt === 1 ? '' : 's'} on ${plan.candidates.length} backends)`, { status: error.status, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }) })
       : error;
+    return this.#fail(ctx, attempt, tried);
+  }
+
+  /**
+   * One try on a worker. The worker answers the requester directly and tells us on our inbox:
+   * `started` (streamed content reached the requester) then later `done`, or `done` at once, or an
+   * error before any content (acknowledged, so the worker knows we will handle it).
+   */
+  #attempt(subject: string, data: Uint8Array, headers: MsgHeaders, firstTokenTimeoutMs: number, totalTimeoutMs: number): Promise<AttemptResult> {
+    const { nc, mux } = this.#deps;
+    return new Promise((resolve) => {
+      let answered = false;
+      let finish: () => void = () => {};
+      const finished = new Promise<void>((r) => { finish = r; });
+      const inbox = mux.open(
+        (reply) => {
+          if (!answered) {
+            if (reply.data.length === 0 && reply.headers?.code === 503) {
+              inbox.close();
+              resolve({ kind: 'failed', error: new GatewayError('no_backend', `no worker answers ${subject}`) });
+              return;
+            }
+            const error = errorFromReply(reply.headers, reply.data);
+            if (error) {
+              if (reply.reply) nc.publish(reply.reply, ACK);
+              inbox.close();
+              resolve({ kind: 'failed', error });
+              return;
+            }
+            answered = true;
+            resolve({ kind: 'answered', finished });
+            if (decoder.decode(reply.data) === 'started') { inbox.touch(totalTimeoutMs); return; }
+          }
+          // `done`, or an error after content: the answer is over.
+          if (reply.reply) nc.publish(reply.reply, ACK);
+          inbox.close();
+          finish();
+        },
+        (reason) => {
+          inbox.close();
+          if (answered) finish();
+          else if (reason === 'timeout') resolve({ kind: 'failed', error: new GatewayError('timeout', `no first token from ${subject.split('.')[1]} within ${firstTokenTimeoutMs} ms`) });
+          else resolve({ kind: 'failed', error: new GatewayError('backend_unavailable', 'the router lost its message bus connection') });
+        },
+        firstTokenTimeoutMs,
+      );
+      nc.publish(subject, data, { reply: inbox.subject, headers });
+    });
+  }
+
+  #fail(ctx: { msg: Msg; requestId: string; traceparent: string; requestedModel: string; receivedAt: number; operation: Operation; stream: boolean; route: string[] }, attempts: number, error: GatewayError): void {
+    const routeReason = ctx.route.join(' > ');
+    const h = createHeaders();
+    h.set(H.requestId, ctx.requestId);
+    h.set(H.attempt, String(attempts));
+    h.set(H.routeReason, routeReason);
+    respondError(ctx.msg, error, h);
+    this.#deps.events.publish('inferenceCompleted', {
+      requestId: ctx.requestId, operation: ctx.operation, stream: ctx.stream, requestedModel: ctx.requestedModel, status: 'error',
+      httpStatus: error.status, errorType: error.code, attempts, routeReason, latencyMs: nowMs() - ctx.receivedAt, finishedAt: new Date().toISOString(),
+      ...(traceIdOf(ctx.traceparent) && { traceId: traceIdOf(ctx.traceparent)! }),
+    }, { msgId: `${ctx.requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId: ctx.requestId, err: (err as Error).message }, 'could not store inference.completed'));
+  }
+
+  /** Tells the worker of a timed-out attempt to let go, so a late answer never reaches the client after a fallback. */
+  #cancelAttempt(requestId: string, attempt: number): void {
     const h = createHeaders();
     h.set(H.requestId, requestId);
     h.set(H.attempt, String(attempt));
-    h.set(H.routeReason, route.join(' > '));
-    respondError(msg, finalError, h);
-    void this.#deps.events.publish('inferenceCompleted', {
-      requestId, operation, stream, requestedModel, status: 'error', httpStatus: finalError.status, errorType: finalError.code, attempts: attempt,
-      routeReason: route.join(' > '), latencyMs: nowMs() - receivedAt, finishedAt: new Date().toISOString(),
-      ...(traceIdOf(traceparent) && { traceId: traceIdOf(traceparent)! }),
-      ...(candidates.at(-1) && { backend: candidates.at(-1)!.provider, model: candidates.at(-1)!.model }),
-    }, { msgId: `${requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId, err: (err as Error).message }, 'could not store inference.completed'));
+    this.#deps.nc.publish(Subjects.cancel.subject, undefined, { headers: h });
   }
 
-  #workerHeaders(o: { requestId: string; traceparent: string; replyTo: string; candidate: Candidate; requestedModel: string; attempt: number; reason: string; receivedAt: number }): MsgHeaders {
-    const h = createHeaders();
-    h.set(H.requestId, o.requestId);
-    h.set(H.traceparent, o.traceparent);
-    h.set(H.replyTo, o.replyTo);
-    h.set(H.upstreamModel, o.candidate.model);
-    h.set(H.requestedModel, o.requestedModel);
-    h.set(H.attempt, String(o.attempt));
-    h.set(H.routeReason, o.reason);
-    h.set(H.receivedAt, o.receivedAt.toFixed(3));
-    return h;
+  #onTransition(t: CircuitTransition): void {
+    this.#deps.log.warn({ backend: t.backend, state: t.state, previous: t.previous, reason: t.reason }, 'circuit breaker changed state');
+    this.#deps.onCircuitTransition?.(t);
   }
 }
 
-function firstTokenTimeout(config: LabConfig, provider: Provider): number {
-  return config.backends[provider]?.firstTokenTimeoutMs ?? 30_000;
-}
-
-function publishCancelAttempt(nc: NatsConnection, requestId: string, attempt: number): void {
+function workerHeaders(o: { requestId: string; traceparent: string; replyTo: string; candidate: Candidate; requestedModel: string; attempt: number; reason: string; receivedAt: number }): MsgHeaders {
   const h = createHeaders();
-  h.set(H.requestId, requestId);
-  h.set(H.attempt, String(attempt));
-  nc.publish(Subjects.cancel.subject, undefined, { headers: h });
+  h.set(H.requestId, o.requestId);
+  h.set(H.traceparent, o.traceparent);
+  h.set(H.replyTo, o.replyTo);
+  h.set(H.upstreamModel, o.candidate.model);
+  h.set(H.requestedModel, o.requestedModel);
+  h.set(H.attempt, String(o.attempt));
+  h.set(H.routeReason, o.reason);
+  h.set(H.receivedAt, o.receivedAt.toFixed(3));
+  return h;
 }
-

@@ -1,7 +1,9 @@
-import { GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService } from '@homelab/bus';
+import {
+  GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService,
+} from '@homelab/bus';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
-
+import { SpendTracker, followSpend } from './spend.ts';
 
 await runService({
   name: 'router',
@@ -11,15 +13,33 @@ await runService({
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
     const mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
-    const dispatcher = new Dispatcher({ nc, log, config, models: catalog, events, mux });
+    const budget = config.routing.cloudDailyBudgetUsd;
+    const spend = new SpendTracker(config.routing.prices);
+    const spendFeed = budget !== undefined ? await followSpend(nc, spend, log) : undefined;
+    const dispatcher = new Dispatcher({
+      nc, log, config, models: catalog, events, mux,
+      ...(budget !== undefined && { cloudBudgetReached: () => spend.spentTodayUsd >= budget }),
+      onCircuitTransition: (t) => {
+        void events.publish('circuitChanged', { backend: t.backend as 'vllm', state: t.state, previous: t.previous, reason: t.reason, router: service.id, at: new Date().toISOString() })
+          .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not store inference.circuit'));
+      },
+    });
     const cancels = nc.subscribe(Subjects.cancel.subject, {
       callback: (_err, msg) => {
         const id = msg.headers?.get(H.requestId);
         if (id && !msg.headers?.get(H.attempt)) dispatcher.cancel(id);
       },
     });
-    service.addEndpoint('chat', { subject: Subjects.chatCompletions.subject, queue: 'router', schema: Subjects.chatCompletions.schema, handler: ({ msg, payload }) => dispatcher.chat(msg, payload) });
-    service.addEndpoint('embeddings', { subject: Subjects.embeddings.subject, queue: 'router', schema: Subjects.embeddings.schema, handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload) });
+    service.addEndpoint('chat', {
+      subject: Subjects.chatCompletions.subject, queue: 'router', schema: Subjects.chatCompletions.schema,
+      handler: ({ msg, payload }) => dispatcher.chat(msg, payload),
+      onError: (msg, error) => dispatcher.recordRejected(msg, 'chat', error),
+    });
+    service.addEndpoint('embeddings', {
+      subject: Subjects.embeddings.subject, queue: 'router', schema: Subjects.embeddings.schema,
+      handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload),
+      onError: (msg, error) => dispatcher.recordRejected(msg, 'embeddings', error),
+    });
     service.addEndpoint('models', {
       subject: Subjects.models.subject, queue: 'router', schema: Subjects.models.schema,
       handler: ({ msg, payload }) => {
@@ -30,6 +50,6 @@ await runService({
         respondJson(msg, model);
       },
     });
-    return () => { catalog.stop(); cancels.unsubscribe(); mux.close(); };
+    return async () => { catalog.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

@@ -161,7 +161,7 @@ export class DownloadTracker {
       for (const phase of phases) {
         if (record.emitted.includes(phase)) continue;
         const at = new Date(this.#clock()).toISOString();
-        await this.#sink.publish(SUBJECT_KEY[phase], { ...info, downloadId: id, phase, source: target.name, kind: target.kind, via, at }, `download.${phase}:${id}:${record.gen}`);
+        await this.#sink.publish(SUBJECT_KEY[phase], { downloadId: id, phase, source: target.name, kind: target.kind, via, at, ...info }, `download.${phase}:${id}:${record.gen}`);
         record.emitted.push(phase);
         if (phase === 'imported' || phase === 'failed') record.closedAt = now;
         await doc.save(record);

@@ -135,7 +135,9 @@ export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ st
   const jsm = await jetstreamManager(nc);
   const config = {
     durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1e9, max_deliver: 10,
-    ...(options.filterSubjects && { filter_subjects: options.filterSubjects }),
+    // nats-server 2.9 (Debian 12) knows only the singular filter; several need 2.10.
+    ...(options.filterSubjects?.length === 1 && { filter_subject: options.filterSubjects[0] }),
+    ...(options.filterSubjects && options.filterSubjects.length > 1 && { filter_subjects: options.filterSubjects }),
   };
   try {
     await jsm.consumers.info(stream, durable);

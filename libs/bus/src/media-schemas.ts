@@ -286,6 +286,10 @@ export const MediaDownloadEventSchema = Type.Object({
   quality: Opt(Type.String()),
   /** On `failed`: why. */
   reason: Opt(Type.String()),
+  /** Sonarr/Radarr ids of the series or movie (from the queue). */
+  seriesId: Opt(Type.Integer()),
+  movieId: Opt(Type.Integer()),
+  /** From the Grab/Download webhooks, which name them. */
   series: Opt(Type.Object({ id: Opt(Type.Integer()), title: Type.String() }, Open)),
   movie: Opt(Type.Object({ id: Opt(Type.Integer()), title: Type.String(), year: Opt(Type.Integer()) }, Open)),
   episodes: Opt(Type.Array(Type.Object({ seasonNumber: Opt(Type.Integer()), episodeNumber: Opt(Type.Integer()), title: Opt(Type.String()) }, Open))),

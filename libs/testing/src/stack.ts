@@ -21,6 +21,10 @@ export interface TestStackOptions {
   env?: Record<string, string>;
   /** Ollama's simulated cold-load time for models not loaded. */
   ollamaColdLoadMs?: number;
+  /** Settings per backend that replace or add to the stack's (e.g. `{ maxConcurrent: 2, whenSaturated: 'spill' }`). */
+  backends?: Partial<Record<'vllm' | 'ollama' | 'openai' | 'anthropic', Record<string, string | number | boolean>>>;
+  /** Extra top-level YAML (e.g. a `routing:` section). */
+  extraYaml?: string;
 }
 
 export interface TestStack {
@@ -71,6 +75,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const dir = mkdtempSync(join(tmpdir(), 'homelab-stack-'));
   const port = await freePort();
   const configFile = join(dir, 'lab.yaml');
+  const backend = (b: keyof NonNullable<TestStackOptions['backends']>, base: Record<string, string | number | boolean>): string =>
+    `{ ${Object.entries({ ...base, ...options.backends?.[b] }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
   writeFileSync(configFile, `
 nats: { url: ${nats.url} }
 gateway: { port: ${port}, host: 127.0.0.1 }
@@ -81,16 +87,17 @@ nodes:
       vllm: { kind: vllm, port: ${sims.vllm.port} }
       ollama: { kind: ollama, port: ${sims.ollama.port} }
 inference:
-  vllm: { service: ai-node/vllm, firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 }
-  ollama: { service: ai-node/ollama, firstTokenTimeoutMs: 10000, idleTimeoutMs: 5000 }
-  openai: { baseURL: ${sims.openai.url}/v1, apiKey: ${SIM_KEYS.openai}, models: [gpt-4.1-mini, text-embedding-3-small], firstTokenTimeoutMs: 5000 }
-  anthropic: { baseURL: ${sims.anthropic.url}, apiKey: ${SIM_KEYS.anthropic}, models: [claude-haiku-4-5], firstTokenTimeoutMs: 5000 }
+  vllm: ${backend('vllm', { service: 'ai-node/vllm', firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 })}
+  ollama: ${backend('ollama', { service: 'ai-node/ollama', firstTokenTimeoutMs: 10000, idleTimeoutMs: 5000 })}
+  openai: ${backend('openai', { baseURL: `${sims.openai.url}/v1`, apiKey: SIM_KEYS.openai, models: '[gpt-4.1-mini, text-embedding-3-small]', firstTokenTimeoutMs: 5000 })}
+  anthropic: ${backend('anthropic', { baseURL: sims.anthropic.url, apiKey: SIM_KEYS.anthropic, models: '[claude-haiku-4-5]', firstTokenTimeoutMs: 5000 })}
   discoveryIntervalMs: 500
 ${options.inferenceYaml ?? `  aliases:
     local: [vllm/*, ollama/llama3.2:3b]
     fast: [ollama/llama3.2:3b, vllm/*]
     smart: [vllm/*, ollama/qwen2.5:32b, anthropic/claude-haiku-4-5]`}
 media: { paths: [${JSON.stringify(dir)}] }
+${options.extraYaml ?? ''}
 `);
   const services: ServiceProcess[] = [];
   const startService = async (folder: string, env: Record<string, string> = {}): Promise<ServiceProcess> => {

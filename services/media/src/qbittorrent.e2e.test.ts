@@ -93,6 +93,22 @@ describe('qBittorrent, for real', () => {
     await events.close();
   });
 
+  it('logs in again when its session expired (qBittorrent restarted)', { timeout: 60_000 }, async () => {
+    const target = createQbittorrentTarget(spec(qbt.password), LIMITS, { maxLoginFailures: 3, loginRetryMs: 60_000 });
+    const signal = new AbortController().signal;
+    await target.poll(signal);
+    await target.poll(signal);
+    const logins = () => (qbt.log().match(/WebAPI login success/g) ?? []).length;
+    const before = logins();
+    await qbt.restart();
+    const after = await target.poll(signal);
+    expect(after.snapshots[0]).toMatchObject({ key: 'mediaTransfer', payload: { version: 'v4.5.2' } });
+    await target.poll(signal);
+    await sleep(500);
+    expect(logins() - before).toBe(1);
+    expect(loginFailures()).toBe(0);
+  });
+
   it('a wrong password is an auth error, retried with backoff and then paused: no ban', { timeout: 30_000 }, async () => {
     const before = loginFailures();
     const target = createQbittorrentTarget(spec('wrong-password'), LIMITS, { maxLoginFailures: 3, loginRetryMs: 60_000 });

@@ -90,10 +90,6 @@ export class MemoryStateStore implements StateStore {
   async delete(key: string): Promise<void> {
     this.#data.delete(key);
   }
-
-  keys(): string[] {
-    return [...this.#data.keys()];
-  }
 }
 
 /**

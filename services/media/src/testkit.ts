@@ -161,6 +161,8 @@ export interface Qbittorrent {
   addTorrent(torrent: Buffer, savePath: string): Promise<void>;
   /** The API with a session of its own (for checks). */
   api(path: string): Promise<unknown>;
+  /** Stops and starts it again, same profile and port: every session (SID) is gone. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -188,22 +190,34 @@ export async function startQbittorrent(dir: string, options: { maxAuthFailures?:
     `WebUI\\MaxAuthenticationFailCount=${options.maxAuthFailures ?? 5}`, `WebUI\\BanDuration=${options.banSeconds ?? 3600}`, '',
     '[RSS]', 'Session\\EnableProcessing=false', 'AutoDownloader\\EnableProcessing=false', '',
   ].join('\n'));
-  const proc = spawn(bin, [`--webui-port=${port}`, `--profile=${profile}`], { env: { PATH: process.env['PATH'] ?? '', HOME: dir, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout?.on('data', (b: Buffer) => { output += b.toString(); });
-  proc.stderr?.on('data', (b: Buffer) => { output += b.toString(); });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`qbittorrent-nox exited with ${proc.exitCode}:\n${output}`);
-    try {
-      const res = await fetch(`${url}/api/v2/app/version`);
-      if (res.status === 403 || res.status === 200) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`qbittorrent-nox did not answer on ${url}:\n${output}`); }
-    await sleep(100);
-  }
+  let proc: ReturnType<typeof spawn>;
+  let exited: Promise<void>;
+  let output = '';
+  const launch = async (): Promise<void> => {
+    proc = spawn(bin, [`--webui-port=${port}`, `--profile=${profile}`], { env: { PATH: process.env['PATH'] ?? '', HOME: dir, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.on('data', (b: Buffer) => { output += b.toString(); });
+    proc.stderr?.on('data', (b: Buffer) => { output += b.toString(); });
+    const child = proc;
+    exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`qbittorrent-nox exited with ${child.exitCode}:\n${output}`);
+      try {
+        const res = await fetch(`${url}/api/v2/app/version`);
+        if (res.status === 403 || res.status === 200) return;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`qbittorrent-nox did not answer on ${url}:\n${output}`); }
+      await sleep(100);
+    }
+  };
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  await launch();
   let sid: string | undefined;
   const session = async (): Promise<string> => {
     if (sid) return sid;
@@ -228,11 +242,11 @@ export async function startQbittorrent(dir: string, options: { maxAuthFailures?:
       const res = await fetch(`${url}${path}`, { headers: { cookie: `SID=${await session()}` } });
       return res.json();
     },
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+    async restart() {
+      await stop();
+      sid = undefined;
+      await launch();
     },
+    stop,
   };
 }

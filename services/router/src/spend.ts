@@ -63,7 +63,7 @@ export class SpendTracker {
  */
 export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log: Logger): Promise<{ stop(): Promise<void> }> {
   const consumer = await jetstream(nc).consumers.get('INFERENCE', {
-    filter_subjects: ['inference.completed'], deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
+    filter_subjects: 'inference.completed', deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
   });
   const messages = await consumer.consume();
   const check = eventValidator('inference.completed');

@@ -172,7 +172,7 @@ export async function resolveGone(client: ArrClient, rawId: string, signal: Abor
   return 'removed';
 }
 
-export function queueObservations(items: GroupedItem[], flavor: ArrFlavor): DownloadObservation[] {
+export function queueObservations(items: GroupedItem[]): DownloadObservation[] {
   const out: DownloadObservation[] = [];
   for (const { item, rawId } of items) {
     if (!item.downloadId || !rawId || item.phase === 'waiting') continue;
@@ -184,8 +184,10 @@ export function queueObservations(items: GroupedItem[], flavor: ArrFlavor): Down
         ...(item.protocol && { protocol: item.protocol }), ...(item.downloadClient && { downloadClient: item.downloadClient }),
         ...(item.indexer && { indexer: item.indexer }), ...(item.quality && { quality: item.quality }),
         ...(state === 'failed' && { reason: item.errorMessage ?? item.messages?.[0] ?? item.status }),
-        ...(flavor.kind === 'sonarr' && item.seriesId !== undefined && { series: { id: item.seriesId, title: item.title } }),
-        ...(flavor.kind === 'radarr' && item.movieId !== undefined && { movie: { id: item.movieId, title: item.title } }),
+        // The queue names the release, not the series or movie (that would take includeSeries/includeMovie,
+        // several KB a record): ids only; the Grab/Download webhooks carry the titles.
+        ...(item.seriesId !== undefined && { seriesId: item.seriesId }),
+        ...(item.movieId !== undefined && { movieId: item.movieId }),
       },
     });
   }
@@ -226,7 +228,7 @@ export function createArrTarget(spec: TargetSpec, flavor: ArrFlavor, limits: Tar
       };
       return {
         snapshots: [{ key: 'mediaLibrary', payload: library }, { key: 'mediaQueue', payload: snapshot }],
-        downloads: { observations: queueObservations(items, flavor), complete: queue.complete, resolveGone: (rawId, s) => resolveGone(client, rawId, s) },
+        downloads: { observations: queueObservations(items), complete: queue.complete, resolveGone: (rawId, s) => resolveGone(client, rawId, s) },
         problems,
       };
     },

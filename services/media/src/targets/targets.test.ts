@@ -133,7 +133,7 @@ describe('Radarr target', () => {
     const result = await poll(createTarget(spec('radarr', sim.url), LIMITS, QB));
     expect(result.snapshots[0]!.payload).toMatchObject({ kind: 'radarr', missing: 4, cutoffUnmet: null });
     expect((result.snapshots[1]!.payload as { items: unknown[] }).items[0]).toMatchObject({ phase: 'completed', movieId: 1 });
-    expect(result.downloads!.observations[0]).toMatchObject({ state: 'completed', info: { movie: { id: 1 } } });
+    expect(result.downloads!.observations[0]).toMatchObject({ state: 'completed', info: { movieId: 1 } });
   });
 });
 

@@ -152,12 +152,6 @@ export class StreamTracker {
     this.#log.info({ source: target.name, key, via }, 'stream stopped');
   }
 
-  /** Active streams as last known, for `media.status` before the first poll. */
-  async active(name: string): Promise<MediaStream[]> {
-    const { state } = await this.#load(name);
-    return Object.values(state.active).map((a) => a.stream);
-  }
-
   idle(): Promise<void> {
     return this.#mutex.idle();
   }

@@ -1,0 +1,39 @@
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { Streams, exitOnStartFailure, runService } from '@homelab/bus';
+import { primeFromSnapshots, startConsumers } from './consumers.ts';
+import { METER_NAME, TelemetryMetrics, createMeterProvider, metricsOptionsFromConfig } from './metrics.ts';
+import { startMetricsServer, type MetricsServer } from './server.ts';
+
+// The exporter is a pull reader: Prometheus's scrape of /metrics is the collection.
+const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+const provider = createMeterProvider([exporter]);
+const streams = Streams.map((s) => s.name);
+let metrics: TelemetryMetrics | undefined;
+let server: MetricsServer | undefined;
+let connected = false;
+let consuming = false;
+
+await runService({
+  name: 'telemetry',
+  description: 'Turns the event streams into OpenTelemetry metrics, served to Prometheus on /metrics',
+  streams,
+  async beforeConnect({ config, log }) {
+    metrics = new TelemetryMetrics(provider.getMeter(METER_NAME), metricsOptionsFromConfig(config));
+    const { metricsHost: host, metricsPort: port } = config.telemetry;
+    server = await startMetricsServer({ exporter, host, port, ready: () => connected && consuming });
+    log.info({ host, port: server.port }, `metrics on http://${host}:${server.port}/metrics`);
+  },
+  onConnectionChange: (up) => { connected = up; },
+  async start({ nc, log }) {
+    connected = true;
+    await primeFromSnapshots(nc, metrics!, log);
+    const consumers = await startConsumers({ nc, log, metrics: metrics!, streams });
+    consuming = true;
+    return async () => {
+      consuming = false;
+      await consumers.stop();
+      await server?.close();
+      await provider.shutdown();
+    };
+  },
+}).catch(exitOnStartFailure('telemetry'));

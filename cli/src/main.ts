@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { busCredentialsFromEnv, inboxPrefixFor, writeNatsSecrets } from '@homelab/bus';
 import { chatCommand, modelsCommand } from './commands/chat.ts';
+import { mediaCommand } from './commands/media.ts';
+import { statusCommand } from './commands/status.ts';
 import { startDemoSimulators } from './demo.ts';
 import { REPO_ROOT, SECRETS_FILE, StackStartError, startStack } from './stack.ts';
 
@@ -16,6 +18,8 @@ const USAGE = `homelab — control plane of the home lab
   homelab setup [--force]       generate the NATS passwords (.secrets/nats-passwords.conf)
   homelab chat -m MODEL PROMPT  stream an answer  [--system TEXT] [--local-only]
   homelab models                the models the lab can serve now
+  homelab status                every node and service of the lab (exit 1 if anything is down)  [--help]
+  homelab media                 downloads, streams, storage of the media node  [--help]
 
 Environment: NATS_URL (default nats://127.0.0.1:4222), NATS_USER / NATS_PASSWORD, NATS_PORT, HOMELAB_CONFIG.
 `;
@@ -44,6 +48,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'models':
       return withBus((nc) => modelsCommand(nc, process.stdout));
+    case 'status':
+      return withBus((nc) => statusCommand(nc, rest, process.stdout));
+    case 'media':
+      return withBus((nc) => mediaCommand(nc, rest, process.stdout));
     case undefined:
     case 'help':
     case '--help':

@@ -14,7 +14,7 @@ export async function chatCommand(nc: NatsConnection, args: ChatArgs, out: NodeJ
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    for await (const msg of requestStream(nc, mux, Subjects.chatCompletions.subject, body, { headers, firstMessageTimeoutMs: 600_000, idleTimeoutMs: 120_000, signal: controller.signal })) {
+    for await (const msg of requestStream(nc, mux, Subjects.chatCompletions.subject, body, { headers, firstMessageTimeoutMs: 15_000, idleTimeoutMs: 15_000, signal: controller.signal })) {
       const error = errorFromReply(msg.headers, msg.data);
       if (error) { err.write(`\nerror: ${error.message} (${error.code})\n`); return 1; }
       const frame = msg.headers?.get(H.stream);

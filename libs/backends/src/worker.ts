@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import {
-  GatewayError, H, ReplyMux, Subjects, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
+  GatewayError, H, KeepaliveSender, ReplyMux, Subjects, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
   type EventPublisher, type InferenceCompleted, type MicroService, type MsgHeaders, type WorkerModels,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -53,13 +53,20 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     },
   });
 
-  const track = (msg: Msg): { requestId: string; attempt: string; controller: AbortController; done(): void } => {
+  // While the backend thinks (a cold load, a slow first token), the requester hears the worker is alive.
+  const keepalive = new KeepaliveSender((replyTo, headers) => nc.publish(replyTo, undefined, { headers }));
+
+  const track = (msg: Msg, replyTo: string): { requestId: string; attempt: string; controller: AbortController; sent(): void; done(): void } => {
     const requestId = msg.headers?.get(H.requestId) || 'unknown';
     const attempt = msg.headers?.get(H.attempt) || '1';
     const controller = new AbortController();
     inFlight.set(requestId, { attempt, controller });
+    const held = keepalive.hold(replyTo);
     const total = setTimeout(() => controller.abort(new GatewayError('timeout', `${provider} took longer than ${options.timeouts.totalTimeoutMs} ms in total`)), options.timeouts.totalTimeoutMs);
-    return { requestId, attempt, controller, done: () => { clearTimeout(total); if (inFlight.get(requestId)?.controller === controller) inFlight.delete(requestId); } };
+    return {
+      requestId, attempt, controller, sent: held.touch,
+      done: () => { clearTimeout(total); held.release(); if (inFlight.get(requestId)?.controller === controller) inFlight.delete(requestId); },
+    };
   };
 
   service.addEndpoint(`${provider}-chat`, {
@@ -94,7 +101,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     const request = JSON.parse(decoder.decode(msg.data)) as ChatRequest & Record<string, unknown>;
     const clientWantsUsage = request.stream === true && request.stream_options?.include_usage === true;
     request.model = model;
-    const t = track(msg);
+    const t = track(msg, replyTo);
     const stats: ChatStreamStats = {};
     const answerHeaders = (): MsgHeaders => {
       const h = createHeaders();
@@ -156,12 +163,15 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
       let usage: ChatChunk['usage'] | undefined;
       let responseModel: string | undefined;
       let chunks = 0;
+      let receiving = false;
+      // Silence between chunks; the wait for the first one (a cold load) is the router's first-token timeout.
       const idle = setInterval(() => {
-        if (nowMs() - lastChunkAt > options.timeouts.idleTimeoutMs) t.controller.abort(new GatewayError('timeout', `${provider} sent nothing for ${options.timeouts.idleTimeoutMs} ms`));
+        if (receiving && nowMs() - lastChunkAt > options.timeouts.idleTimeoutMs) t.controller.abort(new GatewayError('timeout', `${provider} sent nothing for ${options.timeouts.idleTimeoutMs} ms`));
       }, Math.min(1000, options.timeouts.idleTimeoutMs));
       try {
         for await (const chunk of backend.chatStream({ request, requestId: t.requestId, signal: t.controller.signal }, stats)) {
           lastChunkAt = nowMs();
+          receiving = true;
           responseModel ??= chunk.model;
           if (chunk.usage) usage = chunk.usage;
           const choice = chunk.choices[0];
@@ -180,11 +190,13 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
             for (const h of held) { nc.publish(replyTo, encoder.encode(JSON.stringify(h)), { headers: first }); chunks++; }
             held = [];
             nc.publish(replyTo, encoder.encode(JSON.stringify(chunk)), { headers: first });
+            t.sent();
             chunks++;
             outcome(msg, 'started');
             continue;
           }
           nc.publish(replyTo, encoder.encode(JSON.stringify(chunk)), { headers: chunkHeaders });
+          t.sent();
           chunks++;
         }
         if (!started) {
@@ -232,7 +244,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     const { replyTo, model, headers } = envelope(msg);
     const request = JSON.parse(decoder.decode(msg.data)) as EmbeddingsRequest;
     request.model = model;
-    const t = track(msg);
+    const t = track(msg, replyTo);
     const start = nowMs();
     try {
       const response = await backend.embed({ request, requestId: t.requestId, signal: t.controller.signal });
@@ -283,6 +295,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     inFlight: () => inFlight.size,
     async stop() {
       cancelSub.unsubscribe();
+      keepalive.stop();
       mux.close();
     },
   };

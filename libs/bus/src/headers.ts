@@ -21,7 +21,10 @@ export const H = {
   routeReason: 'Homelab-Route-Reason',
   /** When the router received the request (epoch ms, fractional): the start of the gateway's clock. */
   receivedAt: 'Homelab-Received-At',
-  /** Reply framing: `chunk` on each streamed chunk, `end` on the terminal message; absent on a single reply. */
+  /**
+   * Reply framing: `chunk` on each streamed chunk, `end` on the terminal message, `keepalive` (no body)
+   * from whoever holds the request after 2 s of silence; absent on a single reply.
+   */
   stream: 'Homelab-Stream',
   /** On the answer: which backend and model served it. */
   backend: 'Homelab-Backend',
@@ -84,4 +87,43 @@ export function traceIdOf(traceparent: string | undefined): string | undefined {
 /** Epoch milliseconds with sub-millisecond precision, comparable across processes on one machine. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** After this much silence, whoever holds a request sends a keepalive to its requester. */
+export const KEEPALIVE_INTERVAL_MS = 2000;
+
+/**
+ * Sends keepalives for requests held longer than the interval without a message to their requester:
+ * one timer for the whole process, none per request. `touch` on every message sent to the requester.
+ */
+export class KeepaliveSender {
+  readonly #held = new Map<number, { replyTo: string; last: number }>();
+  #next = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(publish: (replyTo: string, headers: MsgHdrs) => void) {
+    const frame = natsHeaders();
+    frame.set(H.stream, 'keepalive');
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const entry of this.#held.values()) {
+        if (now - entry.last < KEEPALIVE_INTERVAL_MS) continue;
+        entry.last = now;
+        publish(entry.replyTo, frame);
+      }
+    }, KEEPALIVE_INTERVAL_MS / 2);
+    this.#timer.unref();
+  }
+
+  /** Holds a request until `release`; `touch` whenever something was sent to its requester. */
+  hold(replyTo: string): { touch(): void; release(): void } {
+    const key = this.#next++;
+    const entry = { replyTo, last: Date.now() };
+    this.#held.set(key, entry);
+    return { touch: () => { entry.last = Date.now(); }, release: () => { this.#held.delete(key); } };
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
 }

@@ -93,10 +93,15 @@ export class ReplyMux {
 
 export interface StreamRequestOptions {
   headers: MsgHeaders;
-  /** Longest wait for the first message (routing plus the backend's time to first token). */
+  /**
+   * Longest silence before the first message. The router and the worker send keepalives while they
+   * hold the request, so this can be short (seconds) even when the backend takes minutes.
+   */
   firstMessageTimeoutMs: number;
-  /** Longest silence between two streamed messages. */
+  /** Longest silence between two streamed messages (keepalives count). */
   idleTimeoutMs: number;
+  /** Called on each keepalive (the ingress turns them into SSE comments once a stream started). */
+  onKeepalive?: () => void;
   signal?: AbortSignal;
 }
 
@@ -136,7 +141,14 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
         throw new GatewayError('no_backend', `no service is answering ${subject}`);
       }
       first = false;
-      if (msg.headers?.get(H.stream) === 'chunk') {
+      const frame = msg.headers?.get(H.stream);
+      if (frame === 'keepalive') {
+        // Someone still holds the request: the silence clock starts over.
+        inbox.touch(waitingFor === 'first message' ? options.firstMessageTimeoutMs : options.idleTimeoutMs);
+        options.onKeepalive?.();
+        continue;
+      }
+      if (frame === 'chunk') {
         waitingFor = 'between chunks';
         inbox.touch(options.idleTimeoutMs);
         yield msg;

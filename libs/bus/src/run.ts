@@ -29,6 +29,8 @@ export interface RunServiceOptions {
    * they exist at start, so start order does not matter. nats.conf lets each service manage only its own.
    */
   streams?: string[];
+  /** The part of the lab's config this service reports as left unconfigured at start. */
+  configArea?: 'inference' | 'health' | 'media';
 }
 
 const VERSION = '0.1.0';
@@ -50,7 +52,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     }
     throw err;
   }
-  for (const line of config.notConfigured) log.info(`not configured: ${line}`);
+  for (const line of config.notConfigured) if (line.area === options.configArea) log.info(`not configured: ${line.message}`);
 
   let shuttingDown = false;
   // Filled in as start-up proceeds; a signal may arrive at any point of it.

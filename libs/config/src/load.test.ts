@@ -17,7 +17,7 @@ describe('loadConfig', () => {
     expect(cfg.gateway.port).toBe(8080);
     // No keys in the environment: cloud backends are not configured, and the config says so.
     expect(cfg.backends.openai).toBeUndefined();
-    expect(cfg.notConfigured).toContain('openai: no API key (OPENAI_API_KEY)');
+    expect(cfg.notConfigured).toContainEqual({ area: 'inference', message: 'openai: no API key (OPENAI_API_KEY)' });
   });
 
   it('lets the environment override addresses and secrets', () => {
@@ -44,7 +44,7 @@ describe('loadConfig', () => {
   it('an empty address override leaves the backend unconfigured, and says so', () => {
     const cfg = loadConfig({ env: { VLLM_URL: '' } });
     expect(cfg.backends.vllm).toBeUndefined();
-    expect(cfg.notConfigured).toContain('vllm: ai-node/vllm has no address');
+    expect(cfg.notConfigured).toContainEqual({ area: 'inference', message: 'vllm: ai-node/vllm has no address' });
   });
 
   it('rejects unknown keys, naming the file and the field', () => {

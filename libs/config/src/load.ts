@@ -34,6 +34,12 @@ export interface LabService extends Omit<ServiceConfig, 'url'> {
 export type LocalBackend = LocalBackendConfig & { url: string; apiKey?: string };
 export type CloudBackend = CloudBackendConfig & { apiKey: string };
 
+export interface NotConfigured {
+  /** Which service says so at start: the router (inference), health or media. */
+  area: 'inference' | 'health' | 'media';
+  message: string;
+}
+
 export interface LabConfig {
   readonly file: string;
   readonly lab: LabConfigFile['lab'];
@@ -52,8 +58,8 @@ export interface LabConfig {
   readonly health: HealthConfig;
   /** The telemetry service's settings, environment applied (docs/telemetry.md). */
   readonly telemetry: LabConfigFile['telemetry'];
-  /** What is left unconfigured and why, for one line each at start. */
-  readonly notConfigured: readonly string[];
+  /** What is left unconfigured and why, for one line each at start by the service of that area. */
+  readonly notConfigured: readonly NotConfigured[];
 }
 
 const check = TypeCompiler.Compile(LabConfigSchema);
@@ -98,7 +104,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 }
 
 function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | undefined>): LabConfig {
-  const notConfigured: string[] = [];
+  const notConfigured: NotConfigured[] = [];
   const nodes = structuredClone(cfg.nodes);
   const services: LabService[] = [];
   for (const [nodeName, node] of Object.entries(nodes)) {
@@ -133,11 +139,11 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
   const backends: LabConfig['backends'] = {};
   for (const provider of ['vllm', 'ollama'] as const) {
     const b = cfg.inference[provider];
-    if (!b) { notConfigured.push(`${provider}: not in inference config`); continue; }
+    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
     const [node, name] = b.service.split('/');
     const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
     if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
-    if (!svc.url || svc.planned) { notConfigured.push(`${provider}: ${b.service} has no address`); continue; }
+    if (!svc.url || svc.planned) { notConfigured.push({ area: 'inference', message: `${provider}: ${b.service} has no address` }); continue; }
     backends[provider] = { ...b, url: svc.url, ...(svc.apiKey && { apiKey: svc.apiKey }) };
   }
   const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
@@ -145,8 +151,8 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     const b = cfg.inference[provider];
     const prefix = cloudEnv[provider];
     const apiKey = env[`${prefix}_API_KEY`] || b?.apiKey;
-    if (!b) { notConfigured.push(`${provider}: not in inference config`); continue; }
-    if (!apiKey) { notConfigured.push(`${provider}: no API key (${prefix}_API_KEY)`); continue; }
+    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
+    if (!apiKey) { notConfigured.push({ area: 'inference', message: `${provider}: no API key (${prefix}_API_KEY)` }); continue; }
     backends[provider] = { ...b, apiKey, baseURL: stripSlash(env[`${prefix}_BASE_URL`] || b.baseURL) };
   }
   for (const [alias, candidates] of Object.entries(cfg.inference.aliases)) {
@@ -167,7 +173,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
   for (const name of Object.keys(media.targets)) {
     if (!services.some((s) => s.name === name && MEDIA_KINDS.includes(s.kind))) throw new ConfigError(file, `media.targets.${name}`, `no media service (${MEDIA_KINDS.join(', ')}) named '${name}' in nodes`);
   }
-  if (media.webhooks.enabled && !media.webhooks.secret) notConfigured.push('media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)');
+  if (media.webhooks.enabled && !media.webhooks.secret) notConfigured.push({ area: 'media', message: 'media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)' });
   // --- end media service ---
 
   return deepFreeze({
@@ -194,7 +200,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
 // --- health service ---
 /** The `health:` section with its environment overrides, its references checked against `nodes`. */
 function resolveHealth(
-  cfg: HealthConfig, nodes: LabConfigFile['nodes'], file: string, env: Record<string, string | undefined>, notConfigured: string[],
+  cfg: HealthConfig, nodes: LabConfigFile['nodes'], file: string, env: Record<string, string | undefined>, notConfigured: NotConfigured[],
 ): HealthConfig {
   const health = structuredClone(cfg);
   for (const ref of Object.keys(health.targets)) {
@@ -212,7 +218,7 @@ function resolveHealth(
     if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw new ConfigError(file, field, 'not an http(s) URL');
   }
   if (alerts.ntfy) alerts.ntfy.url = stripSlash(alerts.ntfy.url);
-  if (!alerts.webhook && !alerts.ntfy) notConfigured.push('health alerts: no webhook or ntfy (HEALTH_WEBHOOK_URL, NTFY_TOPIC)');
+  if (!alerts.webhook && !alerts.ntfy) notConfigured.push({ area: 'health', message: 'health alerts: no webhook or ntfy (HEALTH_WEBHOOK_URL, NTFY_TOPIC)' });
   return health;
 }
 // --- end health service ---

@@ -208,6 +208,8 @@ export const LabConfigSchema = Obj({
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     host: Type.String({ default: '0.0.0.0' }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
+    /** Silence (no answer, chunk or keepalive) after which a request is given up with 504: its holder died. */
+    silenceTimeoutMs: Type.Integer({ minimum: 3000, default: 10_000 }),
   }, { additionalProperties: false, default: {} }),
   nodes: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9-]*$' }), NodeSchema),
   inference: Type.Object({

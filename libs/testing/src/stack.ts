@@ -21,8 +21,12 @@ export interface TestStackOptions {
   env?: Record<string, string>;
   /** Ollama's simulated cold-load time for models not loaded. */
   ollamaColdLoadMs?: number;
+  /** Ollama models already in memory at start (default: all). */
+  ollamaLoaded?: string[];
   /** Settings per backend that replace or add to the stack's (e.g. `{ maxConcurrent: 2, whenSaturated: 'spill' }`). */
   backends?: Partial<Record<'vllm' | 'ollama' | 'openai' | 'anthropic', Record<string, string | number | boolean>>>;
+  /** The ingress's silence timeout (gateway.silenceTimeoutMs). */
+  silenceTimeoutMs?: number;
   /** Extra top-level YAML (e.g. a `routing:` section). */
   extraYaml?: string;
 }
@@ -67,7 +71,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const simOpts = { tokens: options.tokens ?? 8, tokenIntervalMs: options.tokenIntervalMs ?? 0 };
   const sims = {
     vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm }),
-    ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: options.ollamaColdLoadMs ?? 0 }),
+    ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: options.ollamaColdLoadMs ?? 0, ...(options.ollamaLoaded && { loaded: options.ollamaLoaded }) }),
     openai: await startOpenAISimulator({ ...simOpts, flavor: 'openai', models: SIM_MODELS.openai, apiKey: SIM_KEYS.openai }),
     anthropic: await startAnthropicSimulator({ ...simOpts, models: SIM_MODELS.anthropic, apiKey: SIM_KEYS.anthropic }),
   };
@@ -79,7 +83,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     `{ ${Object.entries({ ...base, ...options.backends?.[b] }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
   writeFileSync(configFile, `
 nats: { url: ${nats.url} }
-gateway: { port: ${port}, host: 127.0.0.1 }
+gateway: { port: ${port}, host: 127.0.0.1${options.silenceTimeoutMs ? `, silenceTimeoutMs: ${options.silenceTimeoutMs}` : ''} }
 nodes:
   ai-node:
     address: 127.0.0.1

@@ -1,1 +1,3 @@
-export {};
+export * from './tracing.ts';
+export * from './genai.ts';
+export { childSpanContext, formatTraceparent, parseTraceparent } from './traceparent.ts';

@@ -10,6 +10,7 @@ import { HealthStore, HealthWriter, eventPublisherFor } from './store.ts';
 const NAME = 'health';
 
 await runService({
+  configArea: 'health',
   name: NAME,
   description: 'Probes every node and service of the lab; publishes state changes and serves the live status',
   streams: ['HEALTH', 'HEALTH_PROBES'],

@@ -22,7 +22,7 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
   return out
     .replace(/\/\/[^/\s:@]+:[^/\s@]+@/g, '//[redacted]@')
     .replace(/\b(api[_-]?key|apikey|token|access_token|password|passwd|secret|sid)=([^&\s;,]+)/gi, '$1=[redacted]')
-    .replace(/\b(Bearer|PVEAPIToken[= ])\s*[^\s,;]+/g, '$1[redacted]');
+    .replace(/\b(Bearer\s+|PVEAPIToken=)[^\s,;]+/g, '$1[redacted]');
 }
 
 /** Printable, one line, at most `max` characters: safe to put a peer's bytes in an error message. */

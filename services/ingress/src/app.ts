@@ -25,6 +25,8 @@ const REQUEST_ID = /^[\w.:@/-]{1,128}$/;
 const SSE_DATA = Buffer.from('data: ');
 const SSE_END = Buffer.from('\n\n');
 const SSE_DONE = Buffer.from('data: [DONE]\n\n');
+// An SSE comment: clients ignore it, and proxies see the connection is alive during a long silence.
+const SSE_KEEPALIVE = Buffer.from(': keepalive\n\n');
 
 /**
  * The OpenAI-compatible HTTP edge. It is a thin adapter onto the NATS API that scripts use too
@@ -117,7 +119,8 @@ export function buildApp({ config, log, bus }: IngressDeps): FastifyInstance {
     inFlight++;
     let streaming = false;
     try {
-      for await (const msg of requestStream(nc, mux, subject, body, { headers, ...timeouts, signal: controller.signal })) {
+      const onKeepalive = (): void => { if (streaming) reply.raw.write(SSE_KEEPALIVE); };
+      for await (const msg of requestStream(nc, mux, subject, body, { headers, ...timeouts, signal: controller.signal, onKeepalive })) {
         const frame = msg.headers?.get(H.stream);
         if (!streaming) {
           const error = errorFromReply(msg.headers, msg.data);
@@ -199,10 +202,11 @@ function sendError(reply: FastifyReply, error: GatewayError, requestId: string, 
   reply.send(msg && msg.data.length > 0 ? asBuffer(msg.data) : JSON.stringify(error.toOpenAI()));
 }
 
-/** How long the ingress waits: long enough for every candidate's first-token timeout, then a margin. */
+/**
+ * How long the ingress listens to silence. The router and the worker send a keepalive every 2 s
+ * while they hold a request, so silence this long means the holder died: a clear 504 instead of a
+ * wait as long as the slowest backend's first-token timeout.
+ */
 export function streamTimeouts(config: LabConfig): { firstMessageTimeoutMs: number; idleTimeoutMs: number } {
-  const backends = Object.values(config.backends);
-  const firstTokens = backends.reduce((sum, b) => sum + b.firstTokenTimeoutMs, 0);
-  const idle = backends.reduce((max, b) => Math.max(max, b.idleTimeoutMs), 30_000);
-  return { firstMessageTimeoutMs: Math.min(firstTokens || 30_000, 900_000) + 5000, idleTimeoutMs: idle + 5000 };
+  return { firstMessageTimeoutMs: config.gateway.silenceTimeoutMs, idleTimeoutMs: config.gateway.silenceTimeoutMs };
 }

@@ -28,7 +28,7 @@ describe('media config', () => {
       qbittorrent: { maxLoginFailures: 3, loginRetryMs: 3_600_000 }, stateTtlDays: 30,
     });
     expect(m.webhooks.secret).toBeUndefined();
-    expect(parseConfig(lab(), 'lab.yaml').notConfigured).toContain('media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)');
+    expect(parseConfig(lab(), 'lab.yaml').notConfigured).toContainEqual({ area: 'media', message: 'media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)' });
   });
 
   it('derives one target per media service, with per-kind intervals, per-target overrides and the environment', () => {

@@ -46,13 +46,13 @@ describe('CircuitBreaker', () => {
   it('opens on a failure ratio over the window, not on scattered failures', () => {
     const { b } = breaker();
     // ok, fail, ok, fail, ok: never 3 in a row, under the minimum count.
-    for (const ok of [true, false, true, false, true]) ok ? b.success() : b.failure('x');
+    for (const ok of [true, false, true, false, true]) { if (ok) b.success(); else b.failure('x'); }
     expect(b.state).toBe('closed');
     b.failure('x'); // 3 of 6 failed = 0.5
     expect(b.state).toBe('open');
     // Old outcomes leave the window.
     const fresh = breaker();
-    for (const ok of [false, true, false, true, false]) ok ? fresh.b.success() : fresh.b.failure('x');
+    for (const ok of [false, true, false, true, false]) { if (ok) fresh.b.success(); else fresh.b.failure('x'); }
     fresh.advance(20_000);
     fresh.b.failure('x');
     expect(fresh.b.state).toBe('closed');

@@ -1,5 +1,5 @@
 import {
-  GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
+  GatewayError, H, KeepaliveSender, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
   type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
@@ -51,6 +51,8 @@ export class Dispatcher {
   /** Until when a backend asked not to be called (its `Retry-After`). */
   readonly #coolingUntil = new Map<Provider, number>();
   readonly #conditions: BackendConditions;
+  /** While the router holds a request (queued, between retries), its requester hears it is alive. */
+  readonly #keepalive: KeepaliveSender;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -60,6 +62,7 @@ export class Dispatcher {
       this.breakers.set(p, new CircuitBreaker(p, deps.config.routing.breaker, (t) => this.#onTransition(t)));
       this.limiters.set(p, new ConcurrencyLimiter(backend.maxConcurrent, backend.maxQueue));
     }
+    this.#keepalive = new KeepaliveSender((replyTo, headers) => deps.nc.publish(replyTo, undefined, { headers }));
     this.#conditions = {
       isDown: (p) => deps.isDown?.(p) ?? false,
       isOpen: (p) => this.breakers.get(p)?.state === 'open',
@@ -81,6 +84,10 @@ export class Dispatcher {
     }, { msgId: `${requestId}:router` }).catch(() => {});
   }
 
+  stop(): void {
+    this.#keepalive.stop();
+  }
+
   /** A requester went away: no further attempts for that request. */
   cancel(requestId: string): void {
     this.#cancelled.add(requestId);
@@ -96,12 +103,22 @@ export class Dispatcher {
   }
 
   async #dispatch(operation: Operation, msg: Msg, requestedModel: string, stream: boolean): Promise<void> {
-    const { config } = this.#deps;
     const receivedAt = nowMs();
     const inHeaders = msg.headers;
     const requestId = inHeaders?.get(H.requestId) || newRequestId();
     const traceparent = childTraceparent(inHeaders?.get(H.traceparent));
     if (!msg.reply) return; // nobody to answer: a publish without reply subject
+    const held = this.#keepalive.hold(msg.reply);
+    try {
+      await this.#route(operation, msg, requestedModel, stream, { requestId, traceparent, receivedAt, inHeaders, replyTo: msg.reply });
+    } finally {
+      held.release();
+    }
+  }
+
+  async #route(operation: Operation, msg: Msg, requestedModel: string, stream: boolean, r: { requestId: string; traceparent: string; receivedAt: number; inHeaders: MsgHeaders | undefined; replyTo: string }): Promise<void> {
+    const { config } = this.#deps;
+    const { requestId, traceparent, receivedAt, inHeaders } = r;
 
     const localOnly = config.routing.localOnly || inHeaders?.get(H.route) === 'local-only';
     const resolution = resolveModel(requestedModel, config, this.#deps.models);
@@ -139,7 +156,7 @@ export class Dispatcher {
         if (this.#cancelled.has(requestId)) { breaker.release(); release(); return; }
         attempt++;
         const reason = [...route, provider].join(' > ');
-        const headers = workerHeaders({ requestId, traceparent, replyTo: msg.reply, candidate, requestedModel, attempt, reason, receivedAt });
+        const headers = workerHeaders({ requestId, traceparent, replyTo: r.replyTo, candidate, requestedModel, attempt, reason, receivedAt });
         const result = await this.#attempt(workerSubject(provider, operation), msg.data, headers, backend.firstTokenTimeoutMs, backend.totalTimeoutMs + 5000);
         if (result.kind === 'answered') {
           breaker.success();

@@ -3,9 +3,11 @@ import {
 } from '@homelab/bus';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
+import { HealthView } from './health-view.ts';
 import { SpendTracker, followSpend } from './spend.ts';
 
 await runService({
+  configArea: 'inference',
   name: 'router',
   streams: ['INFERENCE'],
   description: 'Decides which backend serves each inference request and hands it to that backend\'s workers',
@@ -16,8 +18,10 @@ await runService({
     const budget = config.routing.cloudDailyBudgetUsd;
     const spend = new SpendTracker(config.routing.prices);
     const spendFeed = budget !== undefined ? await followSpend(nc, spend, log) : undefined;
+    const health = new HealthView(nc, config, log);
+    health.start();
     const dispatcher = new Dispatcher({
-      nc, log, config, models: catalog, events, mux,
+      nc, log, config, models: catalog, events, mux, isDown: health.isDown,
       ...(budget !== undefined && { cloudBudgetReached: () => spend.spentTodayUsd >= budget }),
       onCircuitTransition: (t) => {
         void events.publish('circuitChanged', { backend: t.backend as 'vllm', state: t.state, previous: t.previous, reason: t.reason, router: service.id, at: new Date().toISOString() })
@@ -50,6 +54,6 @@ await runService({
         respondJson(msg, model);
       },
     });
-    return async () => { catalog.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
+    return async () => { catalog.stop(); dispatcher.stop(); await health.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
+import type { GatewayError } from '@homelab/bus';
 import { resolveModel, type ModelView, type Provider } from './resolve.ts';
 
 const backends = { vllm: {}, ollama: {}, openai: { models: ['gpt-5.4-mini'] }, anthropic: { models: ['claude-haiku-5-5'] } } as never;

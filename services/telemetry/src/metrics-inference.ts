@@ -20,6 +20,8 @@ export interface InferenceMetricsOptions {
 /** A router that has not reported for this long is forgotten (a replica that stopped keeps no circuit open). */
 const ROUTER_TTL_MS = 3600_000;
 const MAX_ROUTERS = 16;
+/** Route kinds whose requested model name the router matched against the config or discovery. */
+const TRUSTED_ROUTES = new Set(['alias', 'discovered', 'configured']);
 
 /**
  * The inference path's metrics, fed with `inference.completed` and `inference.circuit` events:
@@ -95,8 +97,11 @@ export class InferenceMetrics {
     const ok = e.status === 'ok';
     const provider = e.backend ?? 'none';
     const operation = e.operation === 'embeddings' ? 'embeddings' : 'chat';
-    // Only a model that served a request earns a label of its own; a failed request's model name may be anything a client typed.
-    const requestModel = this.#models.value(e.requestedModel, ok);
+    const route = parseRoute(e.routeReason);
+    // A model name earns a label of its own only when it is known to be real: it served a request, or the router
+    // resolved it as an alias, a discovered local model or a configured cloud one. A failed explicit or prefix
+    // request (`vllm/<anything>`, `gpt-<anything>`) or a rejected one may carry whatever a client typed.
+    const requestModel = this.#models.value(e.requestedModel, ok || TRUSTED_ROUTES.has(route.kind));
     const responseModelName = e.responseModel ?? e.model;
     const base: Attributes = {
       [GenAiAttr.operationName]: operation,
@@ -117,7 +122,6 @@ export class InferenceMetrics {
     }
     if (e.overheadMs !== undefined) this.#overhead.record(e.overheadMs / 1000, { [GenAiAttr.providerName]: provider, [GenAiAttr.operationName]: operation });
 
-    const route = parseRoute(e.routeReason);
     let fallback = false;
     for (let i = 0; i + 1 < route.attempts.length; i++) {
       const from = route.attempts[i]!;

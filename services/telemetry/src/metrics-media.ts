@@ -71,7 +71,7 @@ export class MediaMetrics {
   readonly #webhooks: Counter;
   readonly #sources = new LabelBudget(64);
   readonly #paths = new LabelBudget(64);
-  readonly #statuses = new LabelBudget(32);
+  readonly #statuses = new LabelBudget(64);
   readonly #playMethods = new LabelBudget(8);
   readonly #types = new LabelBudget(32);
   readonly #eventTypes = new LabelBudget(64);
@@ -83,11 +83,11 @@ export class MediaMetrics {
   constructor(meter: Meter) {
     const gauge = (name: string, unit: string, description: string): Gauge => meter.createGauge(name, { unit, description });
     const counter = (name: string, unit: string, description: string): Counter => meter.createCounter(name, { unit, description });
-    this.#queueItems = new SnapshotGauge(gauge(MediaMetric.queueItems, '{download}', 'Downloads in each Sonarr/Radarr queue by the queue\'s status and the gateway\'s phase (waiting, downloading, completed, imported, failed).'));
+    this.#queueItems = new SnapshotGauge(gauge(MediaMetric.queueItems, '{download}', 'Downloads in each Sonarr/Radarr queue by status, tracked download status and state, and the gateway\'s phase (waiting, downloading, completed, imported, failed).'));
     this.#queueRecords = gauge(MediaMetric.queueRecords, '{record}', 'Records in each Sonarr/Radarr queue (one per episode of a season pack).');
     this.#downloadsActive = gauge(MediaMetric.downloadsActive, '{download}', 'Downloads in progress: queue items downloading (Sonarr/Radarr), torrents downloading (qBittorrent).');
     this.#downloads = counter(MediaMetric.downloads, '{download}', 'Download transitions: grabbed, completed, imported, failed.');
-    this.#torrents = new SnapshotGauge(gauge(MediaMetric.torrents, '{torrent}', 'qBittorrent\'s torrents by state (downloading, seeding, paused, checking, errored).'));
+    this.#torrents = new SnapshotGauge(gauge(MediaMetric.torrents, '{torrent}', 'qBittorrent\'s torrents by status (downloading, seeding, paused, checking, errored).'));
     this.#transferSpeed = gauge(MediaMetric.transferSpeed, 'By/s', 'qBittorrent\'s current download and upload speed.');
     this.#sessions = gauge(MediaMetric.sessions, '{session}', 'Jellyfin sessions active in the last minutes, playing or not.');
     this.#streamsActive = new SnapshotGauge(gauge(MediaMetric.streamsActive, '{stream}', 'Jellyfin playbacks now, by play method (DirectPlay, DirectStream, Transcode).'));
@@ -100,7 +100,7 @@ export class MediaMetrics {
     this.#libraryMissing = gauge(MediaMetric.libraryMissing, '{item}', 'Monitored episodes or movies without a file (Sonarr/Radarr wanted/missing).');
     this.#libraryCutoffUnmet = gauge(MediaMetric.libraryCutoffUnmet, '{item}', 'Files below the quality cutoff (Sonarr/Radarr wanted/cutoff).');
     this.#healthIssues = gauge(MediaMetric.healthIssues, '{issue}', 'Health issues each *arr reports about itself.');
-    this.#indexers = new SnapshotGauge(gauge(MediaMetric.indexers, '{indexer}', 'Prowlarr\'s indexers: enabled, disabled, failing.'));
+    this.#indexers = new SnapshotGauge(gauge(MediaMetric.indexers, '{indexer}', 'Prowlarr\'s indexers: enabled, disabled, unavailable (disabled by Prowlarr after failures).'));
     this.#rootFolderFree = new SnapshotGauge(gauge(MediaMetric.rootFolderFree, 'By', 'Free space of each root folder as Sonarr/Radarr see it.'));
     this.#storageSize = gauge(MediaMetric.storageSize, 'By', 'Size of each watched storage path.');
     this.#storageUsed = gauge(MediaMetric.storageUsed, 'By', 'Used space of each watched storage path.');
@@ -170,10 +170,16 @@ export class MediaMetrics {
     for (const item of s.items) {
       if (item.phase === 'downloading') downloading++;
       const status = this.#statuses.value(item.status);
-      const key = `${status}\u0000${item.phase}`;
+      const downloadStatus = this.#statuses.value(item.trackedDownloadStatus ?? 'unknown');
+      const downloadState = this.#statuses.value(item.trackedDownloadState ?? 'unknown');
+      const key = `${status}\u0000${downloadStatus}\u0000${downloadState}\u0000${item.phase}`;
       const entry = counts.get(key);
       if (entry) entry[1]++;
-      else counts.set(key, [{ ...base, [MediaAttr.status]: status, [MediaAttr.phase]: item.phase }, 1]);
+      else {
+        counts.set(key, [{
+          ...base, [MediaAttr.status]: status, [MediaAttr.downloadStatus]: downloadStatus, [MediaAttr.downloadState]: downloadState, [MediaAttr.phase]: item.phase,
+        }, 1]);
+      }
     }
     this.#queueItems.set(`${s.kind}:${source}`, counts.values());
     this.#queueRecords.record(s.totalRecords, base);
@@ -187,7 +193,7 @@ export class MediaMetrics {
     this.#transferSpeed.record(s.upSpeed, { [MediaAttr.source]: source, [MediaAttr.direction]: 'upload' });
     const { downloading, seeding, paused, checking, errored } = s.counts;
     const states = { downloading, seeding, paused, checking, errored };
-    this.#torrents.set(source, Object.entries(states).map(([state, n]) => [{ [MediaAttr.source]: source, [MediaAttr.state]: state }, n]));
+    this.#torrents.set(source, Object.entries(states).map(([state, n]) => [{ [MediaAttr.source]: source, [MediaAttr.status]: state }, n]));
     this.#downloadsActive.record(downloading, { [MediaAttr.source]: source, [MediaAttr.kind]: s.kind });
   }
 
@@ -223,7 +229,7 @@ export class MediaMetrics {
         this.#indexers.set(source, [
           [{ ...base, [MediaAttr.state]: 'enabled' }, enabled],
           [{ ...base, [MediaAttr.state]: 'disabled' }, Math.max(0, total - enabled)],
-          [{ ...base, [MediaAttr.state]: 'failing' }, failing.length],
+          [{ ...base, [MediaAttr.state]: 'unavailable' }, failing.length],
         ]);
         break;
       }

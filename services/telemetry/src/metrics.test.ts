@@ -198,6 +198,7 @@ describe('media metrics', () => {
     h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', first));
     const src = { [M.source]: 'sonarr', [M.kind]: 'sonarr' };
     expect((await h.point(MediaMetric.queueItems, { ...src, [M.status]: 'downloading', [M.phase]: 'downloading' })).value).toBe(2);
+    expect((await h.point(MediaMetric.queueItems, { [M.status]: 'completed' })).attributes).toMatchObject({ [M.downloadStatus]: 'ok', [M.downloadState]: 'importPending' });
     expect((await h.point(MediaMetric.downloadsActive, src)).value).toBe(2);
     expect((await h.point(MediaMetric.queueRecords, src)).value).toBe(3);
     h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'completed', phase: 'imported' }], { at: new Date(Date.now() + 1000).toISOString() })));
@@ -214,7 +215,7 @@ describe('media metrics', () => {
     h.metrics.applyMediaEvent('mediaTransfer', valid('media.transfer', mediaTransferEvent()));
     expect((await h.point(MediaMetric.transferSpeed, { [M.direction]: 'download' })).value).toBe(2_500_000);
     expect((await h.point(MediaMetric.transferSpeed, { [M.direction]: 'upload' })).value).toBe(300_000);
-    expect((await h.point(MediaMetric.torrents, { [M.state]: 'seeding' })).value).toBe(2);
+    expect((await h.point(MediaMetric.torrents, { [M.status]: 'seeding' })).value).toBe(2);
     expect((await h.point(MediaMetric.downloadsActive, { [M.kind]: 'qbittorrent' })).value).toBe(2);
   });
 
@@ -240,7 +241,7 @@ describe('media metrics', () => {
     expect((await h.point(MediaMetric.libraryCutoffUnmet, { [M.source]: 'sonarr' })).value).toBe(3);
     expect((await h.point(MediaMetric.healthIssues, { [M.source]: 'sonarr' })).value).toBe(1);
     expect((await h.point(MediaMetric.rootFolderFree, { [M.path]: '/mnt/media' })).value).toBe(4e11);
-    expect(Object.fromEntries((await h.points(MediaMetric.indexers)).map((p) => [p.attributes[M.state], p.value]))).toEqual({ enabled: 4, disabled: 1, failing: 1 });
+    expect(Object.fromEntries((await h.points(MediaMetric.indexers)).map((p) => [p.attributes[M.state], p.value]))).toEqual({ enabled: 4, disabled: 1, unavailable: 1 });
     const items = await h.points(MediaMetric.libraryItems);
     expect(Object.fromEntries(items.map((p) => [`${p.attributes[M.kind]}:${p.attributes[M.type]}`, p.value]))).toEqual({
       'jellyfin:movie': 420, 'jellyfin:series': 37, 'jellyfin:episode': 1234, 'immich:photo': 25_000, 'immich:video': 800,

@@ -120,9 +120,9 @@ export const MediaMetric = {
   librarySize: 'homelab_media_library_size_bytes',
   libraryMissing: 'homelab_media_library_missing',
   libraryCutoffUnmet: 'homelab_media_library_cutoff_unmet',
-  healthIssues: 'homelab_media_health_issues',
+  healthIssues: 'homelab_media_system_health_issues',
   indexers: 'homelab_media_indexers',
-  rootFolderFree: 'homelab_media_root_folder_free_bytes',
+  rootFolderFree: 'homelab_media_rootfolder_freespace_bytes',
   storageSize: 'homelab_media_storage_size_bytes',
   storageUsed: 'homelab_media_storage_used_bytes',
   storageFree: 'homelab_media_storage_free_bytes',
@@ -139,6 +139,9 @@ export const MediaAttr = {
   /** sonarr, radarr, prowlarr, qbittorrent, jellyfin, immich, storage. */
   kind: 'kind',
   status: 'status',
+  /** Sonarr/Radarr's trackedDownloadStatus (ok, warning, error) and trackedDownloadState (downloading, importPending, …), as exportarr labels them. */
+  downloadStatus: 'download_status',
+  downloadState: 'download_state',
   phase: 'phase',
   state: 'state',
   direction: 'direction',

@@ -110,6 +110,7 @@ export function mediaQueueEvent(items: { status: string; phase: MediaQueueItem['
     source: 'sonarr', kind: 'sonarr', at: at(), totalRecords: items.length, truncated: false,
     items: items.map((it, i) => ({
       downloadId: `hash${i}`, title: `Some.Show.S01E0${i}.1080p`, status: it.status, phase: it.phase, progress: 0.5, size: 1e9, sizeLeft: 5e8, records: 1,
+      ...(it.phase !== 'waiting' && { trackedDownloadStatus: 'ok', trackedDownloadState: it.phase === 'completed' ? 'importPending' : it.phase }),
     })),
     ...overrides,
   };

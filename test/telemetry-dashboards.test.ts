@@ -7,7 +7,7 @@ import {
   type EventKey, type EventPayload,
 } from '@homelab/bus';
 import { connectAs, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
-import { GatewayMetric, GenAiMetric, HealthMetric, MediaMetric, TelemetryMetric } from '@homelab/telemetry/semconv';
+import { GatewayMetric, GenAiAttr, GenAiMetric, HealthMetric, MediaMetric, TelemetryMetric } from '@homelab/telemetry/semconv';
 import {
   healthChangedEvent, healthProbeEvent, mediaDownloadEvent, mediaLibraryEvents, mediaQueueEvent, mediaServiceErrorEvent, mediaServiceRecoveredEvent,
   mediaSessionsEvent, mediaStorageAlertEvent, mediaStorageEvent, mediaStreamEvent, mediaTransferEvent, mediaWebhookEvent,
@@ -68,7 +68,9 @@ describe('Grafana dashboards (static)', () => {
   });
 
   it('every metric a panel queries is one telemetry serves', () => {
-    const unknown = queries.flatMap((q) => [...q.expr.matchAll(/\b((?:gen_ai|homelab)_[a-z0-9_]+)\b/g)].map((m) => m[1]!).filter((n) => !sampleNames.has(n)).map((n) => `${q.file} "${q.panel}": ${n}`));
+    const labels = new Set(Object.values(GenAiAttr).map((a) => a.replaceAll('.', '_')));
+    const unknown = queries.flatMap((q) => [...q.expr.matchAll(/\b((?:gen_ai|homelab)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)
+      .filter((n) => !sampleNames.has(n) && !labels.has(n)).map((n) => `${q.file} "${q.panel}": ${n}`));
     expect(unknown).toEqual([]);
   });
 

@@ -76,4 +76,21 @@ describe('telemetry service end to end', () => {
     expect(sampleSum(text, 'gen_ai_client_operation_duration_count')).toBe(N);
     expect(sampleSum(text, 'homelab_gateway_requests_total', { gen_ai_request_model: 'fast' })).toBe(N / 2);
   });
+
+  it('reads the real health service: probe results and states; a restarted telemetry starts from its snapshot', async () => {
+    await stack.startService('health');
+    const vllm = { node: 'ai-node', service: 'vllm', kind: 'vllm' };
+    let text = '';
+    await waitFor(async () => sampleSum(text = await telemetry.scrape(), 'homelab_health_probes_total', { ...vllm, outcome: 'ok' }) >= 1, 20_000, 'a vLLM probe');
+    expect(sampleSum(text, 'homelab_health_state', vllm)).toBe(2);
+    expect(sampleSum(text, 'homelab_health_probe_duration_seconds_count', vllm)).toBeGreaterThanOrEqual(1);
+    expect(sampleSum(text, 'homelab_telemetry_events_total', { result: 'invalid' })).toBe(0);
+
+    // Probes come every 30 s; a telemetry started now has the states at once, from `health.status`.
+    await telemetry.stop();
+    telemetry = await startTelemetry(stack, telemetry.port);
+    text = await telemetry.scrape();
+    expect(sampleSum(text, 'homelab_health_state', vllm)).toBe(2);
+    expect(sampleSum(text, 'homelab_health_state', { node: 'ai-node', service: 'ollama' })).toBe(2);
+  });
 });

@@ -6,6 +6,8 @@ const NULL_BODY = new Set([101, 204, 205, 304]);
 export interface NodeFetchOptions {
   /** Connections kept per backend host (default 256). */
   maxSockets?: number;
+  /** Give up connecting after this long (a backend host that is off drops SYNs: no refusal comes). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -45,6 +47,15 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
           res.on('error', (err) => reject(signal?.aborted ? abortError(signal) : new TypeError('terminated', { cause: err })));
         }
       });
+      if (options.connectTimeoutMs) {
+        const limit = options.connectTimeoutMs;
+        req.once('socket', (socket) => {
+          if (!socket.connecting) return; // a kept-alive connection
+          const timer = setTimeout(() => req.destroy(Object.assign(new Error(`connect to ${new URL(url).host} timed out after ${limit} ms`), { code: 'ETIMEDOUT' })), limit);
+          socket.once('connect', () => clearTimeout(timer));
+          socket.once('close', () => clearTimeout(timer));
+        });
+      }
       const onAbort = (): void => { req.destroy(abortError(signal!)); };
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('close', () => signal?.removeEventListener('abort', onAbort));
@@ -92,5 +103,10 @@ function abortError(signal: AbortSignal): Error {
   return new DOMException('This operation was aborted', 'AbortError');
 }
 
-/** The process's one backend fetch: its keep-alive connections are shared by every backend client. */
-export const backendFetch: typeof fetch = createNodeFetch();
+const fetches = new Map<number, typeof fetch>();
+/** The backend fetch for a connect timeout; backends with the same timeout share its keep-alive connections. */
+export function backendFetch(connectTimeoutMs = 0): typeof fetch {
+  let f = fetches.get(connectTimeoutMs);
+  if (!f) fetches.set(connectTimeoutMs, (f = createNodeFetch({ connectTimeoutMs })));
+  return f;
+}

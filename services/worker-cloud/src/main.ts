@@ -9,13 +9,13 @@ await runService({
     const stops: (() => Promise<void>)[] = [];
     const { openai, anthropic } = config.backends;
     if (openai) {
-      const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs });
+      const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs, connectTimeoutMs: openai.connectTimeoutMs });
       stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
     }
     if (anthropic) {
       const backend = createAnthropicBackend({
-        baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, timeoutMs: anthropic.totalTimeoutMs,
+        baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, timeoutMs: anthropic.totalTimeoutMs, connectTimeoutMs: anthropic.connectTimeoutMs,
         ...(anthropic.defaultMaxTokens && { defaultMaxTokens: anthropic.defaultMaxTokens }),
       });
       stops.push(serveBackend({ nc, log, service, events, backend, timeouts: anthropic }).stop);

@@ -11,7 +11,7 @@ await runService({
       log.warn('ollama is not configured (no address): serving nothing');
       return;
     }
-    const backend = createOllamaBackend({ url: settings.url, ...(settings.keepAlive && { keepAlive: settings.keepAlive }) });
+    const backend = createOllamaBackend({ url: settings.url, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.keepAlive && { keepAlive: settings.keepAlive }) });
     const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
     log.info({ url: settings.url }, 'serving ollama');
     return () => worker.stop();

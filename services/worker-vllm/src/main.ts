@@ -12,7 +12,7 @@ await runService({
       log.warn('vllm is not configured (no address): serving nothing');
       return;
     }
-    const backend = createVllmBackend({ url: settings.url, timeoutMs: settings.totalTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
+    const backend = createVllmBackend({ url: settings.url, timeoutMs: settings.totalTimeoutMs, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
     const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
     log.info({ url: settings.url }, 'serving vllm');
     return () => worker.stop();

@@ -9,6 +9,8 @@ export interface AnthropicClientOptions {
   apiKey: string;
   /** Per request; default 10 minutes. */
   timeoutMs?: number;
+  /** TCP connect timeout to the backend. */
+  connectTimeoutMs?: number;
 }
 
 export function createAnthropicClient(options: AnthropicClientOptions): Anthropic {
@@ -21,7 +23,7 @@ export function createAnthropicClient(options: AnthropicClientOptions): Anthropi
     timeout: options.timeoutMs ?? 600_000,
     // Errors reach the caller as GatewayErrors; the SDK need not log them too.
     logLevel: 'off',
-    fetch: backendFetch,
+    fetch: backendFetch(options.connectTimeoutMs),
   });
 }
 

@@ -15,6 +15,7 @@ export interface AnthropicBackendOptions {
   /** `max_tokens` when the client sets none (Anthropic requires one). Default 4096. */
   defaultMaxTokens?: number;
   timeoutMs?: number;
+  connectTimeoutMs?: number;
 }
 
 /** A Backend that serves OpenAI chat requests from Anthropic's Messages API. */

@@ -42,6 +42,8 @@ export function fromFetchError(err: unknown, signal: AbortSignal, code: 'backend
 import { backendFetch } from '../http.ts';
 
 export interface OllamaRequest {
+  /** TCP connect timeout. */
+  connectTimeoutMs?: number;
   method: 'GET' | 'POST';
   path: string;
   body?: unknown;
@@ -52,7 +54,7 @@ export interface OllamaRequest {
 export async function ollamaFetch(baseUrl: string, request: OllamaRequest): Promise<Response> {
   let response: Response;
   try {
-    response = await backendFetch(baseUrl + request.path, {
+    response = await backendFetch(request.connectTimeoutMs)(baseUrl + request.path, {
       method: request.method,
       headers: request.body === undefined ? {} : { 'content-type': 'application/json' },
       body: request.body === undefined ? null : JSON.stringify(request.body),

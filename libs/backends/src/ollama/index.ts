@@ -11,6 +11,8 @@ export * from './chat.ts';
 export interface OllamaBackendOptions {
   /** Ollama's origin, e.g. `http://127.0.0.1:11434`. */
   url: string;
+  /** TCP connect timeout. */
+  connectTimeoutMs?: number;
   /** Default `keep_alive` (e.g. `'30m'`, `-1`); a request's own `keep_alive` wins. */
   keepAlive?: OllamaKeepAlive;
 }
@@ -24,7 +26,7 @@ export function createOllamaBackend(options: OllamaBackendOptions): Backend {
 
   async function* chatStream(call: ChatCall, stats: ChatStreamStats): AsyncGenerator<ChatChunk> {
     const body = toOllamaChatRequest(call.request, keepAlive === undefined ? { stream: true } : { stream: true, keepAlive });
-    const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal });
+    const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
     const stream = new OllamaChatStream(call.request.model);
     for await (const line of readNdjson(response, call.signal)) {
       const chunks = stream.push(line as OllamaChatResponse);
@@ -40,7 +42,7 @@ export function createOllamaBackend(options: OllamaBackendOptions): Backend {
 
     async chat(call, stats) {
       const body = toOllamaChatRequest(call.request, keepAlive === undefined ? { stream: false } : { stream: false, keepAlive });
-      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal });
+      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
       const answer = await readJson<OllamaChatResponse>(response, call.signal);
       const loadMs = ollamaLoadMs(answer);
       if (loadMs !== undefined) stats.loadMs = loadMs;
@@ -51,13 +53,13 @@ export function createOllamaBackend(options: OllamaBackendOptions): Backend {
 
     async embed(call) {
       const body = toOllamaEmbedRequest(call.request, keepAlive);
-      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/embed', body, signal: call.signal });
+      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/embed', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
       return fromOllamaEmbedResponse(await readJson<OllamaEmbedResponse>(response, call.signal), call.request);
     },
 
     async listModels(signal) {
       const [tags, ps] = await Promise.all(['/api/tags', '/api/ps'].map(async (path) => {
-        const response = await ollamaFetch(baseUrl, { method: 'GET', path, signal });
+        const response = await ollamaFetch(baseUrl, { method: 'GET', path, signal, connectTimeoutMs: options.connectTimeoutMs });
         return (await readJson<{ models?: OllamaListedModel[] }>(response, signal)).models ?? [];
       }));
       const loaded = new Set(ps!.map((m) => m.name));

@@ -9,6 +9,8 @@ export interface OpenAIClientOptions {
   apiKey: string;
   /** Until the response headers arrive (for a non-streaming call: the whole answer). Default 5 minutes. */
   timeoutMs?: number;
+  /** TCP connect timeout to the backend. */
+  connectTimeoutMs?: number;
 }
 
 /** Node's fetch gives up waiting for response headers after 300 s anyway, so a longer SDK timeout would not apply. */
@@ -28,7 +30,7 @@ export function createOpenAIClient(options: OpenAIClientOptions): OpenAI {
     // OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment must not reach other backends.
     organization: null,
     project: null,
-    fetch: backendFetch,
+    fetch: backendFetch(options.connectTimeoutMs),
   });
 }
 

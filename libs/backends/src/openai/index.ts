@@ -8,6 +8,7 @@ export interface OpenAIBackendOptions {
   /** The cloud models the lab offers; `listModels()` returns these without asking OpenAI. */
   models: string[];
   timeoutMs?: number;
+  connectTimeoutMs?: number;
 }
 
 export function createOpenAIBackend(options: OpenAIBackendOptions): Backend {
@@ -17,5 +18,6 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): Backend {
     apiKey: options.apiKey,
     models: options.models,
     timeoutMs: options.timeoutMs,
+    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
   });
 }

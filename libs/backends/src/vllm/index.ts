@@ -7,6 +7,7 @@ export interface VllmBackendOptions {
   /** vLLM's `--api-key`, when it was started with one. */
   apiKey?: string;
   timeoutMs?: number;
+  connectTimeoutMs?: number;
 }
 
 /** vLLM without `--api-key` ignores the header, but the SDK insists on some key. */
@@ -19,5 +20,6 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
     baseURL: `${options.url.replace(/\/+$/, '')}/v1`,
     apiKey: options.apiKey || NO_API_KEY,
     timeoutMs: options.timeoutMs,
+    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
   });
 }

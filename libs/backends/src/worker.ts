@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import {
-  GatewayError, H, KeepaliveSender, ReplyMux, Subjects, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
+  GatewayError, H, KeepaliveSender, ReplyMux, Subjects, waitUntilIdle, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
   type EventPublisher, type InferenceCompleted, type MicroService, type MsgHeaders, type WorkerModels,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -35,7 +35,7 @@ interface InFlight { attempt: string; controller: AbortController }
  * subject how it went: `started` once content reached the requester (from then on the router
  * never switches backend), `done`, or `failed` with the error (the router may try elsewhere).
  */
-export function serveBackend(options: ServeBackendOptions): { inFlight(): number; stop(): Promise<void> } {
+export function serveBackend(options: ServeBackendOptions): { inFlight(): number; stop(graceMs?: number): Promise<void> } {
   const { nc, log, service, backend } = options;
   const provider = backend.provider;
   const inFlight = new Map<string, InFlight>();
@@ -293,7 +293,11 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
 
   return {
     inFlight: () => inFlight.size,
-    async stop() {
+    /** Called after the endpoints stopped taking requests: lets the answers in flight finish, then lets go. */
+    async stop(graceMs = 25_000) {
+      const finished = await waitUntilIdle(() => inFlight.size, graceMs);
+      if (!finished) log.warn({ inFlight: inFlight.size }, 'answers still in flight at shutdown; cutting them');
+      for (const entry of inFlight.values()) entry.controller.abort(new GatewayError('backend_unavailable', 'the worker is shutting down'));
       cancelSub.unsubscribe();
       keepalive.stop();
       mux.close();

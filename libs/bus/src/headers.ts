@@ -115,6 +115,11 @@ export class KeepaliveSender {
     this.#timer.unref();
   }
 
+  /** Requests held now. */
+  get size(): number {
+    return this.#held.size;
+  }
+
   /** Holds a request until `release`; `touch` whenever something was sent to its requester. */
   hold(replyTo: string): { touch(): void; release(): void } {
     const key = this.#next++;
@@ -126,4 +131,11 @@ export class KeepaliveSender {
   stop(): void {
     clearInterval(this.#timer);
   }
+}
+
+/** Resolves when `count()` reaches 0, or after `timeoutMs`: how a draining service lets in-flight work finish. */
+export async function waitUntilIdle(count: () => number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (count() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return count() === 0;
 }

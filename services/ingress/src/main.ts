@@ -19,7 +19,9 @@ await runService({
     bus.nc = nc;
     bus.connected = !nc.isClosed();
     return async () => {
+      // Unready first, so a load balancer stops sending; then the requests in flight finish.
       bus.draining = true;
+      await new Promise((r) => setTimeout(r, Number(process.env['DRAIN_DELAY_MS'] ?? 0)));
       await app?.close();
     };
   },

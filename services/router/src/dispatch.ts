@@ -84,6 +84,11 @@ export class Dispatcher {
     }, { msgId: `${requestId}:router` }).catch(() => {});
   }
 
+  /** Requests this router is still placing (queued, trying, backing off). */
+  inFlight(): number {
+    return this.#keepalive.size;
+  }
+
   stop(): void {
     this.#keepalive.stop();
   }

@@ -1,5 +1,5 @@
 import {
-  GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService,
+  GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService, waitUntilIdle,
 } from '@homelab/bus';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
@@ -54,6 +54,9 @@ await runService({
         respondJson(msg, model);
       },
     });
-    return async () => { catalog.stop(); dispatcher.stop(); await health.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
+    return async () => {
+      // The endpoints no longer take requests; the ones being placed finish first.
+      await waitUntilIdle(() => dispatcher.inFlight(), 25_000);
+      catalog.stop(); dispatcher.stop(); await health.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

@@ -4,6 +4,7 @@ import {
   type EventPublisher, type InferenceCompleted, type MicroService, type MsgHeaders, type WorkerModels,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
+import { HomelabSpanAttr, genAiAttributes, genAiSpanName, type Tracing } from '@homelab/tracing';
 import type { Backend, ChatChunk, ChatCompletion, ChatRequest, ChatStreamStats, EmbeddingsRequest } from './types.ts';
 
 export interface WorkerTimeouts {
@@ -14,6 +15,10 @@ export interface WorkerTimeouts {
 }
 
 export interface ServeBackendOptions {
+  /** A span per request and one around the backend call, when tracing is on. */
+  tracing?: Tracing;
+  /** The backend's origin, for the client span's `server.address` / `server.port`. */
+  backendUrl?: string;
   nc: NatsConnection;
   log: Logger;
   service: MicroService;
@@ -103,6 +108,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     request.model = model;
     const t = track(msg, replyTo);
     const stats: ChatStreamStats = {};
+    const spans = startSpans('chat', headers, model, t.requestId);
     const answerHeaders = (): MsgHeaders => {
       const h = createHeaders();
       h.set(H.backend, provider);
@@ -124,6 +130,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
         finishedAt: new Date().toISOString(), ...partial,
       };
       if (payload.backendMs !== undefined) payload.overheadMs = Math.max(0, latencyMs - payload.backendMs);
+      spans?.finish(payload);
       options.events.publish('inferenceCompleted', payload, { msgId: `${t.requestId}:${t.attempt}` }).catch((err: unknown) => {
         log.warn({ requestId: t.requestId, err: (err as Error).message }, 'could not store inference.completed');
       });
@@ -236,6 +243,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
       const reason = t.controller.signal.reason;
       const final = reason instanceof GatewayError ? reason : error;
       if (final.code === 'internal_error') log.error({ requestId: t.requestId, err: error.cause ?? error }, 'worker failed');
+      spans?.fail(final);
       reportFailure(msg, replyTo, final);
     }
   }
@@ -268,6 +276,33 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     } finally {
       t.done();
     }
+  }
+
+  /**
+   * When tracing is on: a `server` span for the worker's part (child of the router's), and a
+   * `client` span around the backend call. Off, nothing is built.
+   */
+  function startSpans(operation: 'chat' | 'embeddings', headers: MsgHeaders, model: string, requestId: string): { finish(e: Partial<InferenceCompleted>): void; fail(e: GatewayError): void } | undefined {
+    const tracing = options.tracing;
+    if (!tracing?.enabled) return undefined;
+    const server = tracing.startHop(`${operation} ${provider} worker`, { traceparent: headers.get(H.traceparent), kind: 'server', attributes: { [HomelabSpanAttr.requestId]: requestId } });
+    const origin = options.backendUrl ? new URL(options.backendUrl) : undefined;
+    const client = tracing.startHop(genAiSpanName(operation, model), {
+      traceparent: server.traceparent, kind: 'client',
+      attributes: genAiAttributes({ operation, provider, requestModel: model, ...(origin && { serverAddress: origin.hostname, serverPort: Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80) }) }),
+    });
+    return {
+      finish(e) {
+        client.setAttributes(genAiAttributes({
+          operation, ...(e.responseModel && { responseModel: e.responseModel }), ...(e.inputTokens !== undefined && { inputTokens: e.inputTokens }),
+          ...(e.outputTokens !== undefined && { outputTokens: e.outputTokens }), ...(e.finishReason && { finishReasons: [e.finishReason] }),
+        }));
+        if (e.status === 'error') client.fail(new Error(e.errorType ?? 'error'), e.errorType);
+        client.end();
+        server.end();
+      },
+      fail(e) { client.fail(e, e.code).end(); server.fail(e, e.code).end(); },
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, loadConfig, type LabConfig } from '@homelab/config';
 import { createLogger, type Logger } from '@homelab/logging';
+import { initTracing, type Tracing } from '@homelab/tracing';
 import { busCredentialsFromEnv, connectBus } from './connect.ts';
 import { ensureStreams, EventPublisher } from './events.ts';
 import { Streams } from './subjects.ts';
@@ -13,6 +14,8 @@ export interface ServiceContext {
   /** This process's `$SRV` registration: add endpoints to it. */
   service: MicroService;
   events: EventPublisher;
+  /** Spans per hop, exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; off (and free) otherwise. */
+  tracing: Tracing;
 }
 
 export interface RunServiceOptions {
@@ -22,7 +25,7 @@ export interface RunServiceOptions {
   /** Wires the service; returns what to do on shutdown, before the connection drains. */
   start(ctx: ServiceContext): Promise<(() => Promise<void> | void) | void>;
   /** Runs before NATS is connected (e.g. an HTTP server whose /healthz answers while NATS is down). */
-  beforeConnect?(ctx: Pick<ServiceContext, 'config' | 'log'>): Promise<void> | void;
+  beforeConnect?(ctx: Pick<ServiceContext, 'config' | 'log' | 'tracing'>): Promise<void> | void;
   onConnectionChange?(connected: boolean): void;
   /**
    * The JetStream streams this service publishes to or consumes (names from `Streams`): it makes sure
@@ -52,6 +55,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     }
     throw err;
   }
+  const tracing = initTracing(options.name, { version: options.version ?? VERSION });
   for (const line of config.notConfigured) if (line.area === options.configArea) log.info(`not configured: ${line.message}`);
 
   let shuttingDown = false;
@@ -67,6 +71,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
       await running.service?.stop();
       await running.onStop?.();
       if (running.nc && !running.nc.isClosed()) await running.nc.drain();
+      await tracing.shutdown();
     } catch (err) {
       log.error({ err }, 'error while shutting down');
     }
@@ -75,7 +80,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
-  await options.beforeConnect?.({ config, log });
+  await options.beforeConnect?.({ config, log, tracing });
   const nc = await connectBus({
     servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
     ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
@@ -86,7 +91,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   running.nc = nc;
   const service = new MicroService(nc, { name: options.name, version: options.version ?? VERSION, description: options.description }, log);
   running.service = service;
-  running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc) });
+  running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc), tracing });
   log.info('started');
 }
 

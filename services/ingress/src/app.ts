@@ -5,6 +5,7 @@ import {
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
+import { HomelabSpanAttr, type Tracing } from '@homelab/tracing';
 
 /** What the ingress needs of the bus; filled in once NATS is connected. */
 export interface IngressBus {
@@ -19,6 +20,8 @@ export interface IngressDeps {
   config: LabConfig;
   log: Logger;
   bus: IngressBus;
+  /** A span per HTTP request when tracing is on. */
+  tracing?: Tracing;
 }
 
 const REQUEST_ID = /^[\w.:@/-]{1,128}$/;
@@ -33,7 +36,7 @@ const SSE_KEEPALIVE = Buffer.from(': keepalive\n\n');
  * (docs/subjects.md): the body is passed on as bytes, unparsed; the router parses and validates
  * it once, and the answer comes back from the worker as bytes that go to the client unchanged.
  */
-export function buildApp({ config, log, bus }: IngressDeps): FastifyInstance {
+export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: config.gateway.bodyLimitBytes,
@@ -109,7 +112,12 @@ export function buildApp({ config, log, bus }: IngressDeps): FastifyInstance {
     const started = performance.now();
     const headers = createHeaders();
     headers.set(H.requestId, requestId);
-    headers.set(H.traceparent, childTraceparent(request.headers['traceparent'] as string | undefined));
+    const inbound = request.headers['traceparent'] as string | undefined;
+    const hop = tracing?.enabled ? tracing.startHop(`${request.method} ${request.routeOptions.url ?? ''}`, {
+      traceparent: inbound, kind: 'server',
+      attributes: { 'http.request.method': request.method, 'http.route': request.routeOptions.url ?? '', [HomelabSpanAttr.requestId]: requestId },
+    }) : undefined;
+    headers.set(H.traceparent, hop?.traceparent ?? childTraceparent(inbound));
     const route = request.headers['x-homelab-route'];
     if (route === 'local-only') headers.set(H.route, 'local-only');
 
@@ -157,6 +165,11 @@ export function buildApp({ config, log, bus }: IngressDeps): FastifyInstance {
     } finally {
       inFlight--;
       reply.raw.off('close', onClose);
+      if (hop) {
+        hop.setAttributes({ 'http.response.status_code': reply.statusCode });
+        if (reply.statusCode >= 500) hop.fail(new Error(`HTTP ${reply.statusCode}`), String(reply.statusCode));
+        hop.end();
+      }
     }
   }
 

@@ -9,8 +9,8 @@ await runService({
   description: 'OpenAI-compatible HTTP edge of the lab: /v1/chat/completions, /v1/embeddings, /v1/models, /status',
   onConnectionChange: (connected) => { bus.connected = connected; },
   // HTTP first: /healthz answers and /readyz says "not ready" while NATS is still unreachable.
-  async beforeConnect({ config, log }) {
-    app = buildApp({ config, log, bus });
+  async beforeConnect({ config, log, tracing }) {
+    app = buildApp({ config, log, bus, tracing });
     await app.listen({ port: config.gateway.port, host: config.gateway.host });
     log.info({ port: config.gateway.port, host: config.gateway.host }, 'listening');
   },

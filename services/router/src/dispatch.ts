@@ -4,6 +4,7 @@ import {
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
+import { HomelabSpanAttr, genAiAttributes, genAiSpanName, natsAttributes, type Hop, type Tracing } from '@homelab/tracing';
 import { CircuitBreaker, type CircuitTransition } from './breaker.ts';
 import { ConcurrencyLimiter } from './limiter.ts';
 import { planCandidates, type BackendConditions } from './policy.ts';
@@ -22,6 +23,8 @@ export interface DispatcherDeps {
   /** Whether today's cloud spend reached its ceiling. */
   cloudBudgetReached?: () => boolean;
   onCircuitTransition?: (t: CircuitTransition) => void;
+  /** One span per request when tracing is on. */
+  tracing?: Tracing;
 }
 
 export type Operation = 'chat' | 'embeddings';
@@ -111,17 +114,27 @@ export class Dispatcher {
     const receivedAt = nowMs();
     const inHeaders = msg.headers;
     const requestId = inHeaders?.get(H.requestId) || newRequestId();
-    const traceparent = childTraceparent(inHeaders?.get(H.traceparent));
     if (!msg.reply) return; // nobody to answer: a publish without reply subject
+    const tracing = this.#deps.tracing;
+    // Span attributes are built only when tracing is on: the request path pays nothing otherwise.
+    const hop = tracing?.enabled ? tracing.startHop(genAiSpanName(operation, requestedModel), {
+      traceparent: inHeaders?.get(H.traceparent), kind: 'server', startTime: receivedAt,
+      attributes: { ...natsAttributes(msg.subject), ...genAiAttributes({ operation, requestModel: requestedModel }), [HomelabSpanAttr.requestId]: requestId },
+    }) : undefined;
+    const traceparent = hop?.traceparent ?? childTraceparent(inHeaders?.get(H.traceparent));
     const held = this.#keepalive.hold(msg.reply);
     try {
-      await this.#route(operation, msg, requestedModel, stream, { requestId, traceparent, receivedAt, inHeaders, replyTo: msg.reply });
+      await this.#route(operation, msg, requestedModel, stream, { requestId, traceparent, receivedAt, inHeaders, replyTo: msg.reply, hop });
+    } catch (err) {
+      hop?.fail(err, (err as { code?: string }).code);
+      throw err;
     } finally {
       held.release();
+      hop?.end();
     }
   }
 
-  async #route(operation: Operation, msg: Msg, requestedModel: string, stream: boolean, r: { requestId: string; traceparent: string; receivedAt: number; inHeaders: MsgHeaders | undefined; replyTo: string }): Promise<void> {
+  async #route(operation: Operation, msg: Msg, requestedModel: string, stream: boolean, r: { requestId: string; traceparent: string; receivedAt: number; inHeaders: MsgHeaders | undefined; replyTo: string; hop: Hop | undefined }): Promise<void> {
     const { config } = this.#deps;
     const { requestId, traceparent, receivedAt, inHeaders } = r;
 
@@ -129,7 +142,7 @@ export class Dispatcher {
     const resolution = resolveModel(requestedModel, config, this.#deps.models);
     const plan = planCandidates(resolution.candidates, config.routing.policy, localOnly, this.#conditions);
     const route: string[] = [resolution.reason, ...resolution.skipped, ...plan.skipped];
-    const ctx = { msg, requestId, traceparent, requestedModel, receivedAt, operation, stream, route };
+    const ctx = { msg, requestId, traceparent, requestedModel, receivedAt, operation, stream, route, hop: r.hop };
     if (plan.localOnlyBlocked) {
       return this.#fail(ctx, 0, new GatewayError('no_backend', `local-only: no local backend serves '${requestedModel}'; the request was not sent to a cloud API`, { param: 'model' }));
     }
@@ -165,6 +178,7 @@ export class Dispatcher {
         const result = await this.#attempt(workerSubject(provider, operation), msg.data, headers, backend.firstTokenTimeoutMs, backend.totalTimeoutMs + 5000);
         if (result.kind === 'answered') {
           breaker.success();
+          r.hop?.setAttributes({ ...genAiAttributes({ operation, provider, responseModel: candidate.model }), [HomelabSpanAttr.attempt]: attempt, [HomelabSpanAttr.routeReason]: reason });
           // The slot is held until the answer is over (or the total timeout passed).
           void result.finished.then(release);
           return;
@@ -250,8 +264,9 @@ export class Dispatcher {
     });
   }
 
-  #fail(ctx: { msg: Msg; requestId: string; traceparent: string; requestedModel: string; receivedAt: number; operation: Operation; stream: boolean; route: string[] }, attempts: number, error: GatewayError): void {
+  #fail(ctx: { msg: Msg; requestId: string; traceparent: string; requestedModel: string; receivedAt: number; operation: Operation; stream: boolean; route: string[]; hop?: Hop | undefined }, attempts: number, error: GatewayError): void {
     const routeReason = ctx.route.join(' > ');
+    ctx.hop?.fail(error, error.code).setAttributes({ [HomelabSpanAttr.attempt]: attempts, [HomelabSpanAttr.routeReason]: routeReason });
     const h = createHeaders();
     h.set(H.requestId, ctx.requestId);
     h.set(H.attempt, String(attempts));

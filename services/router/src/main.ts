@@ -11,7 +11,7 @@ await runService({
   name: 'router',
   streams: ['INFERENCE'],
   description: 'Decides which backend serves each inference request and hands it to that backend\'s workers',
-  async start({ nc, log, config, service, events }) {
+  async start({ nc, log, config, service, events, tracing }) {
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
     const mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
@@ -21,7 +21,7 @@ await runService({
     const health = new HealthView(nc, config, log);
     health.start();
     const dispatcher = new Dispatcher({
-      nc, log, config, models: catalog, events, mux, isDown: health.isDown,
+      nc, log, config, models: catalog, events, mux, tracing, isDown: health.isDown,
       ...(budget !== undefined && { cloudBudgetReached: () => spend.spentTodayUsd >= budget }),
       onCircuitTransition: (t) => {
         void events.publish('circuitChanged', { backend: t.backend as 'vllm', state: t.state, previous: t.previous, reason: t.reason, router: service.id, at: new Date().toISOString() })

@@ -5,12 +5,12 @@ await runService({
   name: 'worker-cloud',
   streams: ['INFERENCE'],
   description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) when their keys are configured',
-  async start({ nc, log, config, service, events }) {
+  async start({ nc, log, config, service, events, tracing }) {
     const stops: (() => Promise<void>)[] = [];
     const { openai, anthropic } = config.backends;
     if (openai) {
       const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs, connectTimeoutMs: openai.connectTimeoutMs });
-      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai }).stop);
+      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
     }
     if (anthropic) {
@@ -18,7 +18,7 @@ await runService({
         baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, timeoutMs: anthropic.totalTimeoutMs, connectTimeoutMs: anthropic.connectTimeoutMs,
         ...(anthropic.defaultMaxTokens && { defaultMaxTokens: anthropic.defaultMaxTokens }),
       });
-      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: anthropic }).stop);
+      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: anthropic, tracing, backendUrl: anthropic.baseURL }).stop);
       log.info({ baseURL: anthropic.baseURL, models: anthropic.models }, 'serving anthropic');
     }
     if (stops.length === 0) log.warn('no cloud API key configured (OPENAI_API_KEY, ANTHROPIC_API_KEY): serving nothing');

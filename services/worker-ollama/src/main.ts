@@ -5,14 +5,14 @@ await runService({
   name: 'worker-ollama',
   streams: ['INFERENCE'],
   description: 'Serves inference requests with the lab\'s Ollama (native /api/chat, translated to OpenAI shapes)',
-  async start({ nc, log, config, service, events }) {
+  async start({ nc, log, config, service, events, tracing }) {
     const settings = config.backends.ollama;
     if (!settings) {
       log.warn('ollama is not configured (no address): serving nothing');
       return;
     }
     const backend = createOllamaBackend({ url: settings.url, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.keepAlive && { keepAlive: settings.keepAlive }) });
-    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
+    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
     log.info({ url: settings.url }, 'serving ollama');
     return () => worker.stop();
   },

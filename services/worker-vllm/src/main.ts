@@ -5,7 +5,7 @@ await runService({
   name: 'worker-vllm',
   streams: ['INFERENCE'],
   description: 'Serves inference requests with the lab\'s vLLM (OpenAI-compatible server on the AI node)',
-  async start({ nc, log, config, service, events }) {
+  async start({ nc, log, config, service, events, tracing }) {
     const settings = config.backends.vllm;
     if (!settings) {
       // Stay up and discoverable: the router sees no vLLM worker endpoints and skips vLLM.
@@ -13,7 +13,7 @@ await runService({
       return;
     }
     const backend = createVllmBackend({ url: settings.url, timeoutMs: settings.totalTimeoutMs, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
-    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings });
+    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
     log.info({ url: settings.url }, 'serving vllm');
     return () => worker.stop();
   },

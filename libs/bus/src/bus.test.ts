@@ -127,7 +127,7 @@ describe('events on JetStream', () => {
     await nc.publish('inference.completed', enc.encode('{"not":"an event"}'));
     await nc.flush();
     const consumer = await consumeEvents({
-      nc: telemetry, log: quiet, stream: 'INFERENCE', durable: 'test-telemetry',
+      nc: telemetry, log: quiet, stream: 'INFERENCE', durable: 'telemetry-inference',
       handler: (_s, p) => { seen.push(p); }, onInvalid: (s) => invalid.push(s),
     });
     for (let i = 0; i < 50 && seen.length < 5; i++) await new Promise((r) => setTimeout(r, 50));

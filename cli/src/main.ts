@@ -4,8 +4,9 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { busCredentialsFromEnv, inboxPrefixFor, writeNatsSecrets } from '@homelab/bus';
+import { busCredentialsFromEnv, inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
 import { chatCommand, modelsCommand } from './commands/chat.ts';
+import { keysCommand } from './commands/keys.ts';
 import { mediaCommand } from './commands/media.ts';
 import { statusCommand } from './commands/status.ts';
 import { startDemoSimulators } from './demo.ts';
@@ -20,6 +21,7 @@ const USAGE = `homelab — control plane of the home lab
   homelab models                the models the lab can serve now
   homelab status                every node and service of the lab (exit 1 if anything is down)  [--help]
   homelab media                 downloads, streams, storage of the media node  [--help]
+  homelab keys create|list|revoke   API keys of the HTTP edge (as the NATS user 'admin')
 
 Environment: NATS_URL (default nats://127.0.0.1:4222), NATS_USER / NATS_PASSWORD, NATS_PORT, HOMELAB_CONFIG.
 `;
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return withBus((nc) => statusCommand(nc, rest, process.stdout));
     case 'media':
       return withBus((nc) => mediaCommand(nc, rest, process.stdout));
+    case 'keys':
+      return withBus((nc) => keysCommand(nc, rest, process.stdout, process.stderr), 'admin');
     case undefined:
     case 'help':
     case '--help':
@@ -64,8 +68,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function withBus(run: (nc: Awaited<ReturnType<typeof connect>>) => Promise<number>): Promise<number> {
-  const creds = busCredentialsFromEnv();
+async function withBus(run: (nc: Awaited<ReturnType<typeof connect>>) => Promise<number>, asUser?: NatsUser): Promise<number> {
+  // Key management needs the admin identity: its password comes from the generated secrets file unless given.
+  const env = asUser ? { NATS_USER: asUser, NATS_PASSWORDS_FILE: SECRETS_FILE, ...process.env } : process.env;
+  const creds = busCredentialsFromEnv(env);
   const servers = (process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222').split(',');
   let nc;
   try {
@@ -90,6 +96,8 @@ async function runStack(demo: boolean): Promise<number> {
   const serviceEnv: Record<string, string> = {};
   if (demo) {
     serviceEnv['HOMELAB_CONFIG'] = env['HOMELAB_CONFIG'] ?? join(REPO_ROOT, 'config', 'demo.yaml');
+    // The demo runs on loopback only: no API keys needed (the ingress says so at start).
+    serviceEnv['HOMELAB_AUTH'] = env['HOMELAB_AUTH'] ?? 'none';
     try {
       stopSims = await startDemoSimulators(process.stdout);
     } catch (err) {

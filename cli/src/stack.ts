@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NATS_USERS, readNatsSecrets, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { NATS_USERS, ensureNatsSecrets, type NatsUser } from '@homelab/bus';
 import { Supervisor, type ProcessSpec } from './supervisor.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,11 +25,8 @@ function serviceOrder(a: string, b: string): number {
 
 /** The generated NATS passwords, created on first use (`homelab setup` does it explicitly). */
 export function ensureSecrets(log: (line: string) => void): Record<NatsUser, string> {
-  if (!existsSync(SECRETS_FILE)) {
-    log(`generated NATS passwords in ${SECRETS_FILE} (git-ignored)`);
-    return writeNatsSecrets(SECRETS_FILE);
-  }
-  return readNatsSecrets(SECRETS_FILE);
+  if (!existsSync(SECRETS_FILE)) log(`generated NATS passwords in ${SECRETS_FILE} (git-ignored)`);
+  return ensureNatsSecrets(SECRETS_FILE);
 }
 
 export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {

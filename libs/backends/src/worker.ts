@@ -127,6 +127,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
         attempts: Number(t.attempt), routeReason: headers.get(H.routeReason) || '', latencyMs,
         ...(traceIdOf(headers.get(H.traceparent)) && { traceId: traceIdOf(headers.get(H.traceparent))! }),
         ...(stats.loadMs !== undefined && { loadMs: stats.loadMs }),
+        ...(headers.get(H.apiKey) && { apiKey: headers.get(H.apiKey) }),
         finishedAt: new Date().toISOString(), ...partial,
       };
       if (payload.backendMs !== undefined) payload.overheadMs = Math.max(0, latencyMs - payload.backendMs);
@@ -270,6 +271,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
         responseModel: response.model, backend: provider, status: 'ok', httpStatus: 200, attempts: Number(t.attempt),
         routeReason: headers.get(H.routeReason) || '', latencyMs, backendMs, overheadMs: Math.max(0, latencyMs - backendMs),
         inputTokens: response.usage?.prompt_tokens ?? 0, finishedAt: new Date().toISOString(),
+        ...(headers.get(H.apiKey) && { apiKey: headers.get(H.apiKey) }),
       }, { msgId: `${t.requestId}:${t.attempt}` }).catch(() => {});
     } catch (err) {
       reportFailure(msg, replyTo, toGatewayError(t.controller.signal.reason ?? err, 'backend_error'));

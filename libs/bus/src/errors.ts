@@ -7,6 +7,7 @@ export const ErrorCodes = {
   invalid_request: { status: 400, type: 'invalid_request_error', retryable: false },
   invalid_json: { status: 400, type: 'invalid_request_error', retryable: false },
   unauthorized: { status: 401, type: 'authentication_error', retryable: false },
+  invalid_api_key: { status: 401, type: 'invalid_request_error', retryable: false },
   forbidden: { status: 403, type: 'permission_error', retryable: false },
   model_not_found: { status: 404, type: 'invalid_request_error', retryable: false },
   not_found: { status: 404, type: 'invalid_request_error', retryable: false },

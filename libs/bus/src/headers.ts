@@ -10,6 +10,8 @@ export const H = {
   traceparent: 'traceparent',
   /** `local-only` keeps a request inside the lab (per request, from the HTTP header of the same name). */
   route: 'x-homelab-route',
+  /** The name of the API key the ingress accepted (never the key): the router applies its scopes and budgets. */
+  apiKey: 'Homelab-Key',
   /** Set by the router on a worker request: the subject the worker streams the answer to. */
   replyTo: 'Homelab-Reply-To',
   /** Set by the router: the backend's own model id (prefix and alias resolved). */

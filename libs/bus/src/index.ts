@@ -11,3 +11,4 @@ export * from './requester.ts';
 export { type Msg, type NatsConnection } from '@nats-io/transport-node';
 export * from './credentials.ts';
 export * from './run.ts';
+export * from './keys.ts';

@@ -156,6 +156,8 @@ export const InferenceCompletedSchema = Type.Object({
   finishReason: Type.Optional(Type.String()),
   /** The answer was cut after content reached the client. */
   truncated: Type.Optional(Type.Boolean()),
+  /** The name of the API key the request came with (never the key). */
+  apiKey: Type.Optional(Type.String()),
   finishedAt: Type.String(),
 }, Closed);
 export type InferenceCompleted = Static<typeof InferenceCompletedSchema>;

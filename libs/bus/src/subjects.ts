@@ -1,4 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox';
+import { KeyCreateSchema, KeyRevokeSchema } from './keys.ts';
 import {
   ChatRequestSchema, CircuitChangedSchema, EmbeddingsRequestSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
 } from './schemas.ts';
@@ -20,6 +21,10 @@ export const Subjects = {
   chatCompletions: { subject: 'inference.chat.completions', kind: 'request', schema: ChatRequestSchema },
   embeddings: { subject: 'inference.embeddings', kind: 'request', schema: EmbeddingsRequestSchema },
   models: { subject: 'inference.models', kind: 'request', schema: ModelsRequestSchema },
+  /** API key management (the `admin` identity only: nats.conf). */
+  keysCreate: { subject: 'keys.create', kind: 'request', schema: KeyCreateSchema },
+  keysList: { subject: 'keys.list', kind: 'request', schema: null },
+  keysRevoke: { subject: 'keys.revoke', kind: 'request', schema: KeyRevokeSchema },
   /** Header-only message with `x-request-id`: the requester went away; abort that request's backend call. */
   cancel: { subject: 'inference.cancel', kind: 'internal', schema: null },
   inferenceCompleted: { subject: 'inference.completed', kind: 'event', stream: 'INFERENCE', schema: InferenceCompletedSchema },

@@ -53,6 +53,7 @@ export interface LabConfig {
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly discoveryIntervalMs: number;
   readonly routing: LabConfigFile['routing'];
+  readonly auth: LabConfigFile['auth'];
   readonly media: LabConfigFile['media'];
   /** The health service's settings, environment applied (docs/health.md). */
   readonly health: HealthConfig;
@@ -187,6 +188,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     aliases: cfg.inference.aliases,
     discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
     routing: cfg.routing,
+    auth: { ...cfg.auth, mode: parseAuthMode(env['HOMELAB_AUTH'], cfg.auth.mode, file) },
     media,
     health: resolveHealth(cfg.health, cfg.nodes, file, env, notConfigured),
     telemetry: {
@@ -227,6 +229,12 @@ function resolveHealth(
 /** The kinds the media service polls. */
 const MEDIA_KINDS: readonly ServiceKind[] = ['sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich'];
 // --- end media service ---
+
+function parseAuthMode(value: string | undefined, fallback: 'keys' | 'none', file: string): 'keys' | 'none' {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'none' || value === 'keys') return value;
+  throw new ConfigError(file, 'HOMELAB_AUTH (environment)', `must be 'keys' or 'none', not '${value}'`);
+}
 
 function parsePort(value: string, file: string, variable = 'PORT'): number {
   const port = Number(value);

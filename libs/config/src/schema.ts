@@ -197,6 +197,29 @@ const RoutingSchema = Type.Object({
 }, { additionalProperties: false, default: {} });
 export type RoutingConfig = Static<typeof RoutingSchema>;
 
+/** Who may use the HTTP edge (docs/security.md). */
+const AuthSchema = Type.Object({
+  /** `keys`: every /v1 request needs an API key; `none`: a trusted LAN, no keys (a warning at start). `HOMELAB_AUTH` overrides. */
+  mode: Type.Union([Type.Literal('keys'), Type.Literal('none')], { default: 'keys' }),
+  /** Keys kept in this file (others are made with `homelab keys create` and live in the `apikeys` bucket). */
+  keys: Type.Array(Type.Object({
+    name: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$' }),
+    /** SHA-256 of the key, hex (`printf %s "$KEY" | sha256sum`): never the key itself. */
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    models: Opt(Type.Array(Type.String({ minLength: 1 }))),
+    backends: Opt(Type.Array(Type.Union([Type.Literal('vllm'), Type.Literal('ollama'), Type.Literal('openai'), Type.Literal('anthropic')]))),
+    localOnly: Opt(Type.Boolean()),
+    rateLimitPerMinute: Opt(Type.Integer({ minimum: 1 })),
+    dailyTokens: Opt(Type.Integer({ minimum: 0 })),
+    monthlyTokens: Opt(Type.Integer({ minimum: 0 })),
+  }, { additionalProperties: false }), { default: [] }),
+  /** Requests per minute from one client address, checked before the key (so guessing keys is slow). */
+  ipRateLimitPerMinute: Type.Integer({ minimum: 1, default: 600 }),
+  /** Origins allowed to call the API from a browser (CORS); none by default. `*` allows any. */
+  corsOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+}, { additionalProperties: false, default: {} });
+export type AuthConfig = Static<typeof AuthSchema>;
+
 export const LabConfigSchema = Obj({
   lab: Type.Object({ name: Type.String({ default: 'homelab' }) }, { additionalProperties: false, default: {} }),
   nats: Type.Object({
@@ -223,6 +246,7 @@ export const LabConfigSchema = Obj({
     discoveryIntervalMs: Ms(15_000),
   }, { additionalProperties: false, default: {} }),
   routing: RoutingSchema,
+  auth: AuthSchema,
   media: Type.Object({
     /** Storage paths watched with statfs (`MEDIA_PATHS`, comma-separated). */
     paths: Type.Array(Type.String({ minLength: 1 }), { default: ['/mnt/media', '/mnt/downloads', '/mnt/photos'] }),

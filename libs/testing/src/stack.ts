@@ -27,6 +27,8 @@ export interface TestStackOptions {
   backends?: Partial<Record<'vllm' | 'ollama' | 'openai' | 'anthropic', Record<string, string | number | boolean>>>;
   /** The ingress's silence timeout (gateway.silenceTimeoutMs). */
   silenceTimeoutMs?: number;
+  /** Require API keys at the ingress (default: off, `HOMELAB_AUTH=none`, as the tests of other things assume). */
+  auth?: boolean;
   /** Extra top-level YAML (e.g. a `routing:` section). */
   extraYaml?: string;
 }
@@ -106,7 +108,7 @@ ${options.extraYaml ?? ''}
   const services: ServiceProcess[] = [];
   const startService = async (folder: string, env: Record<string, string> = {}): Promise<ServiceProcess> => {
     const user = (folder.startsWith('worker-') || ['ingress', 'router', 'health', 'media', 'telemetry'].includes(folder) ? folder : 'scripts') as NatsUser;
-    const proc = await startServiceProcess(folder, { nats, user, env: { HOMELAB_CONFIG: configFile, ...options.env, ...env } });
+    const proc = await startServiceProcess(folder, { nats, user, env: { HOMELAB_CONFIG: configFile, ...(!options.auth && { HOMELAB_AUTH: 'none' }), ...options.env, ...env } });
     services.push(proc);
     return proc;
   };

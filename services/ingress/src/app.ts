@@ -1,8 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
-  GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, requestStream, type Msg, type MsgHeaders,
-  type NatsConnection, type ReplyMux,
+  GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, keyAllowsModel, newRequestId, requestStream,
+  type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
+import { RateLimiter } from './rate-limit.ts';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
 import { HomelabSpanAttr, type Tracing } from '@homelab/tracing';
@@ -20,6 +21,10 @@ export interface IngressDeps {
   config: LabConfig;
   log: Logger;
   bus: IngressBus;
+  /** The accepted API keys; undefined when `auth.mode` is `none`. */
+  keys?: KeyRegistry;
+  /** How many ingress replicas run (a key's rate limit is split among them). */
+  replicas?: () => number;
   /** A span per HTTP request when tracing is on. */
   tracing?: Tracing;
 }
@@ -36,7 +41,7 @@ const SSE_KEEPALIVE = Buffer.from(': keepalive\n\n');
  * (docs/subjects.md): the body is passed on as bytes, unparsed; the router parses and validates
  * it once, and the answer comes back from the worker as bytes that go to the client unchanged.
  */
-export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyInstance {
+export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }: IngressDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: config.gateway.bodyLimitBytes,
@@ -46,7 +51,11 @@ export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyIns
     return503OnClosing: true,
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
+    // The whole request (headers and body) must arrive within this: slow-drip clients are cut off.
+    requestTimeout: 30_000,
+    trustProxy: ['127.0.0.1', '::1'],
   });
+  const limiter = new RateLimiter();
 
   const timeouts = streamTimeouts(config);
   let inFlight = 0;
@@ -68,6 +77,50 @@ export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyIns
   });
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, new GatewayError('not_found', `Unknown request URL: ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`), requestIdOf(request));
+  });
+
+  // Browsers: only the configured origins may call the API (none by default).
+  const cors = new Set(config.auth.corsOrigins);
+  if (cors.size > 0) {
+    app.addHook('onRequest', async (request, reply) => {
+      const origin = request.headers.origin;
+      if (!origin || !(cors.has('*') || cors.has(origin))) return;
+      reply.header('access-control-allow-origin', cors.has('*') ? '*' : origin).header('vary', 'origin');
+      reply.header('access-control-expose-headers', 'x-request-id, x-homelab-backend, x-homelab-model, x-homelab-attempts, x-homelab-route-reason, retry-after');
+    });
+    app.options('/*', (_request, reply) => {
+      reply.header('access-control-allow-methods', 'GET, POST, OPTIONS')
+        .header('access-control-allow-headers', 'authorization, content-type, x-api-key, x-request-id, x-homelab-route, traceparent')
+        .header('access-control-max-age', '600').code(204).send();
+    });
+  }
+
+  // The API: a rate limit per client address first (so guessing keys is slow), then the key, then its own rate limit.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/') || request.method === 'OPTIONS') return;
+    const byIp = limiter.take(`ip:${request.ip}`, config.auth.ipRateLimitPerMinute);
+    // An async hook that answered returns the reply, so Fastify stops there.
+    if (!byIp.ok) {
+      sendError(reply.header('retry-after', String(byIp.retryAfterS)), new GatewayError('rate_limited', `too many requests from ${request.ip}; retry in ${byIp.retryAfterS} s`), requestIdOf(request));
+      return reply;
+    }
+    if (!keys) return;
+    const presented = bearer(request.headers.authorization) ?? headerValue(request.headers['x-api-key']);
+    const key = keys.authenticate(presented);
+    if (!key) {
+      sendError(reply, new GatewayError('invalid_api_key', presented
+        ? 'Incorrect API key provided (or it was revoked). Ask the lab\'s owner for a key (`homelab keys create NAME`).'
+        : 'You didn\'t provide an API key. Send it as `Authorization: Bearer <key>` (or `x-api-key`).'), requestIdOf(request));
+      return reply;
+    }
+    if (key.rateLimitPerMinute) {
+      const byKey = limiter.take(`key:${key.name}`, Math.max(1, key.rateLimitPerMinute / Math.max(1, replicas())));
+      if (!byKey.ok) {
+        sendError(reply.header('retry-after', String(byKey.retryAfterS)), new GatewayError('rate_limited', `rate limit of key '${key.name}' (${key.rateLimitPerMinute} requests a minute) reached; retry in ${byKey.retryAfterS} s`), requestIdOf(request));
+        return reply;
+      }
+    }
+    (request as FastifyRequest & { homelabKey?: KeyRecord }).homelabKey = key;
   });
 
   app.get('/healthz', async (request, reply) => {
@@ -118,8 +171,9 @@ export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyIns
       attributes: { 'http.request.method': request.method, 'http.route': request.routeOptions.url ?? '', [HomelabSpanAttr.requestId]: requestId },
     }) : undefined;
     headers.set(H.traceparent, hop?.traceparent ?? childTraceparent(inbound));
-    const route = request.headers['x-homelab-route'];
-    if (route === 'local-only') headers.set(H.route, 'local-only');
+    const key = (request as FastifyRequest & { homelabKey?: KeyRecord }).homelabKey;
+    if (key) headers.set(H.apiKey, key.name);
+    if (request.headers['x-homelab-route'] === 'local-only' || key?.localOnly) headers.set(H.route, 'local-only');
 
     const controller = new AbortController();
     const onClose = (): void => { if (!reply.raw.writableFinished) controller.abort(); };
@@ -136,7 +190,9 @@ export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyIns
           if (frame !== 'chunk') {
             // A single answer: the worker's bytes go to the client as they are.
             answerHeaders(reply, msg.headers, requestId, started);
-            reply.code(200).header('content-type', 'application/json').send(asBuffer(msg.data));
+            const data = key && subject === Subjects.models.subject ? modelsForKey(msg.data, key) : asBuffer(msg.data);
+            if (!data) return sendError(reply, new GatewayError('model_not_found', 'The model does not exist or this API key may not use it', { param: 'model' }), requestId);
+            reply.code(200).header('content-type', 'application/json').send(data);
             return;
           }
           streaming = true;
@@ -174,6 +230,23 @@ export function buildApp({ config, log, bus, tracing }: IngressDeps): FastifyIns
   }
 
   return app;
+}
+
+function bearer(value: string | undefined): string | undefined {
+  return value?.startsWith('Bearer ') ? value.slice(7).trim() : undefined;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** `GET /v1/models` for a key: only what it may use (its models and backends). Undefined: the one model asked for is not allowed. */
+function modelsForKey(data: Uint8Array, key: KeyRecord): Buffer | undefined {
+  const allowed = (m: { id: string; owned_by: string }): boolean =>
+    keyAllowsModel(key, m.id) && (!key.backends || (key.backends as string[]).includes(m.owned_by)) && (!key.localOnly || m.owned_by === 'vllm' || m.owned_by === 'ollama');
+  const body = JSON.parse(Buffer.from(data).toString('utf8')) as { object: string; data?: { id: string; owned_by: string }[]; id?: string; owned_by?: string };
+  if (body.object === 'list' && body.data) return Buffer.from(JSON.stringify({ ...body, data: body.data.filter(allowed) }));
+  return allowed(body as { id: string; owned_by: string }) ? Buffer.from(JSON.stringify(body)) : undefined;
 }
 
 function requestIdOf(request: FastifyRequest): string {

@@ -1,6 +1,6 @@
 import {
-  GatewayError, H, KeepaliveSender, Subjects, childTraceparent, createHeaders, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
-  type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
+  GatewayError, H, KeepaliveSender, Subjects, childTraceparent, createHeaders, keyAllowsModel, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
+  type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
@@ -9,6 +9,8 @@ import { CircuitBreaker, type CircuitTransition } from './breaker.ts';
 import { ConcurrencyLimiter } from './limiter.ts';
 import { planCandidates, type BackendConditions } from './policy.ts';
 import { PROVIDERS, resolveModel, type Candidate, type ModelView, type Provider } from './resolve.ts';
+import { CLOUD_PROVIDERS } from './spend.ts';
+import type { UsageBook } from './keys.ts';
 
 export interface DispatcherDeps {
   nc: NatsConnection;
@@ -25,6 +27,9 @@ export interface DispatcherDeps {
   onCircuitTransition?: (t: CircuitTransition) => void;
   /** One span per request when tracing is on. */
   tracing?: Tracing;
+  /** API keys and their cloud usage, when the edge requires keys. */
+  keys?: KeyRegistry;
+  usage?: UsageBook;
 }
 
 export type Operation = 'chat' | 'embeddings';
@@ -87,6 +92,29 @@ export class Dispatcher {
     }, { msgId: `${requestId}:router` }).catch(() => {});
   }
 
+  /** The API key the ingress accepted (by name), checked again here: it may have been revoked since, or not allow this model. */
+  #keyOf(headers: MsgHeaders | undefined, model: string): KeyRecord | undefined {
+    const name = headers?.get(H.apiKey);
+    if (!name || !this.#deps.keys) return undefined;
+    const key = this.#deps.keys.byName(name);
+    if (!key) throw new GatewayError('invalid_api_key', `the API key '${name}' is not valid (revoked?)`);
+    if (!keyAllowsModel(key, model)) throw new GatewayError('forbidden', `key '${name}' may not use the model '${model}'`, { param: 'model' });
+    return key;
+  }
+
+  /** A key's backends, and its cloud budget: cloud candidates are dropped once the budget is spent. */
+  #keyScope(key: KeyRecord | undefined, candidates: Candidate[]): { candidates: Candidate[]; skipped: string[]; budget?: 'daily' | 'monthly' } {
+    if (!key) return { candidates, skipped: [] };
+    const skipped: string[] = [];
+    const budget = this.#deps.usage?.exhausted(key);
+    const kept = candidates.filter((c) => {
+      if (key.backends && !key.backends.includes(c.provider)) { skipped.push(`${c.provider} not allowed for key`); return false; }
+      if (budget && CLOUD_PROVIDERS.has(c.provider)) { skipped.push(`${c.provider} skipped (${budget} budget of key ${key.name} reached)`); return false; }
+      return true;
+    });
+    return { candidates: kept, skipped, ...(budget && kept.length === 0 && candidates.some((c) => CLOUD_PROVIDERS.has(c.provider)) && { budget }) };
+  }
+
   /** Requests this router is still placing (queued, trying, backing off). */
   inFlight(): number {
     return this.#keepalive.size;
@@ -139,12 +167,21 @@ export class Dispatcher {
     const { requestId, traceparent, receivedAt, inHeaders } = r;
 
     const localOnly = config.routing.localOnly || inHeaders?.get(H.route) === 'local-only';
+    const key = this.#keyOf(inHeaders, requestedModel);
     const resolution = resolveModel(requestedModel, config, this.#deps.models);
-    const plan = planCandidates(resolution.candidates, config.routing.policy, localOnly, this.#conditions);
-    const route: string[] = [resolution.reason, ...resolution.skipped, ...plan.skipped];
+    const { candidates: allowed, skipped: keySkipped, budget } = this.#keyScope(key, resolution.candidates);
+    const plan = planCandidates(allowed, config.routing.policy, localOnly, this.#conditions);
+    const route: string[] = [resolution.reason, ...resolution.skipped, ...keySkipped, ...plan.skipped];
     const ctx = { msg, requestId, traceparent, requestedModel, receivedAt, operation, stream, route, hop: r.hop };
     if (plan.localOnlyBlocked) {
       return this.#fail(ctx, 0, new GatewayError('no_backend', `local-only: no local backend serves '${requestedModel}'; the request was not sent to a cloud API`, { param: 'model' }));
+    }
+    if (plan.candidates.length === 0 && budget && key) {
+      const limit = budget === 'daily' ? key.dailyTokens : key.monthlyTokens;
+      return this.#fail(ctx, 0, new GatewayError('budget_exceeded', `the ${budget} cloud token budget of key '${key.name}' (${limit} tokens) is used up; local models are still served if the key allows them`));
+    }
+    if (allowed.length === 0) {
+      return this.#fail(ctx, 0, new GatewayError('forbidden', `key '${key?.name}' may not use the backends that serve '${requestedModel}'`, { param: 'model' }));
     }
     if (plan.candidates.length === 0) {
       const retryIn = Math.min(...resolution.candidates.map((c) => this.breakers.get(c.provider)?.retryInMs() || Infinity));
@@ -174,7 +211,7 @@ export class Dispatcher {
         if (this.#cancelled.has(requestId)) { breaker.release(); release(); return; }
         attempt++;
         const reason = [...route, provider].join(' > ');
-        const headers = workerHeaders({ requestId, traceparent, replyTo: r.replyTo, candidate, requestedModel, attempt, reason, receivedAt });
+        const headers = workerHeaders({ requestId, traceparent, replyTo: r.replyTo, candidate, requestedModel, attempt, reason, receivedAt, apiKey: key?.name });
         const result = await this.#attempt(workerSubject(provider, operation), msg.data, headers, backend.firstTokenTimeoutMs, backend.totalTimeoutMs + 5000);
         if (result.kind === 'answered') {
           breaker.success();
@@ -275,6 +312,7 @@ export class Dispatcher {
     this.#deps.events.publish('inferenceCompleted', {
       requestId: ctx.requestId, operation: ctx.operation, stream: ctx.stream, requestedModel: ctx.requestedModel, status: 'error',
       httpStatus: error.status, errorType: error.code, attempts, routeReason, latencyMs: nowMs() - ctx.receivedAt, finishedAt: new Date().toISOString(),
+      ...(ctx.msg.headers?.get(H.apiKey) && { apiKey: ctx.msg.headers.get(H.apiKey) }),
       ...(traceIdOf(ctx.traceparent) && { traceId: traceIdOf(ctx.traceparent)! }),
     }, { msgId: `${ctx.requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId: ctx.requestId, err: (err as Error).message }, 'could not store inference.completed'));
   }
@@ -293,7 +331,7 @@ export class Dispatcher {
   }
 }
 
-function workerHeaders(o: { requestId: string; traceparent: string; replyTo: string; candidate: Candidate; requestedModel: string; attempt: number; reason: string; receivedAt: number }): MsgHeaders {
+function workerHeaders(o: { requestId: string; traceparent: string; replyTo: string; candidate: Candidate; requestedModel: string; attempt: number; reason: string; receivedAt: number; apiKey?: string | undefined }): MsgHeaders {
   const h = createHeaders();
   h.set(H.requestId, o.requestId);
   h.set(H.traceparent, o.traceparent);
@@ -303,5 +341,6 @@ function workerHeaders(o: { requestId: string; traceparent: string; replyTo: str
   h.set(H.attempt, String(o.attempt));
   h.set(H.routeReason, o.reason);
   h.set(H.receivedAt, o.receivedAt.toFixed(3));
+  if (o.apiKey) h.set(H.apiKey, o.apiKey);
   return h;
 }

@@ -1,9 +1,10 @@
 import {
-  GatewayError, H, ReplyMux, Subjects, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService, waitUntilIdle,
+  GatewayError, H, KeyRegistry, ReplyMux, Subjects, openKeyBuckets, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService, waitUntilIdle,
 } from '@homelab/bus';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
+import { UsageBook, createKey, followLedger, listKeys, revokeKey } from './keys.ts';
 import { SpendTracker, followSpend } from './spend.ts';
 
 await runService({
@@ -20,8 +21,16 @@ await runService({
     const spendFeed = budget !== undefined ? await followSpend(nc, spend, log) : undefined;
     const health = new HealthView(nc, config, log);
     health.start();
+    // API keys: the router owns the `apikeys` and `usage` buckets, checks each key's scopes and
+    // budgets, keeps the usage ledger, and answers `keys.*` (for the admin identity only).
+    const buckets = await openKeyBuckets(nc, config.nats.replicas, true);
+    const keys = new KeyRegistry(config.auth.keys.map((k) => ({ ...k, createdAt: 'config' })));
+    await keys.watch(buckets.keys, log);
+    const usage = new UsageBook();
+    await usage.watch(buckets.usage);
+    const ledger = await followLedger(nc, buckets.usage, log);
     const dispatcher = new Dispatcher({
-      nc, log, config, models: catalog, events, mux, tracing, isDown: health.isDown,
+      nc, log, config, models: catalog, events, mux, tracing, isDown: health.isDown, keys, usage,
       ...(budget !== undefined && { cloudBudgetReached: () => spend.spentTodayUsd >= budget }),
       onCircuitTransition: (t) => {
         void events.publish('circuitChanged', { backend: t.backend as 'vllm', state: t.state, previous: t.previous, reason: t.reason, router: service.id, at: new Date().toISOString() })
@@ -44,6 +53,18 @@ await runService({
       handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload),
       onError: (msg, error) => dispatcher.recordRejected(msg, 'embeddings', error),
     });
+    service.addEndpoint('keys-create', {
+      subject: Subjects.keysCreate.subject, queue: 'router', schema: Subjects.keysCreate.schema,
+      handler: async ({ msg, payload }) => respondJson(msg, await createKey(buckets.keys, keys, payload)),
+    });
+    service.addEndpoint('keys-list', {
+      subject: Subjects.keysList.subject, queue: 'router', schema: null,
+      handler: ({ msg }) => respondJson(msg, listKeys(keys, usage)),
+    });
+    service.addEndpoint('keys-revoke', {
+      subject: Subjects.keysRevoke.subject, queue: 'router', schema: Subjects.keysRevoke.schema,
+      handler: async ({ msg, payload }) => respondJson(msg, await revokeKey(buckets.keys, keys, payload.name)),
+    });
     service.addEndpoint('models', {
       subject: Subjects.models.subject, queue: 'router', schema: Subjects.models.schema,
       handler: ({ msg, payload }) => {
@@ -57,6 +78,6 @@ await runService({
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);
-      catalog.stop(); dispatcher.stop(); await health.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
+      catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

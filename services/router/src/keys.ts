@@ -1,0 +1,110 @@
+import type { KV } from '@nats-io/kv';
+import {
+  GatewayError, KeyRegistry, KeyUsageSchema, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
+  type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type NatsConnection,
+} from '@homelab/bus';
+import type { Logger } from '@homelab/logging';
+import { CLOUD_PROVIDERS } from './spend.ts';
+
+const checkUsage = validator(KeyUsageSchema);
+const encoder = new TextEncoder();
+
+/**
+ * Cloud token usage of every key, from the `usage` bucket (kept current by a watch): what the
+ * router reads to decide whether a key's daily or monthly cloud budget is spent.
+ */
+export class UsageBook {
+  readonly #entries = new Map<string, KeyUsage>();
+  #stop: (() => void) | undefined;
+
+  get(key: string): KeyUsage {
+    return this.#entries.get(key) ?? { cloudTokens: 0, requests: 0 };
+  }
+
+  /** The budget a key has used up now, if any: `daily` or `monthly`. */
+  exhausted(record: KeyRecord, at = new Date()): 'daily' | 'monthly' | undefined {
+    const { day, month } = usageKeys(record.name, at);
+    if (record.dailyTokens !== undefined && this.get(day).cloudTokens >= record.dailyTokens) return 'daily';
+    if (record.monthlyTokens !== undefined && this.get(month).cloudTokens >= record.monthlyTokens) return 'monthly';
+    return undefined;
+  }
+
+  async watch(kv: KV): Promise<void> {
+    const iter = await kv.watch();
+    this.#stop = () => iter.stop();
+    void (async () => {
+      for await (const e of iter) {
+        if (e.operation !== 'PUT') { this.#entries.delete(e.key); continue; }
+        try { this.#entries.set(e.key, checkUsage.parse(e.json())); } catch { /* an entry of another shape: ignored */ }
+      }
+    })();
+  }
+
+  stop(): void {
+    this.#stop?.();
+  }
+}
+
+/**
+ * The usage ledger: every finished cloud request of a key adds its tokens to the key's day and month
+ * in the `usage` bucket. All router replicas share one durable consumer, so each event is counted
+ * once; compare-and-set updates keep concurrent writers from losing a count.
+ */
+export async function followLedger(nc: NatsConnection, usage: KV, log: Logger): Promise<{ stop(): Promise<void> }> {
+  return consumeEvents({
+    nc, log, stream: 'INFERENCE', durable: 'router-ledger', filterSubjects: ['inference.completed'],
+    handler: async (_subject, payload) => {
+      const event = payload as InferenceCompleted;
+      if (!event.apiKey || !event.backend || !CLOUD_PROVIDERS.has(event.backend)) return;
+      const tokens = (event.inputTokens ?? 0) + (event.outputTokens ?? 0);
+      const { day, month } = usageKeys(event.apiKey, new Date(event.finishedAt));
+      for (const key of [day, month]) await addUsage(usage, key, tokens);
+    },
+  });
+}
+
+async function addUsage(kv: KV, key: string, tokens: number): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const entry = await kv.get(key);
+    const current: KeyUsage = entry && entry.operation === 'PUT' ? checkUsage.parse(entry.json()) : { cloudTokens: 0, requests: 0 };
+    const next = encoder.encode(JSON.stringify({ cloudTokens: current.cloudTokens + tokens, requests: current.requests + 1 }));
+    try {
+      if (entry && entry.operation === 'PUT') await kv.update(key, next, entry.revision);
+      else await kv.create(key, next);
+      return;
+    } catch {
+      // Another writer got there first: read again.
+    }
+  }
+  throw new GatewayError('internal_error', `could not update usage ${key}`);
+}
+
+/** `keys.create`: a new key, stored as its hash; the key itself is in the reply only, once. */
+export async function createKey(kv: KV, registry: KeyRegistry, request: KeyCreate): Promise<{ name: string; key: string; record: Omit<KeyRecord, 'sha256'> }> {
+  if (registry.byName(request.name)) throw new GatewayError('invalid_request', `a key named '${request.name}' exists; revoke it first`, { param: 'name' });
+  const key = newApiKey();
+  const record: KeyRecord = { ...request, sha256: hashApiKey(key), createdAt: new Date().toISOString() };
+  await kv.put(request.name, encoder.encode(JSON.stringify(record)));
+  const { sha256: _hidden, ...shown } = record;
+  return { name: request.name, key, record: shown };
+}
+
+/** `keys.revoke`: marks the key revoked; every ingress replica watching the bucket refuses it within moments. */
+export async function revokeKey(kv: KV, registry: KeyRegistry, name: string): Promise<{ name: string; revokedAt: string }> {
+  const record = registry.byName(name);
+  if (!record) throw new GatewayError('not_found', `no active key named '${name}'`, { param: 'name' });
+  if (record.createdAt === 'config') throw new GatewayError('invalid_request', `'${name}' is defined in the lab's config file: remove it there`, { param: 'name' });
+  const revoked: KeyRecord = { ...record, revokedAt: new Date().toISOString() };
+  await kv.put(name, encoder.encode(JSON.stringify(revoked)));
+  return { name, revokedAt: revoked.revokedAt! };
+}
+
+/** `keys.list`: names, scopes and usage; never a key or its hash. */
+export function listKeys(registry: KeyRegistry, usage: UsageBook, at = new Date()): { keys: Record<string, unknown>[] } {
+  return {
+    keys: registry.list().map(({ sha256: _hidden, ...record }) => {
+      const { day, month } = usageKeys(record.name, at);
+      return { ...record, usage: { today: usage.get(day), month: usage.get(month) } };
+    }),
+  };
+}

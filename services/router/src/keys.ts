@@ -1,6 +1,7 @@
 import type { KV } from '@nats-io/kv';
+import type { KeyRegistry} from '@homelab/bus';
 import {
-  GatewayError, KeyRegistry, KeyUsageSchema, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
+  GatewayError, KeyUsageSchema, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
   type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type NatsConnection,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';

@@ -213,8 +213,8 @@ const AuthSchema = Type.Object({
     dailyTokens: Opt(Type.Integer({ minimum: 0 })),
     monthlyTokens: Opt(Type.Integer({ minimum: 0 })),
   }, { additionalProperties: false }), { default: [] }),
-  /** Requests per minute from one client address, checked before the key (so guessing keys is slow). */
-  ipRateLimitPerMinute: Type.Integer({ minimum: 1, default: 600 }),
+  /** Requests per minute from one client address, checked before the key (so guessing keys is slow); 0: off. */
+  ipRateLimitPerMinute: Type.Integer({ minimum: 0, default: 6000 }),
   /** Origins allowed to call the API from a browser (CORS); none by default. `*` allows any. */
   corsOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
 }, { additionalProperties: false, default: {} });

@@ -98,7 +98,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   // The API: a rate limit per client address first (so guessing keys is slow), then the key, then its own rate limit.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/') || request.method === 'OPTIONS') return;
-    const byIp = limiter.take(`ip:${request.ip}`, config.auth.ipRateLimitPerMinute);
+    const byIp = config.auth.ipRateLimitPerMinute > 0 ? limiter.take(`ip:${request.ip}`, config.auth.ipRateLimitPerMinute) : { ok: true as const };
     // An async hook that answered returns the reply, so Fastify stops there.
     if (!byIp.ok) {
       sendError(reply.header('retry-after', String(byIp.retryAfterS)), new GatewayError('rate_limited', `too many requests from ${request.ip}; retry in ${byIp.retryAfterS} s`), requestIdOf(request));

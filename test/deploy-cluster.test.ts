@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { EventPublisher, ensureStreams, Streams } from '@homelab/bus';
+import { connectNode, startDeployedNats } from './helpers/nats-cluster.ts';
+import { chat, freePort, startSpreadStack, type Outcome } from './helpers/deploy-stack.ts';
+import { sampleSum, waitFor } from './telemetry-kit.ts';
+
+/*
+ * deploy/nats/cluster: the three-server hub, started from its real files on loopback, with the
+ * stack's services spread over the three servers (each connected to one, as a service on a node
+ * connects to its local server; they learn the others from the cluster). One server is killed
+ * (SIGKILL, a machine losing power) under steady inference and event traffic.
+ */
+
+/** Every message of a stream, in order (an ordered consumer as the `scripts` user). */
+async function readStream(nc: NatsConnection, stream: string): Promise<{ subject: string; data: Record<string, unknown> }[]> {
+  const jsm = await jetstreamManager(nc);
+  const total = (await jsm.streams.info(stream)).state.messages;
+  const out: { subject: string; data: Record<string, unknown> }[] = [];
+  if (total === 0) return out;
+  const consumer = await jetstream(nc).consumers.get(stream);
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push({ subject: m.subject, data: m.json() });
+    if (out.length >= total) break;
+  }
+  await messages.close();
+  return out;
+}
+
+describe('the three-server hub (deploy/nats/cluster)', () => {
+  it('one server killed under inference and event traffic: requests go on, no event is lost or doubled, telemetry counts stay exact', async () => {
+    await using nats = await startDeployedNats({ hubServers: 3 });
+    await using stack = await startSpreadStack({ replicas: 3, tokens: 10, tokenIntervalMs: 10 });
+    const [a, b, c] = nats.hubs as [typeof nats.hubs[0], typeof nats.hubs[0], typeof nats.hubs[0]];
+    const ingressPorts = [await freePort(), await freePort()];
+    const metricsPort = await freePort();
+
+    // The streams at R3, as the services create them; the replica check of ensureStreams passes on three servers.
+    const setup = await connectNode(a, nats.passwords, 'telemetry');
+    await ensureStreams(setup, { replicas: 3, streams: Streams.filter((s) => s.name === 'INFERENCE' || s.name === 'MEDIA') });
+    const jsm = await jetstreamManager(setup);
+    expect((await jsm.streams.info('INFERENCE')).config.num_replicas).toBe(3);
+    await setup.close();
+
+    // Spread over the three servers: each server carries a copy of most services.
+    await Promise.all([stack.start('worker-vllm', a), stack.start('worker-ollama', b), stack.start('worker-ollama', c), stack.start('worker-cloud', c)]);
+    await Promise.all([stack.start('router', a), stack.start('router', b)]);
+    await stack.start('telemetry', c, { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    await Promise.all([stack.start('ingress', b, { PORT: String(ingressPorts[0]) }), stack.start('ingress', c, { PORT: String(ingressPorts[1]) })]);
+    const ingresses = ingressPorts.map((p) => `http://127.0.0.1:${p}`);
+    await waitFor(async () => (await Promise.all(ingresses.map((u) => fetch(`${u}/readyz`)))).every((r) => r.status === 200), 15_000, 'both ingresses ready');
+
+    // Kill the server that leads the INFERENCE stream: its services, its stream and consumer leaders all move.
+    const scripts = await connectNode(a, nats.passwords, 'scripts', nats.hubUrls);
+    const leaderName = (await (await jetstreamManager(scripts)).streams.info('INFERENCE')).cluster?.leader;
+    const victim = nats.hubs.find((h) => h.name === leaderName)!;
+    expect(victim).toBeDefined();
+
+    // Event traffic besides inference: media events published as the media service does (msg ids, retries).
+    const mediaNc = await connectNode(a, nats.passwords, 'media', nats.hubUrls);
+    const media = new EventPublisher(mediaNc);
+    const mediaAcked: string[] = [];
+    const mediaFailed: string[] = [];
+
+    const results: Outcome[] = [];
+    const models = ['fast', 'local', 'gpt-4.1-mini'];
+    let killedAt = 0;
+    let stop = false;
+    let n = 0;
+    const load = Array.from({ length: 6 }, async (_, w) => {
+      while (!stop) {
+        const i = n++;
+        results.push(await chat(ingresses[i % 2]!, models[i % 3]!, i % 2 === 0, `deploy-${w}-${i}`));
+      }
+    });
+    const events = (async () => {
+      for (let i = 0; !stop; i++) {
+        const source = `probe-${i}`;
+        try {
+          await media.publish('mediaServiceError', { source, kind: 'sonarr', reason: 'timeout', message: 'timeout after 5000 ms', at: new Date().toISOString(), since: new Date().toISOString() }, { msgId: `deploy-media-${i}` });
+          mediaAcked.push(source);
+        } catch {
+          mediaFailed.push(source);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    await waitFor(() => results.length >= 40, 20_000, '40 requests before the kill');
+    killedAt = Date.now();
+    await victim.kill();
+    await new Promise((r) => setTimeout(r, 5000));
+    stop = true;
+    await Promise.all([...load, events]);
+
+    // Requests: everything ended, with an answer or a clear error; only what was in flight on the dead server failed.
+    const failed = results.filter((r) => !r.complete);
+    for (const f of failed) expect(f.error, JSON.stringify(f)).toBeTruthy();
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(15_000);
+    expect(failed.length, JSON.stringify(failed.slice(0, 5))).toBeLessThanOrEqual(8);
+    const afterKill = results.filter((r) => r.at > killedAt + 1500);
+    expect(afterKill.length).toBeGreaterThan(20);
+    expect(afterKill.filter((r) => r.complete).length).toBe(afterKill.length);
+
+    // Media events: every acknowledged event is stored exactly once.
+    expect(mediaFailed).toEqual([]);
+    const mediaStored = (await readStream(scripts, 'MEDIA')).map((m) => m.data['source'] as string);
+    expect(mediaStored.length).toBe(new Set(mediaStored).size);
+    expect(new Set(mediaStored)).toEqual(new Set(mediaAcked));
+
+    // Inference events: one per finished request, never two, none lost for an answered request.
+    const completed = (await readStream(scripts, 'INFERENCE')).filter((m) => m.subject === 'inference.completed');
+    const perId = new Map<string, number>();
+    for (const e of completed) perId.set(e.data['requestId'] as string, (perId.get(e.data['requestId'] as string) ?? 0) + 1);
+    expect([...perId.values()].every((count) => count === 1), 'an inference.completed stored twice').toBe(true);
+    for (const r of results.filter((x) => x.complete)) expect(perId.has(r.id), `no inference.completed for ${r.id}`).toBe(true);
+
+    // Telemetry (its durable consumer moved to another server too) counts each stored event once.
+    await waitFor(async () => sampleSum(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'homelab_gateway_requests_total') >= completed.length, 20_000, 'telemetry caught up');
+    await new Promise((r) => setTimeout(r, 1000));
+    const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(sampleSum(exposition, 'homelab_gateway_requests_total')).toBe(completed.length);
+
+    await mediaNc.close();
+    await scripts.close();
+  }, 120_000);
+});

@@ -38,8 +38,9 @@ describe('replicas', () => {
     }));
     expect(killed).toBe(true);
     const failed = results.filter((r) => !r.complete);
-    // Nothing hangs: every request ended well within the stack's timeouts, and every failure says why.
-    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(15_000);
+    // Nothing hangs: a request the killed router held ends by the ingress's 10 s silence timeout
+    // (keepalives stop), plus scheduling slack on a loaded machine; every failure says why.
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(25_000);
     for (const f of failed) expect(f.error, JSON.stringify(f)).toBeTruthy();
     // Only what the killed router had in flight can fail; the other router carries on.
     expect(failed.length).toBeLessThanOrEqual(16);

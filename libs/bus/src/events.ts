@@ -71,6 +71,7 @@ export class EventPublisher {
     const spec: SubjectSpec = Subjects[key];
     const subject = options.subject ?? spec.subject;
     const data = encodeJson(payload);
+    const deadline = Date.now() + PUBLISH_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         const ack = await this.#mux.request(this.#nc, subject, data, { headers, timeoutMs: 5000 });
@@ -78,15 +79,19 @@ export class EventPublisher {
         if (body.error) throw new Error(`JetStream refused the event on ${subject}: ${body.error.description ?? body.error.code}`);
         return;
       } catch (err) {
-        // No stream yet (no responders) or a lost ack: retry a few times; a refusal is final.
-        if (attempt >= 3 || !(err instanceof GatewayError)) throw err;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        // No stream leader now (no responders: the stream is not created yet, or a server of a cluster
+        // died and its streams elect new leaders, a few seconds) or a lost ack: retry with the same
+        // msg id until the deadline; a refusal is final.
+        if (Date.now() >= deadline || !(err instanceof GatewayError)) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 1000)));
       }
     }
   }
 }
 
 const decoder = new TextDecoder();
+/** How long a publish keeps retrying: longer than a JetStream cluster takes to elect a stream's new leader. */
+const PUBLISH_RETRY_MS = 15_000;
 
 const validators = new Map<string, Validator<unknown>>();
 /** The validator of an event subject, matching the subject map's patterns (`*` = one token, `>` = the rest). */

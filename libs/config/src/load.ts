@@ -31,7 +31,7 @@ export interface LabService extends Omit<ServiceConfig, 'url'> {
   address: string | undefined;
 }
 
-export type LocalBackend = LocalBackendConfig & { url: string; apiKey?: string };
+export type LocalBackend = LocalBackendConfig & { url: string; apiKey?: string; maxConcurrent: number; maxQueue: number };
 export type CloudBackend = CloudBackendConfig & { apiKey: string };
 
 export interface NotConfigured {
@@ -145,7 +145,9 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
     if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
     if (!svc.url || svc.planned) { notConfigured.push({ area: 'inference', message: `${provider}: ${b.service} has no address` }); continue; }
-    backends[provider] = { ...b, url: svc.url, ...(svc.apiKey && { apiKey: svc.apiKey }) };
+    // vLLM batches many sequences at once; Ollama runs few in parallel (OLLAMA_NUM_PARALLEL).
+    const limits = provider === 'vllm' ? { maxConcurrent: 64, maxQueue: 256 } : { maxConcurrent: 4, maxQueue: 64 };
+    backends[provider] = { ...b, url: svc.url, maxConcurrent: b.maxConcurrent ?? limits.maxConcurrent, maxQueue: b.maxQueue ?? limits.maxQueue, ...(svc.apiKey && { apiKey: svc.apiKey }) };
   }
   const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
   for (const provider of ['openai', 'anthropic'] as const) {

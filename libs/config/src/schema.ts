@@ -44,10 +44,10 @@ const LocalBackendSchema = Obj({
   idleTimeoutMs: Ms(30_000),
   totalTimeoutMs: Ms(600_000),
   keepAlive: Opt(Type.String()),
-  /** Requests this backend serves at once (per router replica); 0 = no limit. */
-  maxConcurrent: Type.Integer({ minimum: 0, default: 16 }),
-  /** Requests that may wait for a slot; past that the next candidate gets the request. */
-  maxQueue: Type.Integer({ minimum: 0, default: 16 }),
+  /** Requests this backend serves at once (per router replica); 0 = no limit. Default: vLLM 64, Ollama 4. */
+  maxConcurrent: Opt(Type.Integer({ minimum: 0 })),
+  /** Requests that may wait for a slot; past that the next candidate gets the request. Default: vLLM 256, Ollama 64. */
+  maxQueue: Opt(Type.Integer({ minimum: 0 })),
   /** At the limit: `spill` to the next candidate at once, or `wait` in the queue first. */
   whenSaturated: Type.Union([Type.Literal('spill'), Type.Literal('wait')], { default: 'wait' }),
 });
@@ -64,7 +64,7 @@ const CloudBackendSchema = Obj({
   /** Requests this backend serves at once (per router replica); 0 = no limit. */
   maxConcurrent: Type.Integer({ minimum: 0, default: 32 }),
   /** Requests that may wait for a slot; past that the next candidate gets the request. */
-  maxQueue: Type.Integer({ minimum: 0, default: 32 }),
+  maxQueue: Type.Integer({ minimum: 0, default: 128 }),
   /** At the limit: `spill` to the next candidate at once, or `wait` in the queue first. */
   whenSaturated: Type.Union([Type.Literal('spill'), Type.Literal('wait')], { default: 'wait' }),
 });

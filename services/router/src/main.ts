@@ -23,14 +23,19 @@ await runService({
     health.start();
     // API keys: the router owns the `apikeys` and `usage` buckets, checks each key's scopes and
     // budgets, keeps the usage ledger, and answers `keys.*` (for the admin identity only).
+    // With `auth: none` there are no keys: no buckets to follow and no ledger to keep (its consumer
+    // would cost every request a delivery and an ack here).
     const buckets = await openKeyBuckets(nc, config.nats.replicas, true);
     const keys = new KeyRegistry(config.auth.keys.map((k) => ({ ...k, createdAt: 'config' })));
-    await keys.watch(buckets.keys, log);
     const usage = new UsageBook();
-    await usage.watch(buckets.usage);
-    const ledger = await followLedger(nc, buckets.usage, log);
+    const keysOn = config.auth.mode === 'keys';
+    if (keysOn) {
+      await keys.watch(buckets.keys, log);
+      await usage.watch(buckets.usage);
+    }
+    const ledger = keysOn ? await followLedger(nc, buckets.usage, log) : undefined;
     const dispatcher = new Dispatcher({
-      nc, log, config, models: catalog, events, mux, tracing, isDown: health.isDown, keys, usage,
+      nc, log, config, models: catalog, events, mux, tracing, isDown: health.isDown, ...(keysOn && { keys, usage }),
       ...(budget !== undefined && { cloudBudgetReached: () => spend.spentTodayUsd >= budget }),
       onCircuitTransition: (t) => {
         void events.publish('circuitChanged', { backend: t.backend as 'vllm', state: t.state, previous: t.previous, reason: t.reason, router: service.id, at: new Date().toISOString() })
@@ -78,6 +83,6 @@ await runService({
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);
-      catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
+      catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger?.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
   },
 }).catch(exitOnStartFailure('router'));

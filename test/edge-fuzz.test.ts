@@ -1,0 +1,238 @@
+/**
+ * A fuzz of the HTTP edge: a few thousand generated malformed and hostile requests (test/edge-corpus.ts,
+ * seeded, so every run sends the same bytes) thrown at a real ingress process in front of a real
+ * stack, while a handful of slow clients hold connections open. The ingress must answer invalid
+ * input with a 4xx in OpenAI's error shape, never with a 5xx of its own, stay up, keep its memory,
+ * and still answer a valid request at the end.
+ */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@homelab/config';
+import { createLogger } from '@homelab/logging';
+import { simText } from '@homelab/simulators';
+import { startTestStack, type ServiceProcess, type TestStack } from '@homelab/testing';
+import { buildApp } from '../services/ingress/src/app.ts';
+import { buildCorpus, slowRequests, type FuzzInput, type HttpInput, type RawInput } from './edge-corpus.ts';
+import { ROUTING_5XX_CODES, errorCodeOf, isOpenAIError, rawExchange, rssOf, type RawOutcome, type RawResponse } from './edge-http.ts';
+
+const SEED = 0x5eed_0008;
+const corpus = buildCorpus(SEED);
+const CONCURRENCY = 12;
+const DEADLINE_MS = 12_000;
+/** Many source addresses on loopback: the ingress's per-address rate limit sees many clients, not one. */
+const SOURCES = Array.from({ length: 32 }, (_, i) => `127.0.0.${10 + i}`);
+/** What the ingress's RSS may grow by across the run, once it had a pause to collect garbage. */
+const RSS_SLACK = 64 * 1024 * 1024;
+/** EDGE_FUZZ_TRACE=file: one JSON line per input (name, expectation, statuses, error codes, problems). */
+const TRACE = process.env['EDGE_FUZZ_TRACE'];
+const MiB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+let stack: TestStack;
+let ingress: ServiceProcess;
+let port: number;
+
+beforeAll(async () => {
+  // API keys are the ingress's own tests' concern; the fuzz tests what comes before and after them.
+  stack = await startTestStack({ env: { HOMELAB_AUTH: 'none' } });
+  ingress = stack.services.find((s) => s.name === 'ingress')!;
+  port = Number(new URL(stack.ingressUrl).port);
+}, 60_000);
+afterAll(async () => { await stack?.[Symbol.asyncDispose](); });
+
+interface Observed { responses: RawResponse[]; closed: boolean; timedOut: boolean; error?: string }
+
+const agents = new Map<string, Agent>();
+const agentFor = (source: string): Agent => {
+  let agent = agents.get(source);
+  if (!agent) agents.set(source, agent = new Agent({ keepAlive: true, maxSockets: 4, localAddress: source }));
+  return agent;
+};
+
+/** A well-formed request through node:http, on a keep-alive connection from `source`. */
+function sendHttp(input: HttpInput, source: string, deadlineMs: number): Promise<Observed> {
+  return new Promise((resolve) => {
+    const req = request({
+      host: '127.0.0.1', port, method: input.method, path: input.path, agent: agentFor(source),
+      headers: { ...input.headers, ...(input.body && { 'content-length': String(input.body.length) }) },
+      signal: AbortSignal.timeout(deadlineMs),
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (b: Buffer) => chunks.push(b));
+      res.on('end', () => resolve({ responses: [{ status: res.statusCode!, headers: flat(res.headers), body: Buffer.concat(chunks) }], closed: false, timedOut: false }));
+      res.on('error', (e: NodeJS.ErrnoException) => resolve({ responses: [], closed: true, timedOut: false, error: `response: ${e.code ?? e.message}` }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ responses: [], closed: e.name !== 'TimeoutError' && e.name !== 'AbortError', timedOut: e.name === 'TimeoutError' || e.name === 'AbortError', error: e.code ?? e.name }));
+    req.end(input.body);
+  });
+}
+
+function flat(headers: IncomingHttpHeaders): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
+}
+
+function sendRaw(input: RawInput, source: string, deadlineMs: number): Promise<RawOutcome> {
+  return rawExchange({
+    port, localAddress: source, parts: input.parts, deadlineMs,
+    ...(input.partDelayMs !== undefined && { partDelayMs: input.partDelayMs }),
+    ...(input.responses !== undefined && { responses: input.responses }),
+    ...(input.head !== undefined && { head: input.head }),
+  });
+}
+
+/** What is wrong with the answer to one input: nothing, or a short kind (grouped in the report) per problem. */
+function judge(input: FuzzInput, seen: Observed): string[] {
+  const problems: string[] = [];
+  if (seen.timedOut && seen.responses.length === 0 && !input.mayHang) problems.push(`no answer within ${input.deadlineMs ?? DEADLINE_MS} ms`);
+  if (!seen.timedOut && seen.responses.length === 0 && !input.closeOk) problems.push(`connection closed without an answer (${seen.error ?? 'closed'})`);
+  for (const r of seen.responses) {
+    const code = r.status >= 400 ? errorCodeOf(r.body) : undefined;
+    if (r.status >= 500) {
+      // A HEAD's answer has no body to tell routing's 503 (e.g. /status without a health service) from another: only 500 is surely the ingress's own.
+      const routing = code ? ROUTING_5XX_CODES.has(code) : input.head === true && r.body.length === 0 && r.status !== 500;
+      if (!(routing && input.expect !== 'reject')) problems.push(`${r.status} ${code ?? 'without an error code'} (${input.expect} input)`);
+    } else if (input.expect === 'reject' && !(r.status >= 400 && r.status < 500)) {
+      problems.push(`expected a 4xx, got ${r.status}`);
+    } else if (input.expect === 'valid' && !(r.status >= 200 && r.status < 300) && r.status !== 429) {
+      problems.push(`a valid request got ${r.status} ${code ?? ''}`);
+    }
+    if (r.status >= 400 && r.body.length > 0 && !isOpenAIError(r.body)) problems.push(`${r.status} body is not OpenAI's error shape: ${signature(r.body)}`);
+    if (r.status >= 200 && r.status < 300 && /json/.test(r.headers['content-type'] ?? '') && r.body.length > 0) {
+      try { JSON.parse(r.body.toString()); } catch { problems.push(`${r.status} application/json body that is not JSON`); }
+    }
+  }
+  return problems;
+}
+
+/** A short, stable description of a body that is not OpenAI's error shape (Fastify's own: its code, or its message). */
+function signature(body: Buffer): string {
+  try {
+    const parsed = JSON.parse(body.toString()) as Record<string, unknown>;
+    return `{${Object.keys(parsed).join(',')}} ${String(parsed['code'] ?? parsed['message'] ?? '')}`;
+  } catch {
+    return JSON.stringify(body.subarray(0, 60).toString());
+  }
+}
+
+/** Connections of slow clients, held open during the fuzz; each sends one more byte every second. */
+function openSlowClients(): { sockets: { name: string; socket: Socket; closedAt?: number; answered: string }[]; stop(): void } {
+  const started = performance.now();
+  const sockets = slowRequests().map(({ name, head, drip }, i) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: SOURCES[i % SOURCES.length]! });
+    const entry: { name: string; socket: Socket; closedAt?: number; answered: string } = { name, socket, answered: '' };
+    socket.on('data', (b: Buffer) => { entry.answered += b.toString('latin1'); });
+    socket.on('error', () => { /* reset by the server: recorded by close */ });
+    socket.on('close', () => { entry.closedAt ??= performance.now() - started; });
+    socket.write(head);
+    const timer = setInterval(() => { if (!socket.destroyed) socket.write(drip); }, 1000);
+    socket.on('close', () => clearInterval(timer));
+    return entry;
+  });
+  return { sockets, stop: () => { for (const s of sockets) s.socket.destroy(); } };
+}
+
+async function settle(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+describe('the ingress under a fuzz of malformed and hostile requests', () => {
+  it(`answers all ${corpus.length} generated inputs (seed ${SEED}) with 4xx in OpenAI's shape, never a 5xx of its own, and keeps serving`, async () => {
+    const pid = ingress.proc.pid!;
+    // Warm up (JIT, buffers, connections), then the baseline.
+    for (let i = 0; i < 40; i++) {
+      await sendHttp({ kind: 'http', method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: Buffer.from(i % 2 ? '{"model":' : '{"model":"vllm/Qwen/Qwen2.5-7B-Instruct","messages":[{"role":"user","content":"hi"}]}') }, SOURCES[i % SOURCES.length]!, DEADLINE_MS);
+    }
+    await settle(1500);
+    const rssBefore = rssOf(pid);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => { try { rssPeak = Math.max(rssPeak, rssOf(pid)); } catch { /* exited: checked below */ } }, 200);
+
+    if (TRACE) writeFileSync(TRACE, '');
+    const slow = openSlowClients();
+    const problems = new Map<string, { count: number; examples: string[] }>();
+    const statuses = new Map<string, number>();
+    const byCategory = new Map<string, number>();
+    const started = performance.now();
+    let next = 0;
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (next < corpus.length) {
+        const index = next++;
+        const input = corpus[index]!;
+        const source = SOURCES[index % SOURCES.length]!;
+        const deadline = input.deadlineMs ?? DEADLINE_MS;
+        const built = input.build();
+        const seen = built.kind === 'http' ? await sendHttp(built, source, deadline) : await sendRaw(built, source, deadline);
+        done++;
+        byCategory.set(input.category, (byCategory.get(input.category) ?? 0) + 1);
+        const outcome = seen.responses.length ? seen.responses.map((r) => r.status).join('+') : seen.timedOut ? 'held' : 'closed';
+        statuses.set(outcome, (statuses.get(outcome) ?? 0) + 1);
+        const found = judge(input, seen);
+        if (TRACE) appendFileSync(TRACE, `${JSON.stringify({ name: input.name, expect: input.expect, outcome, codes: seen.responses.map((r) => errorCodeOf(r.body) ?? null), problems: found })}\n`);
+        for (const p of found) {
+          const key = `${input.category}: ${p.replace(/\d+ ms/, 'N ms').slice(0, 160)}`;
+          const entry = problems.get(key) ?? { count: 0, examples: [] };
+          entry.count++;
+          if (entry.examples.length < 3) entry.examples.push(input.name.slice(0, 120));
+          problems.set(key, entry);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const elapsed = performance.now() - started;
+    clearInterval(sampler);
+
+    // The slow clients: what the ingress did with them while the fuzz ran.
+    const slowReport = slow.sockets.map((s) => `${s.name}: ${s.closedAt === undefined ? 'still open' : `closed at ${(s.closedAt / 1000).toFixed(1)} s${s.answered ? ` with ${s.answered.split('\r\n')[0]}` : ''}`}`);
+    slow.stop();
+    for (const agent of agents.values()) agent.destroy();
+
+    // A pause with nothing to do, then the ingress's memory again.
+    await settle(3000);
+    const rssAfter = rssOf(pid);
+
+    // Still up, and still serving.
+    const alive = stack.services.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null).map((s) => s.name);
+    const final = await fetch(`${stack.ingressUrl}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: 'still there?' }] }),
+    });
+    const finalBody = await final.text();
+    const ready = await fetch(`${stack.ingressUrl}/readyz`);
+    const ingressErrors = ingress.logs.filter((l) => l['level'] === 'error' || l['level'] === 'fatal');
+
+    const summary = [
+      `fuzz: ${done} inputs (seed ${SEED}) in ${(elapsed / 1000).toFixed(1)} s, ${CONCURRENCY} at a time from ${SOURCES.length} loopback addresses`,
+      `  by category: ${[...byCategory].map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      `  answers: ${[...statuses].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ')}`,
+      `  ingress RSS: ${MiB(rssBefore)} before, ${MiB(rssPeak)} peak, ${MiB(rssAfter)} after a 3 s pause (allowed: +${MiB(RSS_SLACK)})`,
+      `  slow clients: ${slowReport.join('; ')}`,
+      `  problems: ${problems.size === 0 ? 'none' : `\n${[...problems].map(([k, v]) => `    ${v.count}× ${k}\n      e.g. ${v.examples.join(' | ')}`).join('\n')}`}`,
+    ].join('\n');
+    console.log(summary);
+
+    expect(done, `fuzz: ${done} of ${corpus.length} inputs tried`).toBe(corpus.length);
+    expect(alive, 'every process of the stack is still running').toEqual(stack.services.map((s) => s.name));
+    expect(final.status, finalBody).toBe(200);
+    expect((JSON.parse(finalBody) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe(simText(8));
+    expect(ready.status).toBe(200);
+    expect(ingressErrors.map((l) => JSON.stringify(l).slice(0, 300)), 'error lines in the ingress\'s log').toEqual([]);
+    expect(rssAfter - rssBefore, `ingress RSS ${MiB(rssBefore)} → ${MiB(rssAfter)} (peak ${MiB(rssPeak)})`).toBeLessThan(RSS_SLACK);
+    expect([...problems.keys()], `fuzz: ${done} inputs; problems:\n${summary.split('  problems: ')[1]}`).toEqual([]);
+  }, 120_000);
+
+  it('cuts off requests whose body never ends (a request timeout is set)', async () => {
+    // The fuzz holds such requests open for its whole run, but the timeout is longer than a test
+    // should wait; Node enforces it (and headersTimeout) from the server's settings checked here.
+    const config = loadConfig({ file: stack.configFile, env: { HOMELAB_AUTH: 'none' } });
+    const app = buildApp({ config, log: createLogger({ service: 'ingress-test', level: 'silent' }), bus: { connected: false, draining: false } });
+    try {
+      await app.ready();
+      expect(app.server.requestTimeout, 'Fastify\'s default requestTimeout is 0: a body may trickle in forever').toBeGreaterThan(0);
+      expect(app.server.requestTimeout).toBeLessThanOrEqual(120_000);
+    } finally {
+      await app.close();
+    }
+  });
+});

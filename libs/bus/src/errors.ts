@@ -70,10 +70,6 @@ export class GatewayError extends Error {
   }
 }
 
-export function isGatewayError(err: unknown): err is GatewayError {
-  return err instanceof GatewayError;
-}
-
 /** Wraps anything thrown into a GatewayError without leaking internals into its message. */
 export function toGatewayError(err: unknown, fallback: ErrorCode = 'internal_error'): GatewayError {
   if (err instanceof GatewayError) return err;

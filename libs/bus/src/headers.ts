@@ -34,8 +34,6 @@ export const H = {
   /** On the answer: time spent waiting on the backend, and the gateway's own time, in ms. */
   backendMs: 'Homelab-Backend-Ms',
   overheadMs: 'Homelab-Overhead-Ms',
-  /** Worker → router control reply: `started` once content reached the requester, `done`, or `failed`. */
-  outcome: 'Homelab-Outcome',
   retryAfterMs: 'Homelab-Retry-After-Ms',
   /** The NATS micro-service protocol's error headers (ADR-32). */
   serviceError: 'Nats-Service-Error',

@@ -115,14 +115,6 @@ export class MicroService {
     }));
   }
 
-  /** Counts an error that a handler reported itself (e.g. after handing the request on). */
-  recordError(endpoint: string, err: GatewayError): void {
-    const state = this.#endpoints.find((e) => e.name === endpoint);
-    if (!state) return;
-    state.num_errors++;
-    state.last_error = `${err.status}:${err.message}`;
-  }
-
   /** Stops answering: unsubscribes (drains) every endpoint and the discovery subjects. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -166,11 +158,6 @@ export function errorHeaders(err: GatewayError, headers: MsgHeaders = createHead
 
 export function respondError(msg: Msg, err: GatewayError, headers?: MsgHeaders): void {
   msg.respond(encodeJson(err.toOpenAI()), { headers: errorHeaders(err, headers) });
-}
-
-/** Publishes an error to a subject (for replies handed on to another service). */
-export function publishError(nc: NatsConnection, subject: string, err: GatewayError, headers?: MsgHeaders): void {
-  nc.publish(subject, encodeJson(err.toOpenAI()), { headers: errorHeaders(err, headers) });
 }
 
 /** Rebuilds a GatewayError from a reply carrying the service error headers; undefined when the reply is not an error. */

@@ -126,7 +126,9 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     const completed = (await readStream(scripts, 'INFERENCE')).filter((m) => m.subject === 'inference.completed');
     const perId = new Map<string, number>();
     for (const e of completed) perId.set(e.data['requestId'] as string, (perId.get(e.data['requestId'] as string) ?? 0) + 1);
-    const doubled = completed.filter((e) => perId.get(e.data['requestId'] as string)! > 1).map((e) => e.data);
+    const doubled = completed.filter((e) => perId.get(e.data['requestId'] as string)! > 1).map((e) => ({
+      ...e.data, logs: stack.services.flatMap((p) => p.logs.filter((l) => JSON.stringify(l).includes(e.data['requestId'] as string)).map((l) => `${p.name}: ${JSON.stringify(l)}`)),
+    }));
     expect(doubled, 'an inference.completed stored twice').toEqual([]);
     const missing = results.filter((x) => x.complete && !perId.has(x.id)).map((r) => ({
       ...r, logs: stack.services.flatMap((p) => p.logs.filter((l) => JSON.stringify(l).includes(r.id)).map((l) => `${p.name}: ${JSON.stringify(l)}`)),

@@ -152,14 +152,58 @@ async function settle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/** Sends `inputs`, CONCURRENCY at a time (bodies of megabytes one at a time), and hands each answer to `onAnswer`. */
+async function runInputs(inputs: FuzzInput[], onAnswer: (input: FuzzInput, seen: Observed) => void): Promise<void> {
+  const heavy = mutex();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < inputs.length) {
+      const index = next++;
+      const input = inputs[index]!;
+      const source = SOURCES[index % SOURCES.length]!;
+      const deadline = input.deadlineMs ?? DEADLINE_MS;
+      const built = input.build();
+      // A dozen 4 MiB requests at once would measure nothing but a peak of memory.
+      const size = built.kind === 'http' ? built.body?.length ?? 0 : built.parts.reduce((n, p) => n + p.length, 0);
+      const release = size > HEAVY_BYTES ? await heavy.acquire() : undefined;
+      try {
+        onAnswer(input, built.kind === 'http' ? await sendHttp(built, source, deadline) : await sendRaw(built, source, deadline));
+      } finally {
+        release?.();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
 describe('the ingress under a fuzz of malformed and hostile requests', () => {
+  it('does not let a hostile body open a backend\'s circuit for everyone (JSON nested 10^5 deep)', async () => {
+    // The router accepts unknown fields as they are; a worker that cannot serialize them must not
+    // count that as the backend failing: three such requests would otherwise open vLLM's circuit.
+    const deep = `{"model":"vllm/Qwen/Qwen2.5-7B-Instruct","messages":[{"role":"user","content":"hi"}],"extra":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const answers: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${stack.ingressUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deep });
+      answers.push(res.status);
+      expect(isOpenAIError(await res.text())).toBe(true);
+    }
+    const after = await fetch(`${stack.ingressUrl}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'vllm/Qwen/Qwen2.5-7B-Instruct', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const text = await after.text();
+    expect(answers.every((s) => s >= 400 && s < 500), `the deep requests got ${answers.join(', ')} (a 4xx each expected)`).toBe(true);
+    expect(after.status, `a valid request to vLLM after them: ${after.headers.get('x-homelab-route-reason')} ${text.slice(0, 200)}`).toBe(200);
+  });
+
   it(`answers all ${corpus.length} generated inputs (seed ${SEED}) with 4xx in OpenAI's shape, never a 5xx of its own, and keeps serving`, async () => {
     const pid = ingress.proc.pid!;
-    // Warm up (JIT, buffers, connections), then the baseline.
-    for (let i = 0; i < 40; i++) {
-      await sendHttp({ kind: 'http', method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: Buffer.from(i % 2 ? '{"model":' : '{"model":"vllm/Qwen/Qwen2.5-7B-Instruct","messages":[{"role":"user","content":"hi"}]}') }, SOURCES[i % SOURCES.length]!, DEADLINE_MS);
-    }
-    await settle(1500);
+    // Warm up on a quarter of the corpus (JIT, heap sizes, connections), then the baseline.
+    const warmup = corpus.filter((_, i) => i % 4 === 0);
+    await runInputs(warmup, () => {});
+    for (const agent of agents.values()) agent.destroy();
+    agents.clear();
+    await settle(1000);
     const rssBefore = rssOf(pid);
     let rssPeak = rssBefore;
     const sampler = setInterval(() => { try { rssPeak = Math.max(rssPeak, rssOf(pid)); } catch { /* exited: checked below */ } }, 200);
@@ -170,37 +214,22 @@ describe('the ingress under a fuzz of malformed and hostile requests', () => {
     const statuses = new Map<string, number>();
     const byCategory = new Map<string, number>();
     const started = performance.now();
-    const heavy = mutex();
-    let next = 0;
     let done = 0;
-    const worker = async (): Promise<void> => {
-      while (next < corpus.length) {
-        const index = next++;
-        const input = corpus[index]!;
-        const source = SOURCES[index % SOURCES.length]!;
-        const deadline = input.deadlineMs ?? DEADLINE_MS;
-        const built = input.build();
-        // Bodies of megabytes one at a time: a dozen 4 MiB requests at once would only measure the peak.
-        const size = built.kind === 'http' ? built.body?.length ?? 0 : built.parts.reduce((n, p) => n + p.length, 0);
-        const release = size > HEAVY_BYTES ? await heavy.acquire() : undefined;
-        const seen = built.kind === 'http' ? await sendHttp(built, source, deadline) : await sendRaw(built, source, deadline);
-        release?.();
-        done++;
-        byCategory.set(input.category, (byCategory.get(input.category) ?? 0) + 1);
-        const outcome = seen.responses.length ? seen.responses.map((r) => r.status).join('+') : seen.timedOut ? 'held' : 'closed';
-        statuses.set(outcome, (statuses.get(outcome) ?? 0) + 1);
-        const found = judge(input, seen);
-        if (TRACE) appendFileSync(TRACE, `${JSON.stringify({ name: input.name, expect: input.expect, outcome, codes: seen.responses.map((r) => errorCodeOf(r.body) ?? null), problems: found })}\n`);
-        for (const p of found) {
-          const key = `${input.category}: ${p.replace(/\d+ ms/, 'N ms').slice(0, 160)}`;
-          const entry = problems.get(key) ?? { count: 0, examples: [] };
-          entry.count++;
-          if (entry.examples.length < 3) entry.examples.push(input.name.slice(0, 120));
-          problems.set(key, entry);
-        }
+    await runInputs(corpus, (input, seen) => {
+      done++;
+      byCategory.set(input.category, (byCategory.get(input.category) ?? 0) + 1);
+      const outcome = seen.responses.length ? seen.responses.map((r) => r.status).join('+') : seen.timedOut ? 'held' : 'closed';
+      statuses.set(outcome, (statuses.get(outcome) ?? 0) + 1);
+      const found = judge(input, seen);
+      if (TRACE) appendFileSync(TRACE, `${JSON.stringify({ name: input.name, expect: input.expect, outcome, codes: seen.responses.map((r) => errorCodeOf(r.body) ?? null), problems: found })}\n`);
+      for (const p of found) {
+        const key = `${input.category}: ${p.replace(/\d+ ms/, 'N ms').slice(0, 160)}`;
+        const entry = problems.get(key) ?? { count: 0, examples: [] };
+        entry.count++;
+        if (entry.examples.length < 3) entry.examples.push(input.name.slice(0, 120));
+        problems.set(key, entry);
       }
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    });
     const elapsed = performance.now() - started;
     clearInterval(sampler);
 
@@ -224,7 +253,7 @@ describe('the ingress under a fuzz of malformed and hostile requests', () => {
     const ingressErrors = ingress.logs.filter((l) => l['level'] === 'error' || l['level'] === 'fatal');
 
     const summary = [
-      `fuzz: ${done} inputs (seed ${SEED}) in ${(elapsed / 1000).toFixed(1)} s, ${CONCURRENCY} at a time from ${SOURCES.length} loopback addresses`,
+      `fuzz: ${done} inputs (seed ${SEED}) in ${(elapsed / 1000).toFixed(1)} s (after ${warmup.length} to warm up), ${CONCURRENCY} at a time from ${SOURCES.length} loopback addresses`,
       `  by category: ${[...byCategory].map(([k, v]) => `${k} ${v}`).join(', ')}`,
       `  answers: ${[...statuses].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ')}`,
       `  ingress RSS: ${MiB(rssBefore)} before, ${MiB(rssPeak)} peak, ${MiB(rssAfter)} after a 3 s pause (allowed: +${MiB(RSS_SLACK)})`,

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
+import { childSpanContext, formatTraceparent, parseTraceparent } from '@homelab/tracing';
 
 /**
  * Header names carried on NATS messages. HTTP-facing ones keep their HTTP spelling so the
@@ -52,36 +52,20 @@ export function newRequestId(): string {
   return 'req_' + nuid.next();
 }
 
-// Trace and span ids come from a pool of random bytes refilled 4 KiB at a time: one syscall per ~170 traces.
-let pool = Buffer.alloc(0);
-let poolOffset = 0;
-function randomHex(bytes: number): string {
-  if (poolOffset + bytes > pool.length) {
-    pool = randomBytes(4096);
-    poolOffset = 0;
-  }
-  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
-  poolOffset += bytes;
-  return hex;
-}
-
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+// W3C trace context is @homelab/tracing's; these are the shapes the bus code uses.
 
 /** A W3C traceparent for a new trace (sampled). */
 export function newTraceparent(): string {
-  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+  return formatTraceparent(childSpanContext(undefined));
 }
 
 /** The same trace with a new span id: what a hop sends downstream. Starts a new trace when `parent` is invalid. */
 export function childTraceparent(parent: string | undefined): string {
-  const m = parent ? TRACEPARENT.exec(parent) : null;
-  if (!m || /^0+$/.test(m[1]!)) return newTraceparent();
-  return `00-${m[1]}-${randomHex(8)}-${m[3]}`;
+  return formatTraceparent(childSpanContext(parseTraceparent(parent)));
 }
 
 export function traceIdOf(traceparent: string | undefined): string | undefined {
-  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
-  return m ? m[1] : undefined;
+  return parseTraceparent(traceparent)?.traceId;
 }
 
 /** Epoch milliseconds with sub-millisecond precision, comparable across processes on one machine. */

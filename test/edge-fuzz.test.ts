@@ -15,7 +15,7 @@ import { simText } from '@homelab/simulators';
 import { startTestStack, type ServiceProcess, type TestStack } from '@homelab/testing';
 import { buildApp } from '../services/ingress/src/app.ts';
 import { buildCorpus, slowRequests, type FuzzInput, type HttpInput, type RawInput } from './edge-corpus.ts';
-import { ROUTING_5XX_CODES, errorCodeOf, isOpenAIError, rawExchange, rssOf, type RawOutcome, type RawResponse } from './edge-http.ts';
+import { ROUTING_5XX_CODES, errorCodeOf, httpBytes, isOpenAIError, rawExchange, rssOf, type RawOutcome, type RawResponse } from './edge-http.ts';
 
 const SEED = 0x5eed_0008;
 const corpus = buildCorpus(SEED);
@@ -264,13 +264,31 @@ describe('the ingress under a fuzz of malformed and hostile requests', () => {
 
     expect(done, `fuzz: ${done} of ${corpus.length} inputs tried`).toBe(corpus.length);
     expect(alive, 'every process of the stack is still running').toEqual(stack.services.map((s) => s.name));
+    expect([...problems.keys()], `fuzz: ${done} inputs; problems:\n${summary.split('  problems: ')[1]}`).toEqual([]);
     expect(final.status, finalBody).toBe(200);
     expect((JSON.parse(finalBody) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe(simText(8));
     expect(ready.status).toBe(200);
     expect(ingressErrors.map((l) => JSON.stringify(l).slice(0, 300)), 'error lines in the ingress\'s log').toEqual([]);
     expect(rssAfter - rssBefore, `ingress RSS ${MiB(rssBefore)} → ${MiB(rssAfter)} (peak ${MiB(rssPeak)})`).toBeLessThan(RSS_SLACK);
-    expect([...problems.keys()], `fuzz: ${done} inputs; problems:\n${summary.split('  problems: ')[1]}`).toEqual([]);
   }, 120_000);
+
+  it('keeps a request local however its x-homelab-route: local-only header is spelled or repeated (fails closed)', async () => {
+    const body = Buffer.from(JSON.stringify({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'a private question' }] }));
+    const variants: [string, string][][] = [
+      [['x-homelab-route', 'local-only']],
+      // Node joins repeated headers with ", " (a proxy or a client library may repeat it).
+      [['x-homelab-route', 'local-only'], ['x-homelab-route', 'local-only']],
+      [['X-Homelab-Route', 'Local-Only']],
+      [['x-homelab-route', 'local-only,']],
+    ];
+    const leaked: string[] = [];
+    for (const headers of variants) {
+      const out = await rawExchange({ port, deadlineMs: 10_000, parts: [httpBytes('POST', '/v1/chat/completions', [['Content-Type', 'application/json'], ['Connection', 'close'], ...headers], body)] });
+      const r = out.responses[0];
+      if (!r || r.headers['x-homelab-backend'] === 'openai' || r.status === 200) leaked.push(`${JSON.stringify(headers)} → ${r?.status} ${r?.headers['x-homelab-route-reason'] ?? ''}`);
+    }
+    expect(leaked, 'requests marked local-only that were answered by a cloud backend').toEqual([]);
+  });
 
   it('cuts off requests whose body never ends (a request timeout is set)', async () => {
     // The fuzz holds such requests open for its whole run, but the timeout is longer than a test

@@ -73,7 +73,7 @@ ${options.extraYaml ?? ''}
   };
 }
 
-export interface Outcome { id: string; status: number; ms: number; complete: boolean; error?: string; at: number }
+export interface Outcome { id: string; status: number; ms: number; complete: boolean; error?: string; at: number; model?: string; stream: boolean; contentChunks?: number }
 
 /** One chat request through an ingress; `complete` is a whole answer, `error` an OpenAI error (body or SSE event). */
 export async function chat(url: string, model: string, stream: boolean, id: string): Promise<Outcome> {
@@ -87,9 +87,11 @@ export async function chat(url: string, model: string, stream: boolean, id: stri
     const text = await res.text();
     const errorMatch = /"error":\{"message":"([^"]*)"/.exec(text);
     const complete = res.status === 200 && (stream ? text.endsWith('data: [DONE]\n\n') && !errorMatch : text.includes('"chat.completion"'));
-    return { id, status: res.status, ms: Date.now() - started, complete, at: started, ...(errorMatch && { error: errorMatch[1] }) };
+    // A streamed answer: how many chunks carried content (the simulators send one token per chunk).
+    const contentChunks = stream ? text.split('\n').filter((l) => l.startsWith('data: {') && /"content":"[^"]/.test(l)).length : undefined;
+    return { id, status: res.status, ms: Date.now() - started, complete, at: started, model, stream, ...(contentChunks !== undefined && { contentChunks }), ...(errorMatch && { error: errorMatch[1] }) };
   } catch (err) {
-    return { id, status: 0, ms: Date.now() - started, complete: false, at: started, error: `connection: ${(err as Error).message}` };
+    return { id, status: 0, ms: Date.now() - started, complete: false, at: started, model, stream, error: `connection: ${(err as Error).message}` };
   }
 }
 

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
@@ -11,27 +11,40 @@ import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, t
 const DAY_NS = 24 * 3600 * 1e9;
 
 /**
- * Creates the project's streams, or updates them when their subjects changed. Every service that
- * publishes or consumes events calls it at start, so start order does not matter.
+ * Creates the project's streams, or updates them when their subjects or replica count changed. Every
+ * service that publishes or consumes events calls it at start, so start order does not matter.
  */
 export async function ensureStreams(nc: NatsConnection, options: { replicas?: number; streams?: StreamSpec[] } = {}): Promise<void> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jsApi(() => jetstreamManager(nc));
+  const replicas = options.replicas ?? 1;
   for (const spec of options.streams ?? Streams) {
     const config = {
       name: spec.name, subjects: spec.subjects, description: spec.description, storage: StorageType.File,
-      max_age: spec.maxAgeDays * DAY_NS, num_replicas: options.replicas ?? 1, duplicate_window: 120 * 1e9,
+      max_age: spec.maxAgeDays * DAY_NS, num_replicas: replicas, duplicate_window: 120 * 1e9,
     };
+    let info: StreamInfo | undefined;
     try {
-      const info = await jsm.streams.info(spec.name);
-      const same = info.config.subjects?.length === spec.subjects.length && spec.subjects.every((s) => info.config.subjects?.includes(s));
-      if (!same) await jsm.streams.update(spec.name, { ...info.config, subjects: spec.subjects });
+      info = await jsApi(() => jsm.streams.info(spec.name));
     } catch (err) {
-      if (!isNotFound(err)) throw streamError(spec, options.replicas, err);
-      try {
-        await jsm.streams.add(config);
-      } catch (addErr) {
-        throw streamError(spec, options.replicas, addErr);
+      if (!isNotFound(err)) throw streamError(spec, replicas, err);
+    }
+    try {
+      if (!info) {
+        await jsApi(() => jsm.streams.add(config));
+        continue;
       }
+      // A stream that sources or mirrors others is an aggregate set up by the operator (deploy/nats/streams/,
+      // e.g. the hub's MEDIA fed by the media node's leaf): it captures no subjects, and must not start to,
+      // or each event would be stored twice. Only its replica count follows the config.
+      const aggregate = !!(info.config.sources?.length || info.config.mirror);
+      const same = aggregate || (info.config.subjects?.length === spec.subjects.length && spec.subjects.every((s) => info.config.subjects?.includes(s)));
+      // Growing from one server to a cluster: raising nats.replicas re-replicates the existing streams.
+      if (!same || info.config.num_replicas !== replicas) {
+        const current = info.config;
+        await jsApi(() => jsm.streams.update(spec.name, { ...current, ...(!aggregate && { subjects: spec.subjects }), num_replicas: replicas }));
+      }
+    } catch (err) {
+      throw streamError(spec, replicas, err);
     }
   }
 }
@@ -40,10 +53,40 @@ function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.status === 404;
 }
 
-function streamError(spec: StreamSpec, replicas: number | undefined, err: unknown): Error {
+/** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
+const JS_API_RETRY_MS = 30_000;
+
+/**
+ * A JetStream API call that a cluster may leave unanswered for a few seconds (its servers starting, a
+ * leader being elected after one died): retried on timeouts and "temporarily unavailable" until the
+ * budget is spent. Any other answer (not found, a refusal) is final at once.
+ */
+async function jsApi<T>(call: () => Promise<T>, budgetMs = JS_API_RETRY_MS): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+    }
+  }
+}
+
+function isTransient(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.status === 503 || /temporarily unavailable/i.test(err.message);
+  const e = err as { name?: string; message?: string };
+  return e.name === 'TimeoutError' || /timeout|no responders/i.test(e.message ?? '');
+}
+
+function streamError(spec: StreamSpec, replicas: number, err: unknown): Error {
   const message = (err as Error).message;
-  if (/replicas|peer|insufficient resources/i.test(message) && (replicas ?? 1) > 1) {
-    return new Error(`stream ${spec.name}: ${replicas} replicas asked but the NATS cluster cannot place them (${message}); lower nats.replicas in the lab config to at most the number of JetStream servers`, { cause: err });
+  if (/replicas|peer|insufficient resources|no suitable/i.test(message) && replicas > 1) {
+    return new Error(
+      `stream ${spec.name}: nats.replicas is ${replicas}, but the NATS servers this service reaches cannot hold ${replicas} copies (${message}). ` +
+      `Set nats.replicas (or NATS_REPLICAS for this service) to at most the number of JetStream servers of its cluster: 1 for a single server or a leaf node, 3 for the three-server hub`,
+      { cause: err },
+    );
   }
   return new Error(`stream ${spec.name}: ${message}`, { cause: err });
 }
@@ -137,7 +180,7 @@ export interface ConsumeEventsOptions {
  */
 export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ stop(): Promise<void> }> {
   const { nc, log, stream, durable } = options;
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jsApi(() => jetstreamManager(nc));
   const config = {
     durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1e9, max_deliver: 10,
     // nats-server 2.9 (Debian 12) knows only the singular filter; several need 2.10.
@@ -145,11 +188,11 @@ export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ st
     ...(options.filterSubjects && options.filterSubjects.length > 1 && { filter_subjects: options.filterSubjects }),
   };
   try {
-    await jsm.consumers.info(stream, durable);
-    await jsm.consumers.update(stream, durable, config);
+    await jsApi(() => jsm.consumers.info(stream, durable));
+    await jsApi(() => jsm.consumers.update(stream, durable, config));
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsm.consumers.add(stream, config);
+    await jsApi(() => jsm.consumers.add(stream, config));
   }
   const consumer = await jetstream(nc).consumers.get(stream, durable);
   const messages = await consumer.consume({ max_messages: 256 });

@@ -209,11 +209,31 @@ function describe(message: string, value: unknown): string {
 /** Parses JSON bytes from the wire; throws GatewayError `invalid_json` with a readable message. */
 export function parseJson(data: Uint8Array): unknown {
   if (data.length === 0) throw new GatewayError('invalid_json', 'request body is empty; expected a JSON object');
+  if (jsonDepthExceeds(data, MAX_JSON_DEPTH)) throw new GatewayError('invalid_request', `request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return JSON.parse(decoder.decode(data));
   } catch (err) {
     throw new GatewayError('invalid_json', `request body is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Nothing in OpenAI's API nests near this; serializers (JSON.stringify in the SDKs) recurse, and overflow near 10^4. */
+export const MAX_JSON_DEPTH = 128;
+
+/** Whether brackets outside strings nest deeper than `max`: one pass over the bytes, before JSON.parse builds anything. */
+export function jsonDepthExceeds(data: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i]!;
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) { if (++depth > max) return true; }
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 const decoder = new TextDecoder();

@@ -182,7 +182,8 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
   return deepFreeze({
     file,
     lab: cfg.lab,
-    nats: { ...cfg.nats, url: env['NATS_URL'] || cfg.nats.url },
+    // NATS_REPLICAS: per process, e.g. the media node's service on its single-server leaf while the hub is R3.
+    nats: { ...cfg.nats, url: env['NATS_URL'] || cfg.nats.url, ...(env['NATS_REPLICAS'] && { replicas: parseReplicas(env['NATS_REPLICAS'], file) }) },
     gateway: { ...cfg.gateway, ...(env['PORT'] && { port: parsePort(env['PORT'], file) }) },
     nodes,
     services,
@@ -236,6 +237,12 @@ function parseAuthMode(value: string | undefined, fallback: 'keys' | 'none', fil
   if (value === undefined || value === '') return fallback;
   if (value === 'none' || value === 'keys') return value;
   throw new ConfigError(file, 'HOMELAB_AUTH (environment)', `must be 'keys' or 'none', not '${value}'`);
+}
+
+function parseReplicas(value: string, file: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new ConfigError(file, 'NATS_REPLICAS (environment)', `not a replica count from 1 to 5: ${value}`);
+  return n;
 }
 
 function parsePort(value: string, file: string, variable = 'PORT'): number {

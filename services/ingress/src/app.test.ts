@@ -47,6 +47,10 @@ describe('the edge, before the bus', () => {
     expect(allowed.headers['access-control-allow-origin']).toBe('http://open-webui.lan:3000');
     const other = await on.inject({ method: 'GET', url: '/healthz', headers: { origin: 'http://evil.example' } });
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    // A page on another site cannot make a browser use the API at all.
+    const crossSite = await app().inject({ method: 'POST', url: '/v1/chat/completions', headers: { origin: 'http://evil.example', authorization: `Bearer ${KEY}` }, payload: '{}' });
+    expect(crossSite.statusCode).toBe(403);
+    expect(crossSite.json()).toMatchObject({ error: { code: 'forbidden' } });
     const preflight = await on.inject({ method: 'OPTIONS', url: '/v1/chat/completions', headers: { origin: 'http://open-webui.lan:3000', 'access-control-request-method': 'POST' } });
     expect(preflight.statusCode).toBe(204);
     expect(preflight.headers['access-control-allow-headers']).toContain('authorization');

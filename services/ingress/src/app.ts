@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   GatewayError, H, Subjects, childTraceparent, createHeaders, errorFromReply, keyAllowsModel, newRequestId, requestStream,
@@ -53,6 +54,23 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
     keepAliveTimeout: 65_000,
     // The whole request (headers and body) must arrive within this: slow-drip clients are cut off.
     requestTimeout: 30_000,
+    // Node checks requestTimeout and headersTimeout only every connectionsCheckingInterval (30 s by
+    // default): without this, a body that never ends is cut after 90 s, headers after 60 s.
+    http: { connectionsCheckingInterval: 2_000 },
+    // Errors Fastify answers before any route (a malformed URL, a parameter too long): OpenAI's shape too.
+    frameworkErrors: (err, request, reply) => {
+      sendError(reply, new GatewayError('invalid_request', err.message, { status: err.statusCode ?? 400 }), requestIdOf(request));
+    },
+    // Errors Node's HTTP parser answers on the raw socket (bad bytes, headers too large, request timeout).
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, message] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers are too large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'the request was not received in time']
+        : [400, `malformed HTTP request (${err.code ?? 'parse error'})`];
+      const body = JSON.stringify(new GatewayError('invalid_request', message, { status }).toOpenAI());
+      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy(err);
+    },
     trustProxy: ['127.0.0.1', '::1'],
   });
   const limiter = new RateLimiter();
@@ -98,6 +116,13 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   // The API: a rate limit per client address first (so guessing keys is slow), then the key, then its own rate limit.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/') || request.method === 'OPTIONS') return;
+    // A browser on another site sends its Origin: refuse unless configured, so no web page can make a
+    // visitor's browser use the gateway (even where it could not read the answer).
+    const origin = request.headers.origin;
+    if (origin && !(cors.has('*') || cors.has(origin))) {
+      sendError(reply, new GatewayError('forbidden', `requests from the web origin ${origin.slice(0, 100)} are not allowed (auth.corsOrigins)`), requestIdOf(request));
+      return reply;
+    }
     const byIp = config.auth.ipRateLimitPerMinute > 0 ? limiter.take(`ip:${request.ip}`, config.auth.ipRateLimitPerMinute) : { ok: true as const };
     // An async hook that answered returns the reply, so Fastify stops there.
     if (!byIp.ok) {
@@ -152,7 +177,8 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   app.post('/v1/embeddings', forward(Subjects.embeddings.subject));
   app.get('/v1/models', (request, reply) => relay(request, reply, Subjects.models.subject, Buffer.alloc(0)));
   app.get('/v1/models/*', (request, reply) => {
-    const id = decodeURIComponent((request.params as { '*': string })['*']);
+    // Fastify has decoded the path once already: decoding again turns %25 into a URIError (a 500).
+    const id = (request.params as { '*': string })['*'];
     return relay(request, reply, Subjects.models.subject, Buffer.from(JSON.stringify({ id })));
   });
   app.get('/status', (request, reply) => relay(request, reply, 'health.status', Buffer.alloc(0)));
@@ -173,7 +199,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
     headers.set(H.traceparent, hop?.traceparent ?? childTraceparent(inbound));
     const key = (request as FastifyRequest & { homelabKey?: KeyRecord }).homelabKey;
     if (key) headers.set(H.apiKey, key.name);
-    if (request.headers['x-homelab-route'] === 'local-only' || key?.localOnly) headers.set(H.route, 'local-only');
+    if (wantsLocalOnly(request.headers['x-homelab-route']) || key?.localOnly) headers.set(H.route, 'local-only');
 
     const controller = new AbortController();
     const onClose = (): void => { if (!reply.raw.writableFinished) controller.abort(); };
@@ -230,6 +256,12 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   }
 
   return app;
+}
+
+/** `local-only` anywhere in the header (any case, repeated, in a list): when in doubt, the request stays in the lab. */
+function wantsLocalOnly(value: string | string[] | undefined): boolean {
+  const text = Array.isArray(value) ? value.join(',') : value ?? '';
+  return text.split(',').some((token) => token.trim().toLowerCase() === 'local-only');
 }
 
 function bearer(value: string | undefined): string | undefined {

@@ -64,6 +64,11 @@ export function toBackendError(err: unknown, provider: ProviderName, context: Ba
   if (err instanceof SyntaxError) {
     return new GatewayError('backend_error', `${provider} sent a malformed stream or response (${err.message})`, { cause: err, contentSent });
   }
+  // Thrown here before anything was sent (e.g. JSON.stringify of a request nested too deep): the
+  // request's fault, not the backend's, so it must not count against the backend's circuit.
+  if (err instanceof RangeError) {
+    return new GatewayError('invalid_request', `${provider} request could not be built: ${err.message}`, { cause: err, contentSent });
+  }
   // undici's "terminated": the connection dropped while the body was being read.
   if (err instanceof TypeError && err.message === 'terminated') {
     return new GatewayError('backend_error', `${provider} closed the connection mid-answer`, { cause: err, contentSent });

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, freePort, startTestStack, type ServiceProcess } from '@homelab/testing';
+import { connect, createInbox } from '@nats-io/transport-node';
+import { REPO_ROOT, freePort, startTestStack, type ServiceProcess, type TestNatsServer } from '@homelab/testing';
 import { chat, type Outcome } from './helpers/deploy-stack.ts';
 import { waitFor } from './telemetry-kit.ts';
 
@@ -46,6 +47,26 @@ async function startCaddy(env: Record<string, string>): Promise<{ proc: ChildPro
   };
 }
 
+/** Waits until `count` copies of a service answer `$SRV.PING.<name>`. */
+async function waitForReplicas(nats: TestNatsServer, name: string, count: number): Promise<void> {
+  const nc = await connect({ servers: nats.url, user: 'scripts', pass: nats.passwords.scripts });
+  try {
+    await waitFor(async () => {
+      const inbox = createInbox();
+      const sub = nc.subscribe(inbox);
+      nc.publish(`$SRV.PING.${name}`, undefined, { reply: inbox });
+      let seen = 0;
+      const timer = setTimeout(() => sub.unsubscribe(), 300);
+      for await (const _ of sub) if (++seen >= count) break;
+      clearTimeout(timer);
+      sub.unsubscribe();
+      return seen >= count;
+    }, 15_000, `${count} replicas of ${name}`);
+  } finally {
+    await nc.close();
+  }
+}
+
 describe('rolling restart under load (deploy/compose/ai-gateway/Caddyfile in front)', () => {
   it('each replica of every service restarted in turn: zero failed requests; a draining ingress turns unready first', async () => {
     await using stack = await startTestStack({ tokens: 10, tokenIntervalMs: 10, services: ['worker-vllm', 'worker-ollama', 'worker-cloud', 'router'] });
@@ -83,7 +104,6 @@ describe('rolling restart under load (deploy/compose/ai-gateway/Caddyfile in fro
         const old = current[folder]![slot]!;
         const before = results.length;
         await waitFor(() => results.length >= before + 6, 10_000, `traffic before restarting ${folder}`);
-        console.log('restart', folder, slot, Date.now(), 'results', results.length, 'failed', results.filter((r) => !r.complete).length);
         const exited = old.stop('SIGTERM');
         if (folder === 'ingress') {
           // Unready as soon as the signal is handled, while it still finishes what it holds.
@@ -96,6 +116,9 @@ describe('rolling restart under load (deploy/compose/ai-gateway/Caddyfile in fro
         }
         expect(await exited, `${folder} exit code after SIGTERM`).toBe(0);
         current[folder]![slot] = await stack.startService(folder, folder === 'ingress' ? ingressEnv(slot) : {});
+        // Ready means this replica answers, not just any of its name (the other one always did): as a
+        // readiness probe per replica does, wait for both before the next one goes.
+        await waitForReplicas(stack.nats, folder, 2);
         if (folder === 'ingress') await waitFor(async () => (await fetch(`${ingressUrl(slot)}/readyz`)).status === 200, 10_000, 'the new ingress ready');
       }
     }

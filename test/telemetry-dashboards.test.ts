@@ -49,7 +49,8 @@ describe('Grafana dashboards (static)', () => {
     const provider = parse(readFileSync(join(REPO_ROOT, 'deploy/grafana/provisioning/dashboards/homelab.yml'), 'utf8')) as { providers: { options: { path: string } }[] };
     const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { volumes?: string[]; ports?: string[]; environment?: Record<string, string> }> };
     expect(compose.services['grafana']!.volumes).toContain(`./deploy/grafana/dashboards:${provider.providers[0]!.options.path}:ro`);
-    expect(compose.services['telemetry']!.ports).toContain('9464:9464');
+    // /metrics is for Prometheus on the compose network; on the host only loopback sees it.
+    expect(compose.services['telemetry']!.ports).toContain('127.0.0.1:9464:9464');
     expect(compose.services['telemetry']!.environment).toMatchObject({ NATS_USER: 'telemetry' });
     const prometheus = parse(readFileSync(join(REPO_ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
     expect(prometheus.scrape_configs.flatMap((s) => s.static_configs.flatMap((c) => c.targets))).toContain('telemetry:9464');

@@ -15,14 +15,15 @@ import { sampleSum, waitFor } from './telemetry-kit.ts';
 
 /**
  * Every message of a stream, in order (an ordered consumer as the `scripts` user). Right after a server
- * died its leaders are being elected again (a few seconds): API calls time out meanwhile, so retry.
+ * died its leaders are elected again, and for a while the cluster may still place a new consumer on the
+ * dead server: creating one times out meanwhile, so retry (up to about a minute).
  */
 async function readStream(nc: NatsConnection, stream: string): Promise<{ subject: string; data: Record<string, unknown> }[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await readStreamOnce(nc, stream);
     } catch (err) {
-      if (attempt >= 4) throw err;
+      if (attempt >= 12) throw err;
     }
   }
 }
@@ -47,7 +48,7 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     await using nats = await startDeployedNats({ hubServers: 3 });
     await using stack = await startSpreadStack({ replicas: 3, tokens: 10, tokenIntervalMs: 10 });
     const [a, b, c] = nats.hubs as [typeof nats.hubs[0], typeof nats.hubs[0], typeof nats.hubs[0]];
-    const ingressPorts = [await freePort(), await freePort()];
+    const ingressPorts: number[] = [await freePort(), await freePort()];
     const metricsPort = await freePort();
 
     // The streams at R3, as the services create them; the replica check of ensureStreams passes on three servers.
@@ -61,7 +62,19 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     await Promise.all([stack.start('worker-vllm', a), stack.start('worker-ollama', b), stack.start('worker-ollama', c), stack.start('worker-cloud', c)]);
     await Promise.all([stack.start('router', a), stack.start('router', b)]);
     await stack.start('telemetry', c, { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
-    await Promise.all([stack.start('ingress', b, { PORT: String(ingressPorts[0]) }), stack.start('ingress', c, { PORT: String(ingressPorts[1]) })]);
+    // A port picked free may be taken by the time the ingress binds it (an outbound connection's port): pick again.
+    const startIngress = async (i: 0 | 1, node: typeof a): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await stack.start('ingress', node, { PORT: String(ingressPorts[i]) });
+          return;
+        } catch (err) {
+          if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+          ingressPorts[i] = await freePort();
+        }
+      }
+    };
+    await Promise.all([startIngress(0, b), startIngress(1, c)]);
     const ingresses = ingressPorts.map((p) => `http://127.0.0.1:${p}`);
     await waitFor(async () => (await Promise.all(ingresses.map((u) => fetch(`${u}/readyz`)))).every((r) => r.status === 200), 15_000, 'both ingresses ready');
 
@@ -155,10 +168,14 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
 
     // Telemetry (its durable consumer moved to another server too) counts each stored event once.
     const telemetry = stack.services.find((p) => p.name === 'telemetry')!;
+    let counted = 0;
     await waitFor(async () => {
       if (telemetry.proc.exitCode !== null) throw new Error(`telemetry exited (${telemetry.proc.exitCode}): ${telemetry.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')}\n${telemetry.stderr()}`);
-      return sampleSum(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'homelab_gateway_requests_total') >= completed.length;
-    }, 20_000, 'telemetry caught up');
+      counted = sampleSum(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'homelab_gateway_requests_total');
+      return counted >= completed.length;
+    }, 30_000, 'telemetry caught up').catch((err: Error) => {
+      throw new Error(`${err.message}: counted ${counted} of ${completed.length}; telemetry's last lines:\n${telemetry.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`);
+    });
     await new Promise((r) => setTimeout(r, 1000));
     const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(sampleSum(exposition, 'homelab_gateway_requests_total')).toBe(completed.length);

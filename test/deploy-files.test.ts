@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { writeNatsSecrets } from '@homelab/bus';
-import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, startTestStack } from '@homelab/testing';
+import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, startTestStack, waitForService } from '@homelab/testing';
 import { makeDeploySecrets } from './helpers/nats-cluster.ts';
 
 /*
@@ -47,8 +47,7 @@ describe('deploy/systemd', () => {
   it('the template: the service chosen by instance name, drain on stop, restart on failure, secrets from root-only files', () => {
     const unit = readFileSync(join(DEPLOY, 'systemd', 'homelab@.service'), 'utf8');
     const keys = (key: string) => [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]);
-    expect(keys('ExecStart')).toEqual(['/usr/bin/env node services/%i/src/main.ts']);
-    expect(keys('Environment')).toContain('NATS_USER=%i');
+    expect(keys('ExecStart')).toHaveLength(1);
     expect(keys('KillSignal')).toEqual(['SIGTERM']);
     // Longer than the 30 s runService allows itself to drain.
     expect(Number(/^(\d+)/.exec(keys('TimeoutStopSec')[0]!)![1])).toBeGreaterThan(30);
@@ -58,6 +57,26 @@ describe('deploy/systemd', () => {
     expect(keys('Environment')).toContain('NATS_PASSWORDS_FILE=%d/nats-passwords');
     expect(readFileSync(join(DEPLOY, 'systemd', 'homelab.sysusers.conf'), 'utf8')).toMatch(/^u homelab /m);
   });
+
+  it.each(['router', 'router.2'])('ExecStart of homelab@%s runs the router as NATS user router (the part before a dot)', async (instance) => {
+    const unit = readFileSync(join(DEPLOY, 'systemd', 'homelab@.service'), 'utf8');
+    const exec = /^ExecStart=(.*)$/m.exec(unit)![1]!;
+    // What systemd hands to execve: specifiers resolved, $$ and %% unescaped; sh -c takes the quoted script.
+    const line = exec.replace(/%i/g, instance).replace(/\$\$/g, '$').replace(/%%/g, '%');
+    const m = /^\/bin\/sh -c '([^']*)' (\S+) (\S+)$/.exec(line);
+    expect(m, line).not.toBeNull();
+    await using stack = await startTestStack({ services: [] });
+    const { NATS_USER: _user, ...env } = stack.nats.envFor('router');
+    const proc = spawn('/bin/sh', ['-c', m![1]!, m![2]!, m![3]!], { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] ?? '', HOMELAB_CONFIG: stack.configFile, ...env }, stdio: 'ignore' });
+    try {
+      await waitForService(stack.nats, 'router');
+    } finally {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    expect(proc.exitCode).toBe(0);
+  }, 30_000);
 
   it('the nats-server drop-in passes systemd-analyze verify on Debian\'s unit and runs a deploy/nats config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'homelab-nats-unit-'));
@@ -156,6 +175,12 @@ describe('deploy/k8s', () => {
     for (const { doc } of all.filter((d) => d.doc.kind === 'Service' || d.doc.kind === 'PodDisruptionBudget')) {
       const selector = (doc.spec as { selector: Record<string, string> & { matchLabels?: Record<string, string> } }).selector;
       const labels = selector.matchLabels ?? selector;
+      // The leafnode Service selects the pods of the NATS chart (release `nats`), not one of these.
+      if (labels['app.kubernetes.io/component'] === 'nats') {
+        expect(labels).toEqual({ 'app.kubernetes.io/name': 'nats', 'app.kubernetes.io/instance': 'nats', 'app.kubernetes.io/component': 'nats' });
+        expect(deployDoc).toMatch(/helm install nats nats\/nats/);
+        continue;
+      }
       const target = deployments.find((d) => Object.entries(labels).every(([k, v]) => (d.doc.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels[k] === v));
       expect(target, `${doc.kind} ${doc.metadata.name} selects nothing`).toBeDefined();
     }

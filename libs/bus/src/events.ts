@@ -195,7 +195,7 @@ export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ st
     await jsApi(() => jsm.consumers.add(stream, config));
   }
   const consumer = await jetstream(nc).consumers.get(stream, durable);
-  const messages = await consumer.consume({ max_messages: 256 });
+  const messages = await consumer.consume({ max_messages: 256, expires: 5000, idle_heartbeat: 1000 });
   const loop = (async () => {
     for await (const msg of messages) {
       const check = eventValidator(msg.subject);

@@ -219,3 +219,19 @@ describe('cancellation', () => {
     expect(next.map((r) => r.backend)).toEqual(['vllm', 'vllm']);
   });
 });
+
+describe('a backend without workers', () => {
+  it('falls back to the next candidate at once when the last worker of a backend goes away', async () => {
+    const worker = stack.services.find((s) => s.name === 'worker-vllm')!;
+    await worker.stop();
+    try {
+      const r = await chat('local');
+      expect(r.status).toBe(200);
+      expect(r.backend).toBe('ollama');
+      // Whichever notices first: the dispatch (no worker) or discovery (vLLM lists no model now).
+      expect(r.reason).toMatch(/^alias:local > vllm (no worker|serves no model now) > ollama$/);
+    } finally {
+      await stack.startService('worker-vllm');
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConfigError, loadConfig, type LabConfig } from '@homelab/config';
 import { createLogger, type Logger } from '@homelab/logging';
@@ -89,7 +90,11 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     await ensureStreams(nc, { replicas: config.nats.replicas, streams: Streams.filter((s) => options.streams!.includes(s.name)) });
   }
   running.nc = nc;
-  const service = new MicroService(nc, { name: options.name, version: options.version ?? VERSION, description: options.description }, log);
+  const service = new MicroService(nc, {
+    name: options.name, version: options.version ?? VERSION, description: options.description,
+    // Lets a probe (k8s, docs/deploy.md) tell this copy's answer from another replica's.
+    metadata: { hostname: hostname() },
+  }, log);
   running.service = service;
   running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc), tracing });
   log.info('started');

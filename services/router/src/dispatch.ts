@@ -224,11 +224,14 @@ export class Dispatcher {
         lastError = error;
         if (error.code === 'timeout') this.#cancelAttempt(requestId, attempt);
         if (error.code === 'cancelled') { breaker.release(); release(); return; }
-        if (!error.retryable) { breaker.release(); release(); return this.#fail(ctx, attempt, error); }
+        // No worker for this backend (`no_backend` from the bus) is the backend's trouble, not the
+        // request's: move on to the next candidate, although the error code itself is not retryable.
+        const noWorker = error.code === 'no_backend';
+        if (!error.retryable && !noWorker) { breaker.release(); release(); return this.#fail(ctx, attempt, error); }
         if (BACKEND_FAULTS.has(error.code)) breaker.failure(error.code);
         else breaker.release();
         route.push(`${provider} ${error.code === 'no_backend' ? 'no worker' : error.code === 'timeout' ? 'first-token timeout' : error.code}`);
-        if (error.code === 'no_backend') break; // no worker to retry on
+        if (noWorker) break; // no worker to retry on
         let waitMs = Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (tryNo - 1)) * (0.5 + Math.random() / 2);
         if (error.retryAfterMs !== undefined) {
           if (error.retryAfterMs > retry.maxRetryAfterMs) {

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAnthropicSimulator, startOllamaSimulator, startOpenAISimulator, type AnthropicSimulator, type OllamaSimulator, type Simulator } from '@homelab/simulators';
+import type { AnthropicSimulator, OllamaSimulator, Simulator } from '@homelab/simulators';
 import type { NatsUser } from '@homelab/bus';
-import { SIM_KEYS, SIM_MODELS, freePort, startServiceProcess, type ServiceProcess, type TestNatsServer } from '@homelab/testing';
+import { freePort, labConfigYaml, startServiceProcess, startSimulators, type ServiceProcess, type TestNatsServer } from '@homelab/testing';
 
 /*
  * The inference stack's services on any NATS topology (a cluster node, a leaf node): the backend
@@ -22,39 +22,15 @@ export interface SpreadStack extends AsyncDisposable {
 }
 
 export async function startSpreadStack(options: { replicas?: number; tokens?: number; tokenIntervalMs?: number; extraYaml?: string } = {}): Promise<SpreadStack> {
-  const simOpts = { tokens: options.tokens ?? 8, tokenIntervalMs: options.tokenIntervalMs ?? 0 };
-  const sims = {
-    vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm }),
-    ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: 0 }),
-    openai: await startOpenAISimulator({ ...simOpts, flavor: 'openai', models: SIM_MODELS.openai, apiKey: SIM_KEYS.openai }),
-    anthropic: await startAnthropicSimulator({ ...simOpts, models: SIM_MODELS.anthropic, apiKey: SIM_KEYS.anthropic }),
-  };
+  const sims = await startSimulators(options);
   const dir = mkdtempSync(join(tmpdir(), 'homelab-spread-'));
   const configFile = join(dir, 'lab.yaml');
   const replicas = options.replicas ?? 1;
   // nats.url is replaced per process by NATS_URL (the server each service is placed on).
-  writeFileSync(configFile, `
-nats: { url: "nats://127.0.0.1:4222", replicas: ${replicas} }
-gateway: { port: 8080, host: 127.0.0.1 }
-nodes:
-  ai-node:
-    address: 127.0.0.1
-    services:
-      vllm: { kind: vllm, port: ${sims.vllm.port} }
-      ollama: { kind: ollama, port: ${sims.ollama.port} }
-inference:
-  vllm: { service: ai-node/vllm, firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 }
-  ollama: { service: ai-node/ollama, firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 }
-  openai: { baseURL: "${sims.openai.url}/v1", apiKey: ${SIM_KEYS.openai}, models: [gpt-4.1-mini, text-embedding-3-small], firstTokenTimeoutMs: 5000 }
-  anthropic: { baseURL: "${sims.anthropic.url}", apiKey: ${SIM_KEYS.anthropic}, models: [claude-haiku-4-5], firstTokenTimeoutMs: 5000 }
-  discoveryIntervalMs: 500
-  aliases:
-    local: [vllm/*, ollama/llama3.2:3b]
-    fast: [ollama/llama3.2:3b, vllm/*]
-    smart: [vllm/*, ollama/qwen2.5:32b, anthropic/claude-haiku-4-5]
-media: { paths: [${JSON.stringify(dir)}] }
-${options.extraYaml ?? ''}
-`);
+  writeFileSync(configFile, labConfigYaml(sims, {
+    natsUrl: 'nats://127.0.0.1:4222', replicas, gatewayPort: 8080, mediaPath: dir, backends: { ollama: { firstTokenTimeoutMs: 5000 } },
+    ...(options.extraYaml && { extraYaml: options.extraYaml }),
+  }));
   const services: ServiceProcess[] = [];
   return {
     sims, configFile, replicas, services,

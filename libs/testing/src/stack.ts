@@ -70,41 +70,12 @@ export async function freePort(): Promise<number> {
  * backend simulators, and each service as its own process with a config pointing at them.
  */
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
-  const simOpts = { tokens: options.tokens ?? 8, tokenIntervalMs: options.tokenIntervalMs ?? 0 };
-  const sims = {
-    vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm }),
-    ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: options.ollamaColdLoadMs ?? 0, ...(options.ollamaLoaded && { loaded: options.ollamaLoaded }) }),
-    openai: await startOpenAISimulator({ ...simOpts, flavor: 'openai', models: SIM_MODELS.openai, apiKey: SIM_KEYS.openai }),
-    anthropic: await startAnthropicSimulator({ ...simOpts, models: SIM_MODELS.anthropic, apiKey: SIM_KEYS.anthropic }),
-  };
+  const sims = await startSimulators(options);
   const nats = await startNatsServer();
   const dir = mkdtempSync(join(tmpdir(), 'homelab-stack-'));
   const port = await freePort();
   const configFile = join(dir, 'lab.yaml');
-  const backend = (b: keyof NonNullable<TestStackOptions['backends']>, base: Record<string, string | number | boolean>): string =>
-    `{ ${Object.entries({ ...base, ...options.backends?.[b] }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
-  writeFileSync(configFile, `
-nats: { url: ${nats.url} }
-gateway: { port: ${port}, host: 127.0.0.1${options.silenceTimeoutMs ? `, silenceTimeoutMs: ${options.silenceTimeoutMs}` : ''} }
-nodes:
-  ai-node:
-    address: 127.0.0.1
-    services:
-      vllm: { kind: vllm, port: ${sims.vllm.port} }
-      ollama: { kind: ollama, port: ${sims.ollama.port} }
-inference:
-  vllm: ${backend('vllm', { service: 'ai-node/vllm', firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 })}
-  ollama: ${backend('ollama', { service: 'ai-node/ollama', firstTokenTimeoutMs: 10000, idleTimeoutMs: 5000 })}
-  openai: ${backend('openai', { baseURL: `${sims.openai.url}/v1`, apiKey: SIM_KEYS.openai, models: '[gpt-4.1-mini, text-embedding-3-small]', firstTokenTimeoutMs: 5000 })}
-  anthropic: ${backend('anthropic', { baseURL: sims.anthropic.url, apiKey: SIM_KEYS.anthropic, models: '[claude-haiku-4-5]', firstTokenTimeoutMs: 5000 })}
-  discoveryIntervalMs: 500
-${options.inferenceYaml ?? `  aliases:
-    local: [vllm/*, ollama/llama3.2:3b]
-    fast: [ollama/llama3.2:3b, vllm/*]
-    smart: [vllm/*, ollama/qwen2.5:32b, anthropic/claude-haiku-4-5]`}
-media: { paths: [${JSON.stringify(dir)}] }
-${options.extraYaml ?? ''}
-`);
+  writeFileSync(configFile, labConfigYaml(sims, { ...options, natsUrl: nats.url, gatewayPort: port, mediaPath: dir }));
   const services: ServiceProcess[] = [];
   const startService = async (folder: string, env: Record<string, string> = {}): Promise<ServiceProcess> => {
     const user = (folder.startsWith('worker-') || ['ingress', 'router', 'health', 'media', 'telemetry'].includes(folder) ? folder : 'scripts') as NatsUser;
@@ -129,4 +100,46 @@ ${options.extraYaml ?? ''}
     throw err;
   }
   return stack;
+}
+
+export type Simulators = TestStack['sims'];
+
+/** The four backend simulators of a test stack, on free loopback ports. */
+export async function startSimulators(options: Pick<TestStackOptions, 'tokens' | 'tokenIntervalMs' | 'ollamaColdLoadMs' | 'ollamaLoaded'> = {}): Promise<Simulators> {
+  const simOpts = { tokens: options.tokens ?? 8, tokenIntervalMs: options.tokenIntervalMs ?? 0 };
+  return {
+    vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm }),
+    ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: options.ollamaColdLoadMs ?? 0, ...(options.ollamaLoaded && { loaded: options.ollamaLoaded }) }),
+    openai: await startOpenAISimulator({ ...simOpts, flavor: 'openai', models: SIM_MODELS.openai, apiKey: SIM_KEYS.openai }),
+    anthropic: await startAnthropicSimulator({ ...simOpts, models: SIM_MODELS.anthropic, apiKey: SIM_KEYS.anthropic }),
+  };
+}
+
+/** The lab's YAML for a loopback stack: the AI node's backends are the simulators. */
+export function labConfigYaml(sims: Simulators, o: Pick<TestStackOptions, 'backends' | 'inferenceYaml' | 'extraYaml' | 'silenceTimeoutMs'> & { natsUrl: string; gatewayPort: number; mediaPath: string; replicas?: number }): string {
+  const backend = (b: keyof NonNullable<TestStackOptions['backends']>, base: Record<string, string | number | boolean>): string =>
+    `{ ${Object.entries({ ...base, ...o.backends?.[b] }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
+  return `
+nats: { url: "${o.natsUrl}"${o.replicas ? `, replicas: ${o.replicas}` : ''} }
+gateway: { port: ${o.gatewayPort}, host: 127.0.0.1${o.silenceTimeoutMs ? `, silenceTimeoutMs: ${o.silenceTimeoutMs}` : ''} }
+nodes:
+  ai-node:
+    address: 127.0.0.1
+    services:
+      vllm: { kind: vllm, port: ${sims.vllm.port} }
+      ollama: { kind: ollama, port: ${sims.ollama.port} }
+inference:
+  vllm: ${backend('vllm', { service: 'ai-node/vllm', firstTokenTimeoutMs: 5000, idleTimeoutMs: 5000 })}
+  ollama: ${backend('ollama', { service: 'ai-node/ollama', firstTokenTimeoutMs: 10000, idleTimeoutMs: 5000 })}
+  openai: ${backend('openai', { baseURL: `${sims.openai.url}/v1`, apiKey: SIM_KEYS.openai, models: '[gpt-4.1-mini, text-embedding-3-small]', firstTokenTimeoutMs: 5000 })}
+  anthropic: ${backend('anthropic', { baseURL: sims.anthropic.url, apiKey: SIM_KEYS.anthropic, models: '[claude-haiku-4-5]', firstTokenTimeoutMs: 5000 })}
+  discoveryIntervalMs: 500
+${o.inferenceYaml ?? `  aliases:
+    local: [vllm/*, ollama/llama3.2:3b]
+    fast: [ollama/llama3.2:3b, vllm/*]
+    smart: [vllm/*, ollama/qwen2.5:32b, anthropic/claude-haiku-4-5]`}
+media: { paths: [${JSON.stringify(o.mediaPath)}] }
+${o.extraYaml ?? ''}
+
+`;
 }

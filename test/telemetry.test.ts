@@ -94,3 +94,24 @@ describe('telemetry service end to end', () => {
     expect(sampleSum(text, 'homelab_health_state', { node: 'ai-node', service: 'ollama' })).toBe(2);
   });
 });
+
+// Last: its two aborted requests would change the exact counts of the tests above.
+describe('telemetry service: requests in flight', () => {
+  it('shows the requests the workers are answering now (homelab_gateway_in_flight, from $SRV.STATS)', async () => {
+    stack.sims.vllm.setOptions({ tokens: 60, tokenIntervalMs: 150 });
+    const controller = new AbortController();
+    const streams = Array.from({ length: 2 }, () => fetch(`${stack.ingressUrl}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: controller.signal,
+      body: JSON.stringify({ model: 'vllm/Qwen/Qwen2.5-7B-Instruct', messages: [{ role: 'user', content: 'Hi' }], stream: true }),
+    }).then((r) => r.text()).catch(() => ''));
+    try {
+      const vllm = { gen_ai_provider_name: 'vllm' };
+      await waitFor(async () => sampleSum(await telemetry.scrape(), 'homelab_gateway_in_flight', vllm) === 2, 12_000, 'two vLLM requests in flight');
+    } finally {
+      controller.abort();
+      stack.sims.vllm.setOptions({ tokens: 8, tokenIntervalMs: 0 });
+      await Promise.all(streams);
+    }
+    await waitFor(async () => sampleSum(await telemetry.scrape(), 'homelab_gateway_in_flight', { gen_ai_provider_name: 'vllm' }) === 0, 12_000, 'none in flight after');
+  });
+});

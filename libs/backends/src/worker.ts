@@ -76,6 +76,8 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
 
   service.addEndpoint(`${provider}-chat`, {
     subject: workerSubject(provider, 'chat'), queue, schema: null,
+    // Requests this worker is answering now (telemetry reads it from $SRV.STATS).
+    statsData: () => ({ in_flight: inFlight.size }),
     handler: ({ msg }) => handleChat(msg),
   });
   service.addEndpoint(`${provider}-embeddings`, {

@@ -24,6 +24,7 @@ describe('MicroService ($SRV protocol)', () => {
       subject: Subjects.models.subject, schema: Type.Object({ id: Type.String() }, { additionalProperties: false }),
       handler: ({ msg, payload }) => respondJson(msg, { got: payload.id }),
     });
+    svc.announce();
     await nc.flush();
     await using client = await connectAs(nats, 'scripts');
 

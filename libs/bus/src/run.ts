@@ -81,22 +81,30 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
-  await options.beforeConnect?.({ config, log, tracing });
-  const nc = await connectBus({
-    servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
-    ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
-  });
-  if (options.streams?.length) {
-    await ensureStreams(nc, { replicas: config.nats.replicas, streams: Streams.filter((s) => options.streams!.includes(s.name)) });
+  try {
+    await options.beforeConnect?.({ config, log, tracing });
+    const nc = await connectBus({
+      servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
+      ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
+    });
+    if (options.streams?.length) {
+      await ensureStreams(nc, { replicas: config.nats.replicas, streams: Streams.filter((s) => options.streams!.includes(s.name)) });
+    }
+    running.nc = nc;
+    const service = new MicroService(nc, {
+      name: options.name, version: options.version ?? VERSION, description: options.description,
+      // Lets a probe (k8s, docs/deploy.md) tell this copy's answer from another replica's.
+      metadata: { hostname: hostname() },
+    }, log);
+    running.service = service;
+    running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc), tracing });
+    service.announce();
+  } catch (err) {
+    // A signal during start-up drains the connection under the starting service: its failure is
+    // the shutdown's doing, and the shutdown in progress ends the process (with 0).
+    if (shuttingDown) return new Promise<void>(() => {});
+    throw err;
   }
-  running.nc = nc;
-  const service = new MicroService(nc, {
-    name: options.name, version: options.version ?? VERSION, description: options.description,
-    // Lets a probe (k8s, docs/deploy.md) tell this copy's answer from another replica's.
-    metadata: { hostname: hostname() },
-  }, log);
-  running.service = service;
-  running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc), tracing });
   log.info('started');
 }
 

@@ -41,6 +41,8 @@ export interface EndpointOptions<S extends TSchema | null> {
   handler: (req: ServiceRequest<S extends TSchema ? Static<S> : null>) => void | Promise<void>;
   /** Called for every request that ends in an error reply (invalid payload included), e.g. to record it. */
   onError?: (msg: Msg, error: GatewayError) => void;
+  /** The endpoint's `data` in `$SRV.STATS` replies (e.g. `{ in_flight: 3 }`), read when asked. */
+  statsData?: () => Record<string, unknown>;
 }
 
 interface EndpointState {
@@ -52,6 +54,7 @@ interface EndpointState {
   num_errors: number;
   last_error: string;
   processing_time: number;
+  statsData: (() => Record<string, unknown>) | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -65,14 +68,24 @@ export class MicroService {
   readonly #endpoints: EndpointState[] = [];
   readonly #started = new Date().toISOString();
   #stopped = false;
+  #announced = false;
 
   constructor(nc: NatsConnection, info: ServiceInfo, log: Logger) {
     this.#nc = nc;
     this.info = info;
     this.#log = log;
+  }
+
+  /**
+   * Answers `$SRV.PING|INFO|STATS` from now on. Called once the service's endpoints are in place,
+   * so that answering PING means serving: the stack, the tests and the health service rely on it.
+   */
+  announce(): void {
+    if (this.#announced) return;
+    this.#announced = true;
     for (const verb of ['PING', 'INFO', 'STATS'] as const) {
-      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${info.name}`, `$SRV.${verb}.${info.name}.${this.id}`]) {
-        this.#subs.push(nc.subscribe(subject, { callback: (err, msg) => { if (!err) msg.respond(encoder.encode(JSON.stringify(this.#discovery(verb)))); } }));
+      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${this.info.name}`, `$SRV.${verb}.${this.info.name}.${this.id}`]) {
+        this.#subs.push(this.#nc.subscribe(subject, { callback: (err, msg) => { if (!err) msg.respond(encoder.encode(JSON.stringify(this.#discovery(verb)))); } }));
       }
     }
   }
@@ -80,7 +93,7 @@ export class MicroService {
   addEndpoint<S extends TSchema | null>(name: string, options: EndpointOptions<S>): void {
     const state: EndpointState = {
       name, subject: options.subject, queue_group: options.queue ?? 'q', metadata: options.metadata ?? {},
-      num_requests: 0, num_errors: 0, last_error: '', processing_time: 0,
+      num_requests: 0, num_errors: 0, last_error: '', processing_time: 0, statsData: options.statsData,
     };
     this.#endpoints.push(state);
     const check: Validator<unknown> | null = options.schema ? validator(options.schema) : null;
@@ -137,6 +150,7 @@ export class MicroService {
         name: e.name, subject: e.subject, queue_group: e.queue_group, num_requests: e.num_requests, num_errors: e.num_errors,
         last_error: e.last_error, processing_time: e.processing_time,
         average_processing_time: e.num_requests ? Math.round(e.processing_time / e.num_requests) : 0,
+        ...(e.statsData && { data: e.statsData() }),
       })),
     };
   }

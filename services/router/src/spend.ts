@@ -65,10 +65,17 @@ export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log
   const consumer = await jetstream(nc).consumers.get('INFERENCE', {
     filter_subjects: 'inference.completed', deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
   });
+  // Today's events are replayed before the router takes requests: a restarted router must not
+  // spend a budget that is already spent.
+  let pending = (await consumer.info()).num_pending;
+  let caughtUp: () => void = () => {};
+  const ready = new Promise<void>((resolve) => { caughtUp = resolve; });
+  if (pending === 0) caughtUp();
   const messages = await consumer.consume();
   const check = eventValidator('inference.completed');
   const loop = (async () => {
     for await (const m of messages) {
+      if (--pending <= 0) caughtUp();
       try {
         const event = check!.parse(m.json()) as InferenceCompleted;
         if (event.backend && event.model) tracker.add({ provider: event.backend, model: event.model, ...(event.inputTokens !== undefined && { inputTokens: event.inputTokens }), ...(event.outputTokens !== undefined && { outputTokens: event.outputTokens }) }, event.finishedAt);
@@ -77,5 +84,6 @@ export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log
       }
     }
   })();
+  await Promise.race([ready, new Promise((r) => setTimeout(r, 10_000))]);
   return { async stop() { await messages.close(); await loop; } };
 }

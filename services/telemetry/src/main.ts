@@ -1,5 +1,6 @@
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { Streams, exitOnStartFailure, runService } from '@homelab/bus';
+import { Streams, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, runService } from '@homelab/bus';
+import { pollInFlight } from './inflight.ts';
 import { primeFromSnapshots, startConsumers } from './consumers.ts';
 import { METER_NAME, TelemetryMetrics, createMeterProvider, metricsOptionsFromConfig } from './metrics.ts';
 import { startMetricsServer, type MetricsServer } from './server.ts';
@@ -28,8 +29,10 @@ await runService({
     connected = true;
     await primeFromSnapshots(nc, metrics!, log);
     const consumers = await startConsumers({ nc, log, metrics: metrics!, streams });
+    const inFlight = pollInFlight(nc, inboxPrefixFor(busCredentialsFromEnv().user), (byProvider) => metrics!.inference.recordInFlight(byProvider), log);
     consuming = true;
     return async () => {
+      inFlight.stop();
       consuming = false;
       await consumers.stop();
       await server?.close();

@@ -39,6 +39,7 @@ export class InferenceMetrics {
   readonly #overhead: Histogram;
   readonly #cost: Counter;
   readonly #circuitState: Gauge;
+  readonly #inFlight: Gauge;
   readonly #circuitTransitions: Counter;
   readonly #models: LabelBudget;
   readonly #errorTypes = new LabelBudget(64);
@@ -89,7 +90,15 @@ export class InferenceMetrics {
     this.#circuitTransitions = meter.createCounter(GatewayMetric.circuitTransitions, {
       unit: '{transition}', description: 'Circuit breaker state changes by backend and the state entered.',
     });
+    this.#inFlight = meter.createGauge(GatewayMetric.inFlight, {
+      unit: '{request}', description: 'Requests the workers of each backend are answering now (from their $SRV.STATS, every 5 s).',
+    });
     for (const backend of options.backends ?? []) this.#circuitState.record(CircuitValue.closed, { [GenAiAttr.providerName]: backend });
+  }
+
+  /** The workers' in-flight counts by backend, from a `$SRV.STATS` round (see inflight.ts). */
+  recordInFlight(byProvider: ReadonlyMap<string, number>): void {
+    for (const [provider, n] of byProvider) this.#inFlight.record(n, { [GenAiAttr.providerName]: provider });
   }
 
   /** Applies one `inference.completed` event. */

@@ -53,6 +53,7 @@ export const GatewayMetric = {
   cost: 'homelab_gateway_cost_usd',
   circuitState: 'homelab_gateway_circuit_state',
   circuitTransitions: 'homelab_gateway_circuit_transitions',
+  inFlight: 'homelab_gateway_in_flight',
 } as const;
 
 export const GatewayAttr = {

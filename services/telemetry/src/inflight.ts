@@ -1,0 +1,40 @@
+import type { NatsConnection } from '@homelab/bus';
+import type { Logger } from '@homelab/logging';
+
+const PROVIDERS = ['vllm', 'ollama', 'openai', 'anthropic'];
+
+interface StatsReply { name?: string; endpoints?: { name?: string; data?: { in_flight?: unknown } }[] }
+
+/**
+ * Requests in flight per backend, summed over every worker's `$SRV.STATS` reply: each worker's
+ * `<provider>-chat` endpoint reports `data.in_flight`. Events only say when a request ended, so
+ * this is the one metric read from the services themselves.
+ */
+export function inFlightByProvider(replies: readonly StatsReply[]): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const reply of replies) {
+    for (const endpoint of reply.endpoints ?? []) {
+      const provider = endpoint.name?.endsWith('-chat') ? endpoint.name.slice(0, -5) : undefined;
+      if (!provider || !PROVIDERS.includes(provider)) continue;
+      const n = typeof endpoint.data?.in_flight === 'number' ? endpoint.data.in_flight : 0;
+      totals.set(provider, (totals.get(provider) ?? 0) + n);
+    }
+  }
+  return totals;
+}
+
+/** Asks every service for its stats every `intervalMs` and hands the in-flight totals on. */
+export function pollInFlight(nc: NatsConnection, inboxPrefix: string, record: (byProvider: Map<string, number>) => void, log: Logger, intervalMs = 5000): { stop(): void } {
+  const round = async (): Promise<void> => {
+    const replies: StatsReply[] = [];
+    const inbox = `${inboxPrefix}.stats.${Math.random().toString(36).slice(2)}`;
+    const sub = nc.subscribe(inbox, { callback: (_e, m) => { if (m.data.length) { try { replies.push(m.json<StatsReply>()); } catch { /* not a stats reply */ } } } });
+    nc.publish('$SRV.STATS', undefined, { reply: inbox });
+    await new Promise((r) => setTimeout(r, 500));
+    sub.unsubscribe();
+    record(inFlightByProvider(replies));
+  };
+  const timer = setInterval(() => void round().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'in-flight poll failed')), intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

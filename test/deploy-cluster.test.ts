@@ -176,9 +176,15 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     }, 30_000, 'telemetry caught up').catch((err: Error) => {
       throw new Error(`${err.message}: counted ${counted} of ${completed.length}; telemetry's last lines:\n${telemetry.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`);
     });
-    await new Promise((r) => setTimeout(r, 1000));
-    const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    expect(sampleSum(exposition, 'homelab_gateway_requests_total')).toBe(completed.length);
+    // Compare with the stream as it is now: a publisher still retrying may have stored one more since.
+    let stored = completed.length;
+    let exposition = '';
+    await waitFor(async () => {
+      stored = (await readStream(scripts, 'INFERENCE')).filter((m) => m.subject === 'inference.completed').length;
+      exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return sampleSum(exposition, 'homelab_gateway_requests_total') === stored;
+    }, 10_000, 'telemetry equal to the stream').catch(() => { /* the assertion below says by how much */ });
+    expect(sampleSum(exposition, 'homelab_gateway_requests_total')).toBe(stored);
 
     await mediaNc.close();
     await scripts.close();

@@ -81,6 +81,8 @@ export async function startServiceProcess(folder: string, options: StartServiceO
   if (options.waitReady ?? true) {
     try {
       await waitForService(options.nats, options.serviceName ?? folder, exited);
+      // Another replica may have answered that PING: wait for this process's own start-up to finish.
+      await handle.waitForLog((l) => l['msg'] === 'started', 15_000);
     } catch (err) {
       await handle.stop('SIGKILL');
       throw new Error(`${folder} did not become ready: ${(err as Error).message}\nstdout:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`);

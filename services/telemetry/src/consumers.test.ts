@@ -29,3 +29,16 @@ describe('consumers', () => {
     expect(Streams.map((s) => durableName(s.name))).toEqual(expect.arrayContaining(['telemetry-inference', 'telemetry-health', 'telemetry-health-probes', 'telemetry-media']));
   });
 });
+
+describe('AppliedSequences', () => {
+  it('recognises a redelivered sequence, and forgets old ones', async () => {
+    const { AppliedSequences } = await import('./consumers.ts');
+    const applied = new AppliedSequences();
+    applied.add(5);
+    expect(applied.has(5)).toBe(true);
+    expect(applied.has(6)).toBe(false);
+    for (let s = 6; s < 20_000; s++) applied.add(s);
+    expect(applied.has(5)).toBe(false);
+    expect(applied.has(19_999)).toBe(true);
+  });
+});

@@ -65,9 +65,12 @@ export async function startConsumers(options: StartConsumersOptions): Promise<{ 
   try {
     for (const stream of options.streams ?? Streams.map((s) => s.name)) {
       const keyOf = eventKeyResolver(stream);
+      const applied = new AppliedSequences();
       running.push(await consumeEvents({
         nc, log, stream, durable: durableName(stream),
-        handler: (subject, payload) => {
+        handler: (subject, payload, msg) => {
+          // JetStream delivers at least once: a redelivery after an ack lost in a failover is counted once.
+          if (applied.has(msg.seq)) return;
           const key = keyOf(subject);
           const handler = key ? (handlers[key] as ((p: unknown) => void) | undefined) : undefined;
           if (!key || !handler) { metrics.countEvent(stream, key ?? 'unknown', 'ignored'); return; }
@@ -78,6 +81,7 @@ export async function startConsumers(options: StartConsumersOptions): Promise<{ 
             throw err;
           }
           metrics.countEvent(stream, key, 'applied');
+          applied.add(msg.seq);
         },
         onInvalid: (subject) => metrics.countEvent(stream, keyOf(subject) ?? 'unknown', 'invalid'),
       }));
@@ -117,4 +121,20 @@ export async function primeFromSnapshots(nc: NatsConnection, metrics: TelemetryM
   ]);
   if (health) metrics.applyHealthSnapshot(health);
   if (media) metrics.applyMediaStatus(media);
+}
+
+/** Stream sequences applied lately (the last 10,000 or so): enough to recognise a redelivery. */
+export class AppliedSequences {
+  readonly #seqs = new Set<number>();
+  #highest = 0;
+
+  has(seq: number): boolean {
+    return this.#seqs.has(seq);
+  }
+
+  add(seq: number): void {
+    this.#seqs.add(seq);
+    if (seq > this.#highest) this.#highest = seq;
+    if (this.#seqs.size > 12_000) for (const s of this.#seqs) if (s < this.#highest - 10_000) this.#seqs.delete(s);
+  }
 }

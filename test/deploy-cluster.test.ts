@@ -49,7 +49,6 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     await using stack = await startSpreadStack({ replicas: 3, tokens: 10, tokenIntervalMs: 10 });
     const [a, b, c] = nats.hubs as [typeof nats.hubs[0], typeof nats.hubs[0], typeof nats.hubs[0]];
     const ingressPorts: number[] = [await freePort(), await freePort()];
-    const metricsPort = await freePort();
 
     // The streams at R3, as the services create them; the replica check of ensureStreams passes on three servers.
     const setup = await connectNode(a, nats.passwords, 'telemetry');
@@ -61,7 +60,9 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
     // Spread over the three servers: each server carries a copy of most services.
     await Promise.all([stack.start('worker-vllm', a), stack.start('worker-ollama', b), stack.start('worker-ollama', c), stack.start('worker-cloud', c)]);
     await Promise.all([stack.start('router', a), stack.start('router', b)]);
-    await stack.start('telemetry', c, { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    // Port 0: telemetry binds a free port itself and logs it (no race with other processes for a picked one).
+    const telemetryProc = await stack.start('telemetry', c, { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' });
+    const metricsPort = Number((await telemetryProc.waitForLog((l) => typeof l['port'] === 'number' && String(l['msg']).startsWith('metrics on'))).port);
     // A port picked free may be taken by the time the ingress binds it (an outbound connection's port): pick again.
     const startIngress = async (i: 0 | 1, node: typeof a): Promise<void> => {
       for (let attempt = 1; ; attempt++) {

@@ -20,8 +20,10 @@ export interface RunningTelemetry {
 
 /** Starts `services/telemetry` as its own process (NATS user `telemetry`) and waits until it consumes. */
 export async function startTelemetry(stack: TestStack, port?: number): Promise<RunningTelemetry> {
-  const metricsPort = port ?? await freePort();
-  const proc = await stack.startService('telemetry', { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+  // Port 0 unless a restart asks for its old one: the service binds a free port itself and logs it
+  // (a port picked here and freed could be taken by a concurrently starting process).
+  const proc = await stack.startService('telemetry', { METRICS_PORT: String(port ?? 0), METRICS_HOST: '127.0.0.1' });
+  const metricsPort = port ?? Number((await proc.waitForLog((l) => typeof l['port'] === 'number' && String(l['msg']).startsWith('metrics on'))).port);
   const url = `http://127.0.0.1:${metricsPort}`;
   await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 15_000, 'telemetry /readyz');
   return {

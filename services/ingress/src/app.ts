@@ -49,7 +49,9 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
     routerOptions: { maxParamLength: 512 },
     requestIdHeader: false,
     genReqId: () => '',
-    return503OnClosing: true,
+    // While draining, a request that arrives on an open keep-alive connection is still served: a 503
+    // here is one a balancer would not retry elsewhere (idle connections are closed, which it does retry).
+    return503OnClosing: false,
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
     // The whole request (headers and body) must arrive within this: slow-drip clients are cut off.

@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import {
-  GatewayError, H, KeepaliveSender, ReplyMux, Subjects, waitUntilIdle, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
+  GatewayError, H, KeepaliveSender, ReplyMux, Subjects, inboxPrefixOf, waitUntilIdle, createHeaders, errorHeaders, nowMs, respondJson, toGatewayError, traceIdOf, workerSubject,
   type EventPublisher, type InferenceCompleted, type MicroService, type MsgHeaders, type WorkerModels,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -46,7 +46,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
   const inFlight = new Map<string, InFlight>();
   const queue = `worker-${provider}`;
   // The connection's own inbox prefix: nats.conf lets each service read only its own inboxes.
-  const mux = new ReplyMux(nc, (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? '_INBOX');
+  const mux = new ReplyMux(nc, inboxPrefixOf(nc));
 
   const cancelSub = nc.subscribe(Subjects.cancel.subject, {
     callback: (_err, msg) => {
@@ -172,7 +172,6 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
       let finishReason: string | undefined;
       let usage: ChatChunk['usage'] | undefined;
       let responseModel: string | undefined;
-      let chunks = 0;
       let receiving = false;
       // Silence between chunks; the wait for the first one (a cold load) is the router's first-token timeout.
       const idle = setInterval(() => {
@@ -197,17 +196,15 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
             const first = answerHeaders();
             first.set(H.stream, 'chunk');
             first.set(H.backendMs, ttftMs.toFixed(3));
-            for (const h of held) { nc.publish(replyTo, encoder.encode(JSON.stringify(h)), { headers: first }); chunks++; }
+            for (const h of held) nc.publish(replyTo, encoder.encode(JSON.stringify(h)), { headers: first });
             held = [];
             nc.publish(replyTo, encoder.encode(JSON.stringify(chunk)), { headers: first });
             t.sent();
-            chunks++;
             outcome(msg, 'started');
             continue;
           }
           nc.publish(replyTo, encoder.encode(JSON.stringify(chunk)), { headers: chunkHeaders });
           t.sent();
-          chunks++;
         }
         if (!started) {
           // A stream that ended without any content: flush what was held so the client gets a well-formed answer.
@@ -227,7 +224,6 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
           status: 'ok', httpStatus: 200, backendMs, ...(ttftMs !== undefined && { ttftMs }), ...(responseModel && { responseModel }),
           ...usageFields(usage), ...(finishReason && { finishReason }),
         });
-        void chunks;
       } catch (err) {
         const error = toGatewayError(t.controller.signal.reason ?? err, 'backend_error');
         if (!started) throw error;

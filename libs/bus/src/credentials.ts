@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 /** The NATS users of nats.conf; each service connects as its own. */
 export const NATS_USERS = ['ingress', 'router', 'worker-vllm', 'worker-ollama', 'worker-cloud', 'health', 'media', 'telemetry', 'admin', 'scripts'] as const;
@@ -57,4 +58,9 @@ export function readNatsSecrets(file: string): Record<NatsUser, string> {
 export function inboxPrefixFor(user: string | undefined): string {
   if (!user || user === 'scripts') return '_INBOX';
   return user.startsWith('worker-') ? '_INBOX_worker' : `_INBOX_${user}`;
+}
+
+/** The inbox prefix a connection was opened with (its own replies arrive under it). */
+export function inboxPrefixOf(nc: NatsConnection): string {
+  return (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? '_INBOX';
 }

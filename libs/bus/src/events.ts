@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, je
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
+import { inboxPrefixOf } from './credentials.ts';
 import { GatewayError } from './errors.ts';
 import { H, createHeaders } from './headers.ts';
 import { ReplyMux } from './requester.ts';
@@ -98,8 +99,7 @@ export class EventPublisher {
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
-    // The connection's own inbox prefix: nats.conf lets each service read only its own inboxes.
-    this.#mux = new ReplyMux(nc, (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? '_INBOX');
+    this.#mux = new ReplyMux(nc, inboxPrefixOf(nc));
   }
 
   /**

@@ -169,10 +169,11 @@ function lostConnection(): GatewayError {
   return new GatewayError('backend_unavailable', 'the gateway lost its message bus connection while waiting for the answer; retry');
 }
 
-/** Tells every router and worker to stop working on a request. */
-export function publishCancel(nc: NatsConnection, requestId: string | undefined): void {
+/** Tells every router and worker to stop working on a request (only one attempt of it, when given). */
+export function publishCancel(nc: NatsConnection, requestId: string | undefined, attempt?: number): void {
   if (!requestId || nc.isClosed()) return;
   const headers = createHeaders();
   headers.set(H.requestId, requestId);
+  if (attempt !== undefined) headers.set(H.attempt, String(attempt));
   nc.publish(Subjects.cancel.subject, undefined, { headers });
 }

@@ -30,7 +30,7 @@ await runService({
     const recount = (): void => void countReplicas(nc).then((n) => {
       if (n !== replicas) log.info({ replicas: n }, 'ingress replicas changed: per-key rate limits are split among them');
       replicas = n;
-    });
+    }, () => { /* a failed round (NATS reconnecting) keeps the last count */ });
     const counting = setInterval(recount, 5000);
     counting.unref();
     recount();
@@ -63,10 +63,8 @@ async function followKeys(nc: NatsConnection, registry: KeyRegistry, log: Logger
 /** Ingress replicas answering `$SRV.PING.ingress` now, this one included. */
 async function countReplicas(nc: NatsConnection): Promise<number> {
   const ids = new Set<string>();
-  const inbox = `${inboxPrefixFor(busCredentialsFromEnv().user)}.replicas.${Math.random().toString(36).slice(2)}`;
-  const sub = nc.subscribe(inbox, { callback: (_e, m) => { if (m.data.length) ids.add(m.json<{ id: string }>().id); } });
-  nc.publish('$SRV.PING.ingress', undefined, { reply: inbox });
-  await new Promise((r) => setTimeout(r, 300));
-  sub.unsubscribe();
+  for await (const m of await nc.requestMany('$SRV.PING.ingress', undefined, { strategy: 'timer', maxWait: 300 })) {
+    if (m.data.length) ids.add(m.json<{ id: string }>().id);
+  }
   return Math.max(1, ids.size);
 }

@@ -1,5 +1,5 @@
 import {
-  GatewayError, H, KeepaliveSender, Subjects, childTraceparent, createHeaders, keyAllowsModel, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
+  GatewayError, H, KeepaliveSender, childTraceparent, publishCancel, createHeaders, keyAllowsModel, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
   type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
@@ -222,7 +222,8 @@ export class Dispatcher {
         }
         const error = result.error;
         lastError = error;
-        if (error.code === 'timeout') this.#cancelAttempt(requestId, attempt);
+        // The worker of a timed-out attempt lets go, so a late answer never reaches the client after a fallback.
+        if (error.code === 'timeout') publishCancel(this.#deps.nc, requestId, attempt);
         if (error.code === 'cancelled') { breaker.release(); release(); return; }
         // No worker for this backend (`no_backend` from the bus) is the backend's trouble, not the
         // request's: move on to the next candidate, although the error code itself is not retryable.
@@ -318,14 +319,6 @@ export class Dispatcher {
       ...(ctx.msg.headers?.get(H.apiKey) && { apiKey: ctx.msg.headers.get(H.apiKey) }),
       ...(traceIdOf(ctx.traceparent) && { traceId: traceIdOf(ctx.traceparent)! }),
     }, { msgId: `${ctx.requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId: ctx.requestId, err: (err as Error).message }, 'could not store inference.completed'));
-  }
-
-  /** Tells the worker of a timed-out attempt to let go, so a late answer never reaches the client after a fallback. */
-  #cancelAttempt(requestId: string, attempt: number): void {
-    const h = createHeaders();
-    h.set(H.requestId, requestId);
-    h.set(H.attempt, String(attempt));
-    this.#deps.nc.publish(Subjects.cancel.subject, undefined, { headers: h });
   }
 
   #onTransition(t: CircuitTransition): void {

@@ -24,14 +24,12 @@ export function inFlightByProvider(replies: readonly StatsReply[]): Map<string, 
 }
 
 /** Asks every service for its stats every `intervalMs` and hands the in-flight totals on. */
-export function pollInFlight(nc: NatsConnection, inboxPrefix: string, record: (byProvider: Map<string, number>) => void, log: Logger, intervalMs = 5000): { stop(): void } {
+export function pollInFlight(nc: NatsConnection, record: (byProvider: Map<string, number>) => void, log: Logger, intervalMs = 5000): { stop(): void } {
   const round = async (): Promise<void> => {
     const replies: StatsReply[] = [];
-    const inbox = `${inboxPrefix}.stats.${Math.random().toString(36).slice(2)}`;
-    const sub = nc.subscribe(inbox, { callback: (_e, m) => { if (m.data.length) { try { replies.push(m.json<StatsReply>()); } catch { /* not a stats reply */ } } } });
-    nc.publish('$SRV.STATS', undefined, { reply: inbox });
-    await new Promise((r) => setTimeout(r, 500));
-    sub.unsubscribe();
+    for await (const m of await nc.requestMany('$SRV.STATS', undefined, { strategy: 'timer', maxWait: 500 })) {
+      if (m.data.length) { try { replies.push(m.json<StatsReply>()); } catch { /* not a stats reply */ } }
+    }
     record(inFlightByProvider(replies));
   };
   const timer = setInterval(() => void round().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'in-flight poll failed')), intervalMs);

@@ -1,5 +1,5 @@
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { Streams, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, runService } from '@homelab/bus';
+import { Streams, exitOnStartFailure, runService } from '@homelab/bus';
 import { pollInFlight } from './inflight.ts';
 import { primeFromSnapshots, startConsumers } from './consumers.ts';
 import { METER_NAME, TelemetryMetrics, createMeterProvider, metricsOptionsFromConfig } from './metrics.ts';
@@ -29,7 +29,7 @@ await runService({
     connected = true;
     await primeFromSnapshots(nc, metrics!, log);
     const consumers = await startConsumers({ nc, log, metrics: metrics!, streams });
-    const inFlight = pollInFlight(nc, inboxPrefixFor(busCredentialsFromEnv().user), (byProvider) => metrics!.inference.recordInFlight(byProvider), log);
+    const inFlight = pollInFlight(nc, (byProvider) => metrics!.inference.recordInFlight(byProvider), log);
     consuming = true;
     return async () => {
       inFlight.stop();

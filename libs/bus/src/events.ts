@@ -31,7 +31,7 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
     }
     try {
       if (!info) {
-        await jsApi(() => jsm.streams.add(config));
+        await jsApi(() => jsm.streams.add(config), JS_API_RETRY_MS, replicas > 1);
         continue;
       }
       // A stream that sources or mirrors others is an aggregate set up by the operator (deploy/nats/streams/,
@@ -42,7 +42,7 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
       // Growing from one server to a cluster: raising nats.replicas re-replicates the existing streams.
       if (!same || info.config.num_replicas !== replicas) {
         const current = info.config;
-        await jsApi(() => jsm.streams.update(spec.name, { ...current, ...(!aggregate && { subjects: spec.subjects }), num_replicas: replicas }));
+        await jsApi(() => jsm.streams.update(spec.name, { ...current, ...(!aggregate && { subjects: spec.subjects }), num_replicas: replicas }), JS_API_RETRY_MS, replicas > 1);
       }
     } catch (err) {
       throw streamError(spec, replicas, err);
@@ -57,18 +57,24 @@ function isNotFound(err: unknown): boolean {
 /** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
 const JS_API_RETRY_MS = 30_000;
 
+/** How long a replicated stream's placement is retried: a cluster still forming has too few peers for a moment. */
+const PLACEMENT_RETRY_MS = 10_000;
+
 /**
  * A JetStream API call that a cluster may leave unanswered for a few seconds (its servers starting, a
  * leader being elected after one died): retried on timeouts and "temporarily unavailable" until the
- * budget is spent. Any other answer (not found, a refusal) is final at once.
+ * budget is spent; with `placement`, "no suitable peers" too, for a shorter while (then it means the
+ * cluster is smaller than the replicas asked). Any other answer (not found, a refusal) is final at once.
  */
-async function jsApi<T>(call: () => Promise<T>, budgetMs = JS_API_RETRY_MS): Promise<T> {
-  const deadline = Date.now() + budgetMs;
+async function jsApi<T>(call: () => Promise<T>, budgetMs = JS_API_RETRY_MS, placement = false): Promise<T> {
+  const started = Date.now();
+  const deadline = started + budgetMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (err) {
-      if (!isTransient(err) || Date.now() >= deadline) throw err;
+      const placing = placement && /no suitable peers|insufficient resources/i.test((err as Error).message) && Date.now() - started < PLACEMENT_RETRY_MS;
+      if ((!isTransient(err) && !placing) || Date.now() >= deadline) throw err;
       await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
     }
   }

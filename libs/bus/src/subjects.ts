@@ -1,7 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import { KeyCreateSchema, KeyRevokeSchema } from './keys.ts';
 import {
-  ChatRequestSchema, CircuitChangedSchema, EmbeddingsRequestSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
+  CircuitChangedSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
 } from './schemas.ts';
 import { HealthChangedSchema, HealthProbeResultSchema, HealthStatusRequestSchema } from './health-schemas.ts';
 import {
@@ -18,8 +18,8 @@ import {
  * The schema is what the receiver validates.
  */
 export const Subjects = {
-  chatCompletions: { subject: 'inference.chat.completions', kind: 'request', schema: ChatRequestSchema },
-  embeddings: { subject: 'inference.embeddings', kind: 'request', schema: EmbeddingsRequestSchema },
+  chatCompletions: { subject: 'inference.chat.completions', kind: 'request', schema: null, dialect: 'openai.chat' },
+  embeddings: { subject: 'inference.embeddings', kind: 'request', schema: null, dialect: 'openai.embeddings' },
   models: { subject: 'inference.models', kind: 'request', schema: ModelsRequestSchema },
   /** API key management (the `admin` identity only: nats.conf). */
   keysCreate: { subject: 'keys.create', kind: 'request', schema: KeyCreateSchema },
@@ -66,6 +66,8 @@ export interface SubjectSpec {
   kind: 'request' | 'internal' | 'event';
   schema: TSchema | null;
   stream?: string;
+  /** Inference requests: the dialect of the body (libs/dialects), whose schema the router validates. */
+  dialect?: string;
 }
 
 export type SubjectKey = keyof typeof Subjects;

@@ -1,8 +1,9 @@
 import {
   GatewayError, H, KeepaliveSender, childTraceparent, publishCancel, createHeaders, keyAllowsModel, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
-  type ChatRequestPayload, type EmbeddingsRequestPayload, type EventPublisher, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
+  type EventPublisher, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
+import type { ChatRequestPayload, EmbeddingsRequestPayload } from '@homelab/dialects';
 import type { Logger } from '@homelab/logging';
 import { HomelabSpanAttr, genAiAttributes, genAiSpanName, natsAttributes, type Hop, type Tracing } from '@homelab/tracing';
 import { CircuitBreaker, type CircuitTransition } from './breaker.ts';

@@ -1,6 +1,7 @@
 import {
   GatewayError, H, KeyRegistry, ReplyMux, Subjects, openKeyBuckets, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService, waitUntilIdle,
 } from '@homelab/bus';
+import { openAIChat, openAIEmbeddings, type ChatRequestSchema, type EmbeddingsRequestSchema } from '@homelab/dialects';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
@@ -49,12 +50,12 @@ await runService({
       },
     });
     service.addEndpoint('chat', {
-      subject: Subjects.chatCompletions.subject, queue: 'router', schema: Subjects.chatCompletions.schema,
+      subject: Subjects.chatCompletions.subject, queue: 'router', schema: openAIChat.schema as typeof ChatRequestSchema,
       handler: ({ msg, payload }) => dispatcher.chat(msg, payload),
       onError: (msg, error) => dispatcher.recordRejected(msg, 'chat', error),
     });
     service.addEndpoint('embeddings', {
-      subject: Subjects.embeddings.subject, queue: 'router', schema: Subjects.embeddings.schema,
+      subject: Subjects.embeddings.subject, queue: 'router', schema: openAIEmbeddings.schema as typeof EmbeddingsRequestSchema,
       handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload),
       onError: (msg, error) => dispatcher.recordRejected(msg, 'embeddings', error),
     });

@@ -1,7 +1,7 @@
 import { backendFetch } from '../http.ts';
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { GatewayError, parseRetryAfter } from '@homelab/bus';
-import { fromAnthropicStreamError } from './chat.ts';
+import { fromAnthropicStreamError } from '@homelab/dialects';
 
 export interface AnthropicClientOptions {
   /** An origin, as the SDK reads `ANTHROPIC_BASE_URL` (default https://api.anthropic.com). */

@@ -1,9 +1,9 @@
 import { GatewayError } from '@homelab/bus';
 import type { Backend, BackendModel, ChatChunk, ChatCompletion, ChatCall, EmbeddingsResponse } from '../types.ts';
 import { createAnthropicClient, mapAnthropicError } from './api.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest } from './chat.ts';
+import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest } from '@homelab/dialects';
 
-export * from './chat.ts';
+
 export { createAnthropicClient, mapAnthropicError, type AnthropicClientOptions } from './api.ts';
 
 export interface AnthropicBackendOptions {

@@ -4,9 +4,9 @@ import { ollamaFetch, readJson, readNdjson } from './api.ts';
 import {
   fromOllamaChatResponse, fromOllamaEmbedResponse, ollamaLoadMs, OllamaChatStream, toOllamaChatRequest, toOllamaEmbedRequest,
   type OllamaKeepAlive, type OllamaChatResponse, type OllamaEmbedResponse,
-} from './chat.ts';
+} from '@homelab/dialects';
 
-export * from './chat.ts';
+
 
 export interface OllamaBackendOptions {
   /** Ollama's origin, e.g. `http://127.0.0.1:11434`. */

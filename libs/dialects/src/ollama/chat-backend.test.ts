@@ -4,7 +4,7 @@ import type { ChatRequest } from '../types.ts';
 import {
   fromOllamaChatResponse, fromOllamaEmbedResponse, ollamaLoadMs, OllamaChatStream, toOllamaChatRequest, toOllamaEmbedRequest,
   type OllamaChatResponse,
-} from './chat.ts';
+} from './chat-backend.ts';
 
 // Payloads below follow Ollama's docs/api.md ("Generate a chat completion") and OpenAI's chat/embeddings references.
 

@@ -2,7 +2,7 @@ import type { Message, StopReason } from '@anthropic-ai/sdk/resources/messages';
 import { GatewayError } from '@homelab/bus';
 import { describe, expect, it } from 'vitest';
 import type { ChatChunk, ChatRequest } from '../types.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, fromAnthropicStopReason, type AnthropicStreamEvent } from './chat.ts';
+import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, fromAnthropicStopReason, type AnthropicStreamEvent } from './backend.ts';
 
 const MODEL = 'claude-haiku-4-5';
 

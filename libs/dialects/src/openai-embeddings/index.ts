@@ -1,0 +1,27 @@
+import type { Dialect, EmbeddingsRequest, EmbeddingsResponse } from '../types.ts';
+import { setTopLevel } from '../json-bytes.ts';
+import { openAIError, readOpenAIAnswer } from '../openai-chat/index.ts';
+import { EmbeddingsRequestSchema, type EmbeddingsRequestPayload } from './schema.ts';
+
+export { EmbeddingsRequestSchema, type EmbeddingsRequestPayload } from './schema.ts';
+
+/** OpenAI embeddings (`POST /v1/embeddings`): the internal form of embeddings. vLLM and OpenAI speak it. */
+export const openAIEmbeddings: Dialect<EmbeddingsRequestPayload> = {
+  name: 'openai.embeddings',
+  operation: 'embed',
+  schema: EmbeddingsRequestSchema,
+  routing: (body) => ({ model: body.model, stream: false }),
+  error: openAIError,
+
+  requestToInternal: (body) => ({ form: 'embeddings', request: body as EmbeddingsRequest }),
+  answerFromInternal: (answer) => JSON.stringify(answer),
+
+  passThrough: (bytes, options) => setTopLevel(bytes, { model: options.model }),
+  // A batch of vectors can be megabytes: read only the usage and the model, after the vectors.
+  readAnswer: readOpenAIAnswer,
+  requestFromInternal(internal, options) {
+    if (internal.form !== 'embeddings') throw new TypeError(`openai.embeddings carries embeddings requests, not ${internal.form}`);
+    return { ...internal.request, model: options.model };
+  },
+  answerToInternal: (body) => body as EmbeddingsResponse,
+};

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { EventPublisher, ensureStreams, Streams } from '@homelab/bus';
+import { EventPublisher, ReplyMux, inboxPrefixOf, ensureStreams, Streams } from '@homelab/bus';
 import { connectNode, startDeployedNats } from './helpers/nats-cluster.ts';
 import { chat, freePort, startSpreadStack, type Outcome } from './helpers/deploy-stack.ts';
 import { sampleSum, waitFor } from './telemetry-kit.ts';
@@ -87,7 +87,7 @@ describe('the three-server hub (deploy/nats/cluster)', () => {
 
     // Event traffic besides inference: media events published as the media service does (msg ids, retries).
     const mediaNc = await connectNode(a, nats.passwords, 'media', nats.hubUrls);
-    const media = new EventPublisher(mediaNc);
+    const media = new EventPublisher(mediaNc, new ReplyMux(mediaNc, inboxPrefixOf(mediaNc)));
     const mediaAcked: string[] = [];
     const mediaFailed: string[] = [];
 

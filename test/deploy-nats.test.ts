@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { EventPublisher, ensureStreams, Streams, writeNatsSecrets } from '@homelab/bus';
+import { EventPublisher, ReplyMux, inboxPrefixOf, ensureStreams, Streams, writeNatsSecrets } from '@homelab/bus';
 import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer } from '@homelab/testing';
 import { DEPLOY_NATS, connectNode, makeDeploySecrets, startDeployedNats, waitForLeafLink } from './helpers/nats-cluster.ts';
 import { startSpreadStack } from './helpers/deploy-stack.ts';
@@ -95,7 +95,7 @@ describe('leaf nodes (deploy/nats/leaf-*.conf)', () => {
     // The media service side: its stream MEDIA in the leaf's own domain (NATS_REPLICAS=1 on that node).
     const media = await connectNode(leaf, nats.passwords, 'media');
     await ensureStreams(media, { replicas: 1, streams: mediaStreams });
-    const events = new EventPublisher(media);
+    const events = new EventPublisher(media, new ReplyMux(media, inboxPrefixOf(media)));
 
     // The hub side: a plain MEDIA made by telemetry first (the wrong start order), then turned into the sourced
     // aggregate by deploy/nats/apply-stream.mjs; ensureStreams leaves the aggregate alone afterwards.

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  EventPublisher, eventValidator, healthEventSubject, healthProbeSubject, mediaWebhookSubject, Subjects,
+  EventPublisher, ReplyMux, inboxPrefixOf, eventValidator, healthEventSubject, healthProbeSubject, mediaWebhookSubject, Subjects,
   type EventKey, type EventPayload,
 } from '@homelab/bus';
 import { connectAs, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
@@ -153,8 +153,8 @@ describe('Grafana dashboards against a real Prometheus', () => {
   it('every PromQL expression of every panel returns data after a scripted run', { timeout: 180_000 }, async () => {
     await using healthNc = await connectAs(stack.nats, 'health');
     await using mediaNc = await connectAs(stack.nats, 'media');
-    const health = new EventPublisher(healthNc);
-    const media = new EventPublisher(mediaNc);
+    const health = new EventPublisher(healthNc, new ReplyMux(healthNc, inboxPrefixOf(healthNc)));
+    const media = new EventPublisher(mediaNc, new ReplyMux(mediaNc, inboxPrefixOf(mediaNc)));
     let inference = 0;
     // Two rounds with scrapes in between, so every counter and histogram moved within the rate windows.
     for (let round = 1; round <= 2; round++) {

@@ -30,7 +30,7 @@ if (user && pass === undefined && process.env.NATS_PASSWORDS_FILE) {
   pass = new RegExp(`^${variable}:\\s*"([^"]*)"`, 'm').exec(readFileSync(process.env.NATS_PASSWORDS_FILE, 'utf8'))?.[1];
 }
 // Each service may read replies only on its own inbox prefix (nats.conf).
-const inboxPrefix = !user || user === 'scripts' ? '_INBOX' : user.startsWith('worker-') ? '_INBOX_worker' : `_INBOX_${user}`;
+const inboxPrefix = !user || user === 'scripts' ? '_INBOX' : `_INBOX_${user}`;
 const nc = await connect({ servers: (process.env.NATS_URL ?? 'nats://127.0.0.1:4222').split(','), user, pass, inboxPrefix });
 try {
   const jsm = await jetstreamManager(nc);

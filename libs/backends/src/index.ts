@@ -1,7 +1,11 @@
+// The worker runtime and the transport every backend shares. The backends themselves are separate
+// entries (`@homelab/backends/vllm`, `/ollama`, `/openai`, `/anthropic`), so a worker loads only its
+// own: the vLLM worker never loads an SDK.
 export type * from './types.ts';
-export * from './openai-compatible/index.ts';
-export * from './vllm/index.ts';
-export * from './openai/index.ts';
-export * from './ollama/index.ts';
-export * from './anthropic/index.ts';
-export * from './worker.ts';
+export * from './http/origin.ts';
+export * from './http/status.ts';
+export * from './worker/serve.ts';
+export * from './worker/request.ts';
+export * from './worker/envelope.ts';
+export * from './worker/answer-channel.ts';
+export * from './worker/completion-event.ts';

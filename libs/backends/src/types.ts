@@ -1,18 +1,9 @@
-import type OpenAI from 'openai';
+import type { Provider } from '@homelab/config';
+import type { DialectName, InternalForm } from '@homelab/dialects';
+import type { BackendTimeouts, HttpAnswer } from './http/origin.ts';
 
 /** The providers a worker can serve. The name is also the model prefix (`vllm/<model>`) and the worker subject token. */
-export type ProviderName = 'vllm' | 'ollama' | 'openai' | 'anthropic';
-
-export type ChatRequest = OpenAI.Chat.Completions.ChatCompletionCreateParams;
-export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
-export type ChatCompletion = OpenAI.Chat.Completions.ChatCompletion;
-export type ChatChunk = OpenAI.Chat.Completions.ChatCompletionChunk;
-export type ChatUsage = OpenAI.Completions.CompletionUsage;
-export type EmbeddingsRequest = OpenAI.EmbeddingCreateParams;
-export type EmbeddingsResponse = OpenAI.CreateEmbeddingResponse;
-
-/** A chunk's delta may carry reasoning text: vLLM and DeepSeek call it `reasoning_content`. */
-export type ChunkDeltaWithReasoning = OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string };
+export type ProviderName = Provider;
 
 /** A model a backend serves right now. */
 export interface BackendModel {
@@ -24,45 +15,43 @@ export interface BackendModel {
   loaded?: boolean;
 }
 
-export interface ChatCall {
-  /** The client's request; `model` is already the backend's own model id (prefix and alias resolved). */
-  request: ChatRequest;
-  requestId: string;
-  /** Aborted when the client goes away or the router gives up: the backend request must be aborted too. */
+/** One request to a backend, as bytes in one of the dialects it speaks. */
+export interface BackendCall extends BackendTimeouts {
+  dialect: DialectName;
+  body: Uint8Array;
+  stream: boolean;
+  /** Aborted when the requester goes away or the gateway gives up: the backend request is aborted too. */
   signal: AbortSignal;
-}
-
-export interface EmbedCall {
-  request: EmbeddingsRequest;
-  requestId: string;
-  signal: AbortSignal;
-}
-
-/** Timing facts a backend learns along the way and the worker reports (e.g. Ollama's cold load). */
-export interface ChatStreamStats {
-  /** Ollama's `load_duration`, in milliseconds, when the model had to be loaded. */
-  loadMs?: number;
+  /** Client headers the backend's API defines (e.g. `anthropic-beta`), passed on as they came. */
+  headers?: Record<string, string>;
 }
 
 /**
- * One backend: everything a worker needs to serve one provider. Each backend folder
- * (`openai-compatible/`, `vllm/`, `openai/`, `ollama/`, `anthropic/`) exports one factory returning this.
+ * One backend: the transport to one provider's API. It says which dialects it speaks (requests in
+ * them pass through as bytes), which of them carries each internal form (what a request in another
+ * dialect is translated into), and sends bytes. The translations themselves are the dialects'
+ * (libs/dialects); each backend folder (`vllm/`, `ollama/`, `openai/`, `anthropic/`) exports one
+ * factory returning this.
  *
- * Errors: throw `GatewayError` (from @homelab/bus) with code `backend_unavailable` (connection refused, 503),
- * `rate_limited` (429, with `retryAfterMs` from `Retry-After`), `backend_error` (5xx, malformed stream),
- * `timeout`, `invalid_request` (upstream 400, not retryable), `unauthorized` (bad upstream key: the message
- * must never contain the key), `model_not_found` (upstream 404), `cancelled` (signal aborted).
+ * Errors: `send` throws GatewayError `backend_unavailable` (connection refused, 503),
+ * `rate_limited` (429, with `retryAfterMs`), `backend_error` (5xx, a cut body), `timeout`,
+ * `invalid_request` (upstream 400, not retryable), `unauthorized` (the upstream key was refused:
+ * the message never contains it), `model_not_found` (upstream 404), `cancelled` (signal aborted).
  */
 export interface Backend {
   readonly provider: ProviderName;
-  /** One non-streaming completion (upstream `stream: false`): one JSON to parse, the cheapest path. */
-  chat(call: ChatCall, stats: ChatStreamStats): Promise<ChatCompletion>;
-  /**
-   * Streams the answer as OpenAI `chat.completion.chunk`s, in order. The last chunk carries `usage`
-   * (prompt and completion tokens), with `choices: []` as OpenAI's `include_usage` does.
-   */
-  chatStream(call: ChatCall, stats: ChatStreamStats): AsyncIterable<ChatChunk>;
-  embed(call: EmbedCall): Promise<EmbeddingsResponse>;
+  /** The dialects this backend speaks itself. */
+  readonly dialects: ReadonlySet<DialectName>;
+  /** The dialect carrying each internal form to this backend; a form it lacks cannot be served here. */
+  readonly forms: Readonly<Partial<Record<InternalForm, DialectName>>>;
+  /** Fields the lab's config sets in a request unless the client did (Ollama's `keep_alive`). */
+  readonly defaults?: Readonly<Record<string, unknown>>;
+  /** Sends one request; resolves with a 2xx answer whose body is read as it comes. */
+  send(call: BackendCall): Promise<HttpAnswer>;
   /** The models the backend serves now (vLLM `/v1/models`, Ollama `/api/tags` + `/api/ps`, configured cloud models). */
   listModels(signal: AbortSignal): Promise<BackendModel[]>;
+  /** Input tokens of a chat request, where the backend can count them (vLLM's `/tokenize`). */
+  countTokens?(request: { model: string; messages: unknown[] }, signal: AbortSignal): Promise<number>;
+  /** Lets go of the backend's connections. */
+  close(): Promise<void>;
 }

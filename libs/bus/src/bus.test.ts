@@ -4,7 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createLogger } from '@homelab/logging';
 import { connectAs, startNatsServer, type TestNatsServer } from '@homelab/testing';
 import {
-  EventPublisher, GatewayError, H, MicroService, Streams, Subjects, connectBus, consumeEvents, ensureStreams, errorFromReply, respondJson,
+  EventPublisher, GatewayError, H, MicroService, ReplyMux, inboxPrefixOf, Streams, Subjects, connectBus, consumeEvents, ensureStreams, errorFromReply, respondJson,
 } from './index.ts';
 import { Type } from '@sinclair/typebox';
 
@@ -117,7 +117,7 @@ describe('events on JetStream', () => {
     await using telemetry = await connectAs(nats, 'telemetry');
     const seen: unknown[] = [];
     const invalid: string[] = [];
-    const publisher = new EventPublisher(nc);
+    const publisher = new EventPublisher(nc, new ReplyMux(nc, inboxPrefixOf(nc)));
     const event = (i: number) => ({
       requestId: `r${i}`, operation: 'chat' as const, stream: false, requestedModel: 'fast', status: 'ok' as const, httpStatus: 200,
       attempts: 1, routeReason: 'alias:fast', latencyMs: 1, finishedAt: new Date().toISOString(),

@@ -52,12 +52,13 @@ export function readNatsSecrets(file: string): Record<NatsUser, string> {
 }
 
 /**
- * Each service's reply inboxes live under its own prefix, and nats.conf lets only that service
- * subscribe there: nobody else can read its replies. Scripts use the standard `_INBOX`.
+ * Each service's reply inboxes live under its own prefix (`_INBOX_router`, `_INBOX_worker-vllm`, …), and
+ * nats.conf lets only that service subscribe there: nobody else can read its replies. Scripts use
+ * the standard `_INBOX`.
  */
 export function inboxPrefixFor(user: string | undefined): string {
   if (!user || user === 'scripts') return '_INBOX';
-  return user.startsWith('worker-') ? '_INBOX_worker' : `_INBOX_${user}`;
+  return `_INBOX_${user}`;
 }
 
 /** The inbox prefix a connection was opened with (its own replies arrive under it). */

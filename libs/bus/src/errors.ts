@@ -38,8 +38,6 @@ export interface GatewayErrorOptions {
   retryAfterMs?: number;
   /** Overrides the table's retryable flag. */
   retryable?: boolean;
-  /** Whether any content already reached the requester (then the router never switches backend). */
-  contentSent?: boolean;
 }
 
 /** An error that crosses process boundaries: it has a stable code, an HTTP status and a retry hint. */
@@ -50,7 +48,6 @@ export class GatewayError extends Error {
   readonly param: string | null;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
-  readonly contentSent: boolean;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -62,7 +59,6 @@ export class GatewayError extends Error {
     this.param = options.param ?? null;
     this.retryable = options.retryable ?? entry.retryable;
     this.retryAfterMs = options.retryAfterMs;
-    this.contentSent = options.contentSent ?? false;
   }
 
   toOpenAI(): OpenAIErrorBody {

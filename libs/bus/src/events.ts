@@ -2,10 +2,8 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, je
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
-import { inboxPrefixOf } from './credentials.ts';
-import { GatewayError } from './errors.ts';
-import { H, createHeaders } from './headers.ts';
-import { ReplyMux } from './requester.ts';
+import { H, createHeaders, type MsgHeaders } from './headers.ts';
+import type { ReplyMux } from './requester.ts';
 import { encodeJson, validator, type Validator } from './schemas.ts';
 import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, type SubjectSpec } from './subjects.ts';
 
@@ -98,45 +96,109 @@ function streamError(spec: StreamSpec, replicas: number, err: unknown): Error {
   return new Error(`stream ${spec.name}: ${message}`, { cause: err });
 }
 
-/** Publishes events to JetStream. Awaiting the publish means the event is stored (the server acked it). */
+interface EventOptions { msgId?: string; subject?: string; traceparent?: string }
+
+/** An event on its way to JetStream: kept until the server acks it or the retry window closes. */
+interface Outgoing {
+  subject: string;
+  data: Uint8Array;
+  headers: MsgHeaders;
+  deadline: number;
+  attempt: number;
+  settle(error?: Error): void;
+}
+
+/**
+ * Publishes events to JetStream, the acks collected on the process's reply mux. `emit` does not
+ * wait: the ack is handled when it arrives, and a publish that got none (no stream leader for a
+ * moment, a lost ack) is sent again with the same `Nats-Msg-Id`, which the server's duplicate
+ * window turns into a no-op, until the retry window closes. `publish` is the same with a promise,
+ * for the callers that must know the event is stored.
+ */
 export class EventPublisher {
   readonly #nc: NatsConnection;
   readonly #mux: ReplyMux;
+  readonly #onLost: (subject: string, error: Error) => void;
+  #unacked = 0;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, mux: ReplyMux, onLost: (subject: string, error: Error) => void = () => {}) {
     this.#nc = nc;
-    this.#mux = new ReplyMux(nc, inboxPrefixOf(nc));
+    this.#mux = mux;
+    this.#onLost = onLost;
   }
 
-  /**
-   * A JetStream publish with the ack collected on this process's reply mux (no per-publish
-   * subscription, timer or Error object). `msgId` makes a retried publish a no-op on the server
-   * (its duplicate window), so retrying after a lost ack never stores an event twice.
-   */
-  async publish<K extends EventKey>(key: K, payload: EventPayload<K>, options: { msgId?: string; subject?: string; traceparent?: string } = {}): Promise<void> {
+  /** Events published and not acknowledged yet. */
+  get unacked(): number {
+    return this.#unacked;
+  }
+
+  /** Publishes without waiting; an event that cannot be stored within the retry window is reported to `onLost`. */
+  emit<K extends EventKey>(key: K, payload: EventPayload<K>, options: EventOptions = {}): void {
+    this.#send(this.#outgoing(key, payload, options, (error) => { if (error) this.#onLost(error.subject, error); }));
+  }
+
+  /** Publishes and resolves once the server stored the event (or rejects when it could not). */
+  publish<K extends EventKey>(key: K, payload: EventPayload<K>, options: EventOptions = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#send(this.#outgoing(key, payload, options, (error) => (error ? reject(error) : resolve())));
+    });
+  }
+
+  #outgoing<K extends EventKey>(key: K, payload: EventPayload<K>, options: EventOptions, settle: (error?: EventStoreError) => void): Outgoing {
     const headers = createHeaders();
     if (options.traceparent) headers.set(H.traceparent, options.traceparent);
-    if (options.msgId) headers.set('Nats-Msg-Id', options.msgId);
-    const spec: SubjectSpec = Subjects[key];
-    const subject = options.subject ?? spec.subject;
-    const data = encodeJson(payload);
-    const deadline = Date.now() + PUBLISH_RETRY_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const ack = await this.#mux.request(this.#nc, subject, data, { headers, timeoutMs: 5000 });
-        const body = ack.data.length ? (JSON.parse(decoder.decode(ack.data)) as { error?: { description?: string; code?: number } }) : {};
-        if (body.error) throw new Error(`JetStream refused the event on ${subject}: ${body.error.description ?? body.error.code}`);
-        return;
-      } catch (err) {
-        // No stream leader now (no responders: the stream is not created yet, or a server of a cluster
-        // died and its streams elect new leaders, a few seconds) or a lost ack: retry with the same
-        // msg id until the deadline; a refusal is final.
-        if (Date.now() >= deadline || !(err instanceof GatewayError)) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 1000)));
-      }
-    }
+    if (options.msgId) headers.set(H.msgId, options.msgId);
+    const subject = options.subject ?? (Subjects[key] as SubjectSpec).subject;
+    this.#unacked++;
+    return {
+      subject, headers, data: encodeJson(payload), deadline: Date.now() + PUBLISH_RETRY_MS, attempt: 0,
+      settle: (error) => { this.#unacked--; settle(error && new EventStoreError(subject, error)); },
+    };
+  }
+
+  #send(event: Outgoing): void {
+    event.attempt++;
+    const inbox = this.#mux.open(
+      (ack) => {
+        inbox.close();
+        // The server's no-responders status: no stream leader right now.
+        if (ack.data.length === 0 && ack.headers?.code === 503) return this.#retry(event, new Error('no JetStream stream answers'));
+        const refusal = jetStreamRefusal(ack.data);
+        event.settle(refusal ? new Error(`JetStream refused the event: ${refusal}`) : undefined);
+      },
+      (reason) => { inbox.close(); this.#retry(event, new Error(reason === 'timeout' ? 'no acknowledgement in time' : 'the bus connection dropped')); },
+      ACK_TIMEOUT_MS,
+    );
+    this.#nc.publish(event.subject, event.data, { reply: inbox.subject, headers: event.headers });
+  }
+
+  #retry(event: Outgoing, error: Error): void {
+    if (Date.now() >= event.deadline || this.#nc.isClosed()) return event.settle(error);
+    setTimeout(() => this.#send(event), Math.min(200 * event.attempt, 1000)).unref();
   }
 }
+
+/** An event that could not be stored: names the subject, never the payload. */
+export class EventStoreError extends Error {
+  readonly subject: string;
+  constructor(subject: string, cause: Error) {
+    super(`could not store the event on ${subject}: ${cause.message}`, { cause });
+    this.name = 'EventStoreError';
+    this.subject = subject;
+  }
+}
+
+function jetStreamRefusal(data: Uint8Array): string | undefined {
+  if (data.length === 0) return undefined;
+  try {
+    const body = JSON.parse(decoder.decode(data)) as { error?: { description?: string; code?: number } };
+    return body.error ? String(body.error.description ?? body.error.code) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ACK_TIMEOUT_MS = 5000;
 
 const decoder = new TextDecoder();
 /** How long a publish keeps retrying: longer than a JetStream cluster takes to elect a stream's new leader. */

@@ -10,8 +10,19 @@ export const H = {
   traceparent: 'traceparent',
   /** `local-only` keeps a request inside the lab (per request, from the HTTP header of the same name). */
   route: 'x-homelab-route',
-  /** The name of the API key the ingress accepted (never the key): the router applies its scopes and budgets. */
-  apiKey: 'Homelab-Key',
+  /**
+   * The API key itself, as the client presented it (ingress → router, or a script's own key): the
+   * router verifies it as the ingress does, so nobody can act as a key they do not hold.
+   */
+  apiKey: 'Homelab-Api-Key',
+  /** Router → worker: the name of the key the router accepted (never the key), for the event. */
+  keyName: 'Homelab-Key',
+  /** The dialect of the request body, and of the answer (libs/dialects: `openai.chat`, `anthropic.messages`, …). */
+  dialect: 'Homelab-Dialect',
+  /** Router → worker: the client asked for a streamed answer (`1`). */
+  streaming: 'Homelab-Streaming',
+  /** Router → worker: the client asked for a usage event in its stream (`1`; OpenAI's `stream_options.include_usage`). */
+  includeUsage: 'Homelab-Include-Usage',
   /** Set by the router on a worker request: the subject the worker streams the answer to. */
   replyTo: 'Homelab-Reply-To',
   /** Set by the router: the backend's own model id (prefix and alias resolved). */
@@ -24,22 +35,29 @@ export const H = {
   /** When the router received the request (epoch ms, fractional): the start of the gateway's clock. */
   receivedAt: 'Homelab-Received-At',
   /**
-   * Reply framing: `chunk` on each streamed chunk, `end` on the terminal message, `keepalive` (no body)
-   * from whoever holds the request after 2 s of silence; absent on a single reply.
+   * Answer framing (docs/subjects.md): `data` on the first message of a stream (later data messages
+   * carry no headers at all), `end` on the last, `error` on an error after content, `keepalive`
+   * (no body) from whoever holds the request after 2 s of silence; absent on a single answer.
    */
   stream: 'Homelab-Stream',
+  /** On the answer: its media type (`application/json`, `text/event-stream`, `application/x-ndjson`). */
+  contentType: 'Content-Type',
   /** On the answer: which backend and model served it. */
   backend: 'Homelab-Backend',
   model: 'Homelab-Model',
-  /** On the answer: time spent waiting on the backend, and the gateway's own time, in ms. */
+  /** On the answer: time spent waiting on the backend, in ms (to the first token for a stream). */
   backendMs: 'Homelab-Backend-Ms',
-  overheadMs: 'Homelab-Overhead-Ms',
   retryAfterMs: 'Homelab-Retry-After-Ms',
   /** The NATS micro-service protocol's error headers (ADR-32). */
   serviceError: 'Nats-Service-Error',
   serviceErrorCode: 'Nats-Service-Error-Code',
   errorCode: 'Homelab-Error-Code',
+  /** JetStream's de-duplication id. */
+  msgId: 'Nats-Msg-Id',
 } as const;
+
+/** Client HTTP headers the gateway carries to the backend of the same dialect (Anthropic's beta features). */
+export const FORWARDED_CLIENT_HEADERS = ['anthropic-beta', 'anthropic-version'] as const;
 
 export type MsgHeaders = MsgHdrs;
 
@@ -53,11 +71,6 @@ export function newRequestId(): string {
 }
 
 // W3C trace context is @homelab/tracing's; these are the shapes the bus code uses.
-
-/** A W3C traceparent for a new trace (sampled). */
-export function newTraceparent(): string {
-  return formatTraceparent(childSpanContext(undefined));
-}
 
 /** The same trace with a new span id: what a hop sends downstream. Starts a new trace when `parent` is invalid. */
 export function childTraceparent(parent: string | undefined): string {

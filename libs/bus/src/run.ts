@@ -4,7 +4,9 @@ import { ConfigError, loadConfig, type LabConfig } from '@homelab/config';
 import { createLogger, type Logger } from '@homelab/logging';
 import { initTracing, type Tracing } from '@homelab/tracing';
 import { busCredentialsFromEnv, connectBus } from './connect.ts';
+import { inboxPrefixOf } from './credentials.ts';
 import { ensureStreams, EventPublisher } from './events.ts';
+import { ReplyMux } from './requester.ts';
 import { Streams } from './subjects.ts';
 import { MicroService } from './service.ts';
 
@@ -14,6 +16,8 @@ export interface ServiceContext {
   nc: NatsConnection;
   /** This process's `$SRV` registration: add endpoints to it. */
   service: MicroService;
+  /** The process's one reply mux: every request this service makes waits for its reply here. */
+  mux: ReplyMux;
   events: EventPublisher;
   /** Spans per hop, exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; off (and free) otherwise. */
   tracing: Tracing;
@@ -58,28 +62,22 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   }
   const tracing = initTracing(options.name, { version: options.version ?? VERSION });
   for (const line of config.notConfigured) if (line.area === options.configArea) log.info(`not configured: ${line.message}`);
+  const lifecycle = processLifecycle(log);
 
-  let shuttingDown = false;
   // Filled in as start-up proceeds; a signal may arrive at any point of it.
-  const running: { nc?: NatsConnection; service?: MicroService; onStop?: (() => Promise<void> | void) | void } = {};
-  const shutdown = async (signal: string): Promise<void> => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); process.exit(1); }, 30_000);
-    force.unref();
+  const running: { nc?: NatsConnection; service?: MicroService; mux?: ReplyMux; onStop?: (() => Promise<void> | void) | void } = {};
+  lifecycle.add(async () => {
+    log.info('shutting down');
     try {
       await running.service?.stop();
       await running.onStop?.();
+      running.mux?.close();
       if (running.nc && !running.nc.isClosed()) await running.nc.drain();
       await tracing.shutdown();
     } catch (err) {
       log.error({ err }, 'error while shutting down');
     }
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  });
 
   try {
     await options.beforeConnect?.({ config, log, tracing });
@@ -95,17 +93,65 @@ export async function runService(options: RunServiceOptions): Promise<void> {
       name: options.name, version: options.version ?? VERSION, description: options.description,
       // Lets a probe (k8s, docs/deploy.md) tell this copy's answer from another replica's.
       metadata: { hostname: hostname() },
-    }, log);
+    }, log, () => ({ faults: lifecycle.faults }));
     running.service = service;
-    running.onStop = await options.start({ config, log, nc, service, events: new EventPublisher(nc), tracing });
+    const mux = new ReplyMux(nc, inboxPrefixOf(nc));
+    running.mux = mux;
+    const events = new EventPublisher(nc, mux, (subject, error) => log.warn({ subject, err: error.message }, 'an event could not be stored'));
+    running.onStop = await options.start({ config, log, nc, service, mux, events, tracing });
     service.announce();
   } catch (err) {
     // A signal during start-up drains the connection under the starting service: its failure is
     // the shutdown's doing, and the shutdown in progress ends the process (with 0).
-    if (shuttingDown) return new Promise<void>(() => {});
+    if (lifecycle.stopping) return new Promise<void>(() => {});
     throw err;
   }
   log.info('started');
+}
+
+interface ProcessLifecycle {
+  /** Registers a service's shutdown; a signal runs every registered one, then the process exits 0. */
+  add(stop: () => Promise<void>): void;
+  readonly stopping: boolean;
+  /** Faults that escaped a request (uncaught exceptions, unhandled rejections) since the process started. */
+  readonly faults: number;
+}
+
+let lifecycleOfProcess: ProcessLifecycle | undefined;
+
+/**
+ * What belongs to the process, not to one service (several services may share a process): the
+ * signal handlers, and the guard that keeps one request's fault from ending the process. A fault
+ * that escapes its request's own handling is a bug: it is logged with its stack and counted (the
+ * `faults` of `$SRV.STATS`, a metric in telemetry), and every other request in flight goes on.
+ */
+function processLifecycle(log: Logger): ProcessLifecycle {
+  if (lifecycleOfProcess) return lifecycleOfProcess;
+  const stops: (() => Promise<void>)[] = [];
+  const state = { stopping: false, faults: 0 };
+  const shutdown = async (signal: string): Promise<void> => {
+    if (state.stopping) return;
+    state.stopping = true;
+    log.info({ signal }, 'signal received');
+    const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); process.exit(1); }, 30_000);
+    force.unref();
+    await Promise.all(stops.map((stop) => stop()));
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  const onFault = (kind: string) => (err: unknown): void => {
+    state.faults++;
+    log.error({ err, kind, faults: state.faults }, 'a fault escaped its request (a bug): logged and counted, the service goes on');
+  };
+  process.on('uncaughtException', onFault('uncaughtException'));
+  process.on('unhandledRejection', onFault('unhandledRejection'));
+  lifecycleOfProcess = {
+    add: (stop) => { stops.push(stop); },
+    get stopping() { return state.stopping; },
+    get faults() { return state.faults; },
+  };
+  return lifecycleOfProcess;
 }
 
 /** `runService(...).catch(exitOnError(log))`: a failure at start is logged and ends the process with 1. */

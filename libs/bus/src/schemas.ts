@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { ProviderSchema } from '@homelab/config';
 import { GatewayError } from './errors.ts';
 
 /*
@@ -14,7 +15,7 @@ const Closed = { additionalProperties: false } as const;
 export const ModelsRequestSchema = Type.Union([Type.Object({ id: Type.Optional(Type.String({ minLength: 1 })) }, Closed), Type.Null()]);
 export type ModelsRequestPayload = Static<typeof ModelsRequestSchema>;
 
-export const ProviderSchema = Type.Union([Type.Literal('vllm'), Type.Literal('ollama'), Type.Literal('openai'), Type.Literal('anthropic')]);
+export { ProviderSchema };
 
 /** One entry of `GET /v1/models`: OpenAI's model object plus the gateway's facts. */
 export const ModelEntrySchema = Type.Object({
@@ -39,7 +40,10 @@ export type WorkerModels = Static<typeof WorkerModelsSchema>;
 export const InferenceCompletedSchema = Type.Object({
   requestId: Type.String(),
   traceId: Type.Optional(Type.String()),
-  operation: Type.Union([Type.Literal('chat'), Type.Literal('embeddings')]),
+  /** GenAI's operation name: `chat` (chat, Responses, Messages, Ollama chat), `text_completion`, `embeddings`. */
+  operation: Type.Union([Type.Literal('chat'), Type.Literal('text_completion'), Type.Literal('embeddings')]),
+  /** The client's dialect (libs/dialects: `openai.chat`, `anthropic.messages`, `ollama.chat`, …). */
+  dialect: Type.Optional(Type.String()),
   stream: Type.Boolean(),
   requestedModel: Type.String(),
   /** The backend's model id that served (or was last tried). */
@@ -47,7 +51,8 @@ export const InferenceCompletedSchema = Type.Object({
   /** The model name the backend reported in its answer. */
   responseModel: Type.Optional(Type.String()),
   backend: Type.Optional(ProviderSchema),
-  status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  /** `cancelled`: the requester went away (a closed browser tab), which is not a failure of the gateway. */
+  status: Type.Union([Type.Literal('ok'), Type.Literal('error'), Type.Literal('cancelled')]),
   /** The error code from the gateway's table, on failure. */
   errorType: Type.Optional(Type.String()),
   httpStatus: Type.Integer(),
@@ -56,6 +61,7 @@ export const InferenceCompletedSchema = Type.Object({
   latencyMs: Type.Number(),
   ttftMs: Type.Optional(Type.Number()),
   backendMs: Type.Optional(Type.Number()),
+  /** The gateway's own time: latency minus the time spent waiting on the backend. */
   overheadMs: Type.Optional(Type.Number()),
   loadMs: Type.Optional(Type.Number()),
   inputTokens: Type.Optional(Type.Integer()),

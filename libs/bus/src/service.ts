@@ -41,6 +41,8 @@ export interface EndpointOptions<S extends TSchema | null> {
   handler: (req: ServiceRequest<S extends TSchema ? Static<S> : null>) => void | Promise<void>;
   /** Called for every request that ends in an error reply (invalid payload included), e.g. to record it. */
   onError?: (msg: Msg, error: GatewayError) => void;
+  /** The body of an error reply (default: OpenAI's error shape), e.g. in the requester's own API dialect. */
+  errorBody?: (error: GatewayError) => string;
   /** The endpoint's `data` in `$SRV.STATS` replies (e.g. `{ in_flight: 3 }`), read when asked. */
   statsData?: () => Record<string, unknown>;
 }
@@ -70,10 +72,14 @@ export class MicroService {
   #stopped = false;
   #announced = false;
 
-  constructor(nc: NatsConnection, info: ServiceInfo, log: Logger) {
+  readonly #processStats: (() => Record<string, unknown>) | undefined;
+
+  /** `processStats`: facts of the whole process for `$SRV.STATS` (its `data`), e.g. escaped faults. */
+  constructor(nc: NatsConnection, info: ServiceInfo, log: Logger, processStats?: () => Record<string, unknown>) {
     this.#nc = nc;
     this.info = info;
     this.#log = log;
+    this.#processStats = processStats;
   }
 
   /**
@@ -103,7 +109,7 @@ export class MicroService {
       state.num_errors++;
       state.last_error = `${gatewayError.status}:${gatewayError.message}`;
       if (gatewayError.code === 'internal_error') this.#log.error({ err, endpoint: name }, 'endpoint failed');
-      if (msg.reply) respondError(msg, gatewayError);
+      if (msg.reply) respondError(msg, gatewayError, undefined, options.errorBody?.(gatewayError));
       options.onError?.(msg, gatewayError);
     };
     this.#subs.push(this.#nc.subscribe(options.subject, {
@@ -146,6 +152,7 @@ export class MicroService {
     }
     return {
       type: 'io.nats.micro.v1.stats_response', ...base, started: this.#started,
+      ...(this.#processStats && { data: this.#processStats() }),
       endpoints: this.#endpoints.map((e) => ({
         name: e.name, subject: e.subject, queue_group: e.queue_group, num_requests: e.num_requests, num_errors: e.num_errors,
         last_error: e.last_error, processing_time: e.processing_time,
@@ -170,8 +177,9 @@ export function errorHeaders(err: GatewayError, headers: MsgHeaders = createHead
   return headers;
 }
 
-export function respondError(msg: Msg, err: GatewayError, headers?: MsgHeaders): void {
-  msg.respond(encodeJson(err.toOpenAI()), { headers: errorHeaders(err, headers) });
+/** An error reply: the service error headers, and the body in OpenAI's shape unless another is given (a dialect's). */
+export function respondError(msg: Msg, err: GatewayError, headers?: MsgHeaders, body?: string): void {
+  msg.respond(body ?? encodeJson(err.toOpenAI()), { headers: errorHeaders(err, headers) });
 }
 
 /** Rebuilds a GatewayError from a reply carrying the service error headers; undefined when the reply is not an error. */

@@ -74,8 +74,13 @@ export type SubjectKey = keyof typeof Subjects;
 export type EventKey = { [K in SubjectKey]: (typeof Subjects)[K]['kind'] extends 'event' ? K : never }[SubjectKey];
 export type EventPayload<K extends EventKey> = Static<(typeof Subjects)[K]['schema']>;
 
-/** Subjects of one worker kind: `worker.<provider>.chat|embeddings|models` (internal, queue group per provider). */
-export type WorkerOperation = 'chat' | 'embeddings' | 'models';
+/**
+ * Subjects of one worker kind: `worker.<provider>.<operation>` (internal, queue group per provider).
+ * `generate` takes a generation request in any dialect (chat, completions, Responses, Messages, Ollama's
+ * chat and generate), `embed` an embeddings request, `count_tokens` a token count, `models` asks what
+ * the backend serves now.
+ */
+export type WorkerOperation = 'generate' | 'embed' | 'count_tokens' | 'models';
 export const workerSubject = (provider: string, operation: WorkerOperation): string => `worker.${provider}.${operation}`;
 export const WorkerModelsReply = WorkerModelsSchema;
 

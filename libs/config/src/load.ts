@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parseDocument } from 'yaml';
+import { CLOUD_PROVIDERS, LOCAL_PROVIDERS, PROVIDER_PREFIX_PATTERN } from './providers.ts';
 import {
   LabConfigSchema, type CloudBackendConfig, type LabConfigFile, type LocalBackendConfig, type ServiceConfig, type ServiceKind,
   type HealthConfig,
@@ -138,7 +139,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
   if (env['PROXMOX_API_TOKEN']) for (const s of services) if (s.kind === 'proxmox') s.apiKey = env['PROXMOX_API_TOKEN'];
 
   const backends: LabConfig['backends'] = {};
-  for (const provider of ['vllm', 'ollama'] as const) {
+  for (const provider of LOCAL_PROVIDERS) {
     const b = cfg.inference[provider];
     if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
     const [node, name] = b.service.split('/');
@@ -150,7 +151,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     backends[provider] = { ...b, url: svc.url, maxConcurrent: b.maxConcurrent ?? limits.maxConcurrent, maxQueue: b.maxQueue ?? limits.maxQueue, ...(svc.apiKey && { apiKey: svc.apiKey }) };
   }
   const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
-  for (const provider of ['openai', 'anthropic'] as const) {
+  for (const provider of CLOUD_PROVIDERS) {
     const b = cfg.inference[provider];
     const prefix = cloudEnv[provider];
     const apiKey = env[`${prefix}_API_KEY`] || b?.apiKey;
@@ -159,7 +160,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     backends[provider] = { ...b, apiKey, baseURL: stripSlash(env[`${prefix}_BASE_URL`] || b.baseURL) };
   }
   for (const [alias, candidates] of Object.entries(cfg.inference.aliases)) {
-    if (/^(vllm|ollama|openai|anthropic)\//.test(alias)) throw new ConfigError(file, `inference.aliases.${alias}`, 'an alias cannot start with a provider prefix');
+    if (new RegExp(PROVIDER_PREFIX_PATTERN).test(alias)) throw new ConfigError(file, `inference.aliases.${alias}`, 'an alias cannot start with a provider prefix');
     void candidates;
   }
 

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { PROVIDER_PREFIX_PATTERN, ProviderSchema } from './providers.ts';
 
 /*
  * The lab's YAML, as a schema. Unknown keys are errors (a typo must not silently become a
@@ -190,7 +191,7 @@ const RoutingSchema = Type.Object({
   /** Cloud candidates are skipped once today's estimated cloud spend (UTC day) reaches this, in USD. */
   cloudDailyBudgetUsd: Opt(Type.Number({ minimum: 0 })),
   /** USD per million tokens, by `provider/model` (a `provider/*` entry covers the rest of a provider). */
-  prices: Type.Record(Type.String({ pattern: '^(openai|anthropic|vllm|ollama)/.+' }), Type.Object({
+  prices: Type.Record(Type.String({ pattern: `${PROVIDER_PREFIX_PATTERN}.+` }), Type.Object({
     input: Type.Number({ minimum: 0 }),
     output: Type.Number({ minimum: 0 }),
   }, { additionalProperties: false }), { default: {} }),
@@ -207,12 +208,23 @@ const AuthSchema = Type.Object({
     /** SHA-256 of the key, hex (`printf %s "$KEY" | sha256sum`): never the key itself. */
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     models: Opt(Type.Array(Type.String({ minLength: 1 }))),
-    backends: Opt(Type.Array(Type.Union([Type.Literal('vllm'), Type.Literal('ollama'), Type.Literal('openai'), Type.Literal('anthropic')]))),
+    backends: Opt(Type.Array(ProviderSchema)),
     localOnly: Opt(Type.Boolean()),
     rateLimitPerMinute: Opt(Type.Integer({ minimum: 1 })),
     dailyTokens: Opt(Type.Integer({ minimum: 0 })),
     monthlyTokens: Opt(Type.Integer({ minimum: 0 })),
   }, { additionalProperties: false }), { default: [] }),
+  /**
+   * What a script on the NATS API may do without presenting a key of its own (`Homelab-Api-Key`),
+   * when keys are on: by default local models only, never a cloud API.
+   */
+  scripts: Type.Object({
+    models: Opt(Type.Array(Type.String({ minLength: 1 }))),
+    backends: Opt(Type.Array(ProviderSchema)),
+    localOnly: Type.Boolean({ default: true }),
+    dailyTokens: Opt(Type.Integer({ minimum: 0 })),
+    monthlyTokens: Opt(Type.Integer({ minimum: 0 })),
+  }, { additionalProperties: false, default: {} }),
   /** Requests per minute from one client address, checked before the key (so guessing keys is slow); 0: off. */
   ipRateLimitPerMinute: Type.Integer({ minimum: 0, default: 6000 }),
   /** Origins allowed to call the API from a browser (CORS); none by default. `*` allows any. */
@@ -241,7 +253,7 @@ export const LabConfigSchema = Obj({
     openai: Opt(CloudBackendSchema),
     anthropic: Opt(CloudBackendSchema),
     /** alias → ordered candidates `provider/model`; the first one available serves. */
-    aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: '^(vllm|ollama|openai|anthropic)/.+' }), { minItems: 1 }), { default: {} }),
+    aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: `${PROVIDER_PREFIX_PATTERN}.+` }), { minItems: 1 }), { default: {} }),
     /** How often the router asks the workers which models their backends serve. */
     discoveryIntervalMs: Ms(15_000),
   }, { additionalProperties: false, default: {} }),

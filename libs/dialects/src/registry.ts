@@ -1,4 +1,6 @@
 import { GatewayError } from '@homelab/bus';
+import { anthropicMessages } from './anthropic-messages/index.ts';
+import { ollamaChat, ollamaEmbed } from './ollama/index.ts';
 import { openAIChat } from './openai-chat/index.ts';
 import { openAIEmbeddings } from './openai-embeddings/index.ts';
 import type { Dialect, DialectName } from './types.ts';
@@ -7,6 +9,9 @@ import type { Dialect, DialectName } from './types.ts';
 const DIALECTS: Partial<Record<DialectName, Dialect>> = {
   'openai.chat': openAIChat as Dialect,
   'openai.embeddings': openAIEmbeddings as Dialect,
+  'anthropic.messages': anthropicMessages as Dialect,
+  'ollama.chat': ollamaChat as Dialect,
+  'ollama.embed': ollamaEmbed as Dialect,
 };
 
 /** The dialect of that name; a GatewayError when the gateway does not speak it. */
@@ -14,6 +19,12 @@ export function dialectOf(name: string | undefined): Dialect {
   const dialect = name ? DIALECTS[name as DialectName] : undefined;
   if (!dialect) throw new GatewayError('invalid_request', `unknown dialect '${name ?? ''}'`);
   return dialect;
+}
+
+/** GenAI's operation name for a dialect's requests: `chat`, `text_completion` or `embeddings` (events, metrics, spans). */
+export function operationName(dialect: Dialect): 'chat' | 'text_completion' | 'embeddings' {
+  if (dialect.operation === 'embed') return 'embeddings';
+  return dialect.name === 'openai.completions' || dialect.name === 'ollama.generate' ? 'text_completion' : 'chat';
 }
 
 export function implementedDialects(): DialectName[] {

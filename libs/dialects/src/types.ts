@@ -61,6 +61,8 @@ export interface InternalAnswers { chat: ChatCompletion; completion: Completion;
 export interface RoutingFacts {
   model: string;
   stream: boolean;
+  /** The client asked for a usage event in its stream (OpenAI's `stream_options.include_usage`). */
+  includeUsage?: boolean;
 }
 
 /** What the gateway learns of an answer, whatever its dialect: for the event, the budgets and the trace. */
@@ -160,16 +162,18 @@ export interface Dialect<Body = unknown> {
   routing(body: Body): RoutingFacts;
   /** A gateway error in this dialect's shape and status code. */
   error(error: GatewayError): DialectError;
+  /** An error after content was sent, in the dialect's in-stream form (it ends the stream). */
+  streamError?(error: GatewayError): string;
   /** How streamed answers are framed; absent for dialects that never stream. */
   readonly framing?: StreamFraming;
 
   // --- client side: a client speaks this dialect, the backend does not ---
   /** The client's request in the internal form; throws GatewayError `invalid_request` for what cannot map. */
   requestToInternal?(body: Body): InternalRequest;
-  /** A whole internal answer as this dialect's answer (JSON text). */
-  answerFromInternal?(answer: InternalAnswers[InternalForm], context: TranslationContext): string;
-  /** Internal chunks as this dialect's stream. */
-  createEncoder?(context: TranslationContext): StreamEncoder<ChatChunk | Completion>;
+  /** A whole internal answer as this dialect's answer (JSON text); `body` is the client's request. */
+  answerFromInternal?(answer: InternalAnswers[InternalForm], context: TranslationContext, body: Body): string;
+  /** Internal chunks as this dialect's stream; `body` is the client's request. */
+  createEncoder?(context: TranslationContext, body: Body): StreamEncoder<ChatChunk | Completion>;
 
   // --- backend side: the backend speaks this dialect ---
   /** The client's bytes made ready for a backend of this dialect (model, usage). */

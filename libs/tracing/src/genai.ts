@@ -38,7 +38,7 @@ export const MessagingAttr = {
 } as const;
 
 export interface GenAiSpanInfo {
-  operation: 'chat' | 'embeddings';
+  operation: 'chat' | 'text_completion' | 'embeddings';
   provider?: string;
   requestModel?: string;
   responseModel?: string;

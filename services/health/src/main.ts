@@ -1,5 +1,5 @@
 import {
-  EventPublisher, Subjects, exitOnStartFailure, healthProbeSubject, respondJson, runService,
+  Subjects, exitOnStartFailure, healthProbeSubject, respondJson, runService,
 } from '@homelab/bus';
 import { ServiceDiscovery } from './discovery.ts';
 import { buildInventory, discoveryTarget } from './inventory.ts';
@@ -23,7 +23,8 @@ await runService({
     });
     const notifier = new Notifier({ alerts: h.alerts, lab: config.lab.name, log });
     notifier.seed(initial);
-    const probes = new EventPublisher(nc);
+    // Probe results share the service's publisher: one mux, one way to publish.
+    const probes = events;
     let probeFailures = 0;
 
     const monitor = new HealthMonitor({

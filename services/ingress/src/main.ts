@@ -1,4 +1,4 @@
-import { KeyRegistry, ReplyMux, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, openKeyBuckets, runService, type NatsConnection } from '@homelab/bus';
+import { KeyRegistry, exitOnStartFailure, openKeyBuckets, runService, type NatsConnection } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 import { buildApp, type IngressBus } from './app.ts';
 
@@ -9,7 +9,7 @@ let replicas = 1;
 
 await runService({
   name: 'ingress',
-  description: 'OpenAI-compatible HTTP edge of the lab: /v1/chat/completions, /v1/embeddings, /v1/models, /status',
+  description: 'HTTP edge of the lab: the APIs the house\'s clients speak (OpenAI, Anthropic, Ollama), and /status',
   onConnectionChange: (connected) => { bus.connected = connected; },
   // HTTP first: /healthz answers and /readyz says "not ready" while NATS is still unreachable.
   async beforeConnect({ config, log, tracing }) {
@@ -22,8 +22,8 @@ await runService({
     await app.listen({ port: config.gateway.port, host: config.gateway.host });
     log.info({ port: config.gateway.port, host: config.gateway.host, auth: config.auth.mode }, 'listening');
   },
-  async start({ nc, log }) {
-    bus.mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
+  async start({ nc, log, mux }) {
+    bus.mux = mux;
     bus.nc = nc;
     bus.connected = !nc.isClosed();
     if (keys) void followKeys(nc, keys, log);

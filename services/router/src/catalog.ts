@@ -1,7 +1,8 @@
 import { WorkerModelsReply, validator, workerSubject, type ModelEntry, type ModelList, type NatsConnection } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
-import { PROVIDERS, type ModelView, type Provider } from './resolve.ts';
+import { PROVIDERS, type Provider } from '@homelab/config';
+import type { ModelView } from './resolve.ts';
 
 const checkReply = validator(WorkerModelsReply);
 

@@ -1,17 +1,19 @@
 import {
-  GatewayError, H, KeepaliveSender, childTraceparent, publishCancel, createHeaders, keyAllowsModel, errorFromReply, newRequestId, nowMs, respondError, traceIdOf, workerSubject,
-  type EventPublisher, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
+  FORWARDED_CLIENT_HEADERS, GatewayError, H, KeepaliveSender, childTraceparent, createHeaders, newRequestId, nowMs, respondError, traceIdOf,
+  type EventPublisher, type InferenceCompleted, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
-import type { LabConfig } from '@homelab/config';
-import type { ChatRequestPayload, EmbeddingsRequestPayload } from '@homelab/dialects';
+import { PROVIDERS, type LabConfig, type Provider } from '@homelab/config';
+import { operationName, type Dialect } from '@homelab/dialects';
 import type { Logger } from '@homelab/logging';
 import { HomelabSpanAttr, genAiAttributes, genAiSpanName, natsAttributes, type Hop, type Tracing } from '@homelab/tracing';
+import { placeRequest, type AttemptSettings, type BackendGates } from './attempts.ts';
 import { CircuitBreaker, type CircuitTransition } from './breaker.ts';
 import { ConcurrencyLimiter } from './limiter.ts';
-import { planCandidates, type BackendConditions } from './policy.ts';
-import { PROVIDERS, resolveModel, type Candidate, type ModelView, type Provider } from './resolve.ts';
-import { CLOUD_PROVIDERS } from './spend.ts';
+import { planRequest, type PlanContext } from './plan.ts';
+import type { BackendConditions } from './policy.ts';
+import type { Candidate, ModelView } from './resolve.ts';
 import type { UsageBook } from './keys.ts';
+import { natsWorkerLink } from './worker-link.ts';
 
 export interface DispatcherDeps {
   nc: NatsConnection;
@@ -19,7 +21,7 @@ export interface DispatcherDeps {
   config: LabConfig;
   models: ModelView;
   events: EventPublisher;
-  /** The router's reply mux: requests to workers without a subscription or timer each. */
+  /** The process's reply mux: requests to workers without a subscription or timer each. */
   mux: ReplyMux;
   /** The health service's view of the backends (none: only the router's own signals count). */
   isDown?: (provider: Provider) => boolean;
@@ -33,87 +35,63 @@ export interface DispatcherDeps {
   usage?: UsageBook;
 }
 
-export type Operation = 'chat' | 'embeddings';
-
-/** How one attempt on a worker went. */
-type AttemptResult =
-  | { kind: 'answered'; finished: Promise<void> }
-  | { kind: 'failed'; error: GatewayError };
-
-const decoder = new TextDecoder();
-const ACK = new Uint8Array(0);
-
-/** Error codes that say the backend itself is in trouble (they count against its circuit). */
-const BACKEND_FAULTS = new Set(['backend_unavailable', 'backend_error', 'timeout', 'no_backend']);
+/** One request as the router sees it. */
+interface Placing {
+  msg: Msg;
+  dialect: Dialect;
+  requestId: string;
+  traceparent: string;
+  requestedModel: string;
+  stream: boolean;
+  includeUsage: boolean;
+  receivedAt: number;
+  hop: Hop | undefined;
+}
 
 /**
- * Hands each request to a worker and stays out of the answer's path: the worker streams straight
- * to the requester. The router waits only for the worker's short outcome, so that a backend that
- * fails before any content reached the client can be retried or replaced by the next candidate,
- * and keeps the backend's concurrency slot until the worker says the answer is over.
+ * Places each request on a worker and stays out of the answer's path: the worker streams straight
+ * to the requester. Per request: the key (presented, verified here), the plan (`plan.ts`, pure), the
+ * attempts (`attempts.ts`), and when nothing answered, the error in the client's dialect and the
+ * request's one `inference.completed` event.
  */
 export class Dispatcher {
   readonly #deps: DispatcherDeps;
   readonly #cancelled = new Set<string>();
-  readonly breakers = new Map<Provider, CircuitBreaker>();
-  readonly limiters = new Map<Provider, ConcurrencyLimiter>();
-  /** Until when a backend asked not to be called (its `Retry-After`). */
-  readonly #coolingUntil = new Map<Provider, number>();
-  readonly #conditions: BackendConditions;
+  readonly gates: BackendGates;
+  readonly #planContext: PlanContext;
+  readonly #attemptSettings: AttemptSettings;
   /** While the router holds a request (queued, between retries), its requester hears it is alive. */
   readonly #keepalive: KeepaliveSender;
+  /** What a script that presents no key may do (keys on): the lab's `auth.scripts`. */
+  readonly #scriptsScope: KeyRecord;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
+    const breakers = new Map<Provider, CircuitBreaker>();
+    const limiters = new Map<Provider, ConcurrencyLimiter>();
     for (const p of PROVIDERS) {
       const backend = deps.config.backends[p];
       if (!backend) continue;
-      this.breakers.set(p, new CircuitBreaker(p, deps.config.routing.breaker, (t) => this.#onTransition(t)));
-      this.limiters.set(p, new ConcurrencyLimiter(backend.maxConcurrent, backend.maxQueue));
+      breakers.set(p, new CircuitBreaker(p, deps.config.routing.breaker, (t) => this.#onTransition(t)));
+      limiters.set(p, new ConcurrencyLimiter(backend.maxConcurrent, backend.maxQueue));
     }
+    this.gates = { breakers, limiters, coolingUntil: new Map() };
     this.#keepalive = new KeepaliveSender((replyTo, headers) => deps.nc.publish(replyTo, undefined, { headers }));
-    this.#conditions = {
+    const conditions: BackendConditions = {
       isDown: (p) => deps.isDown?.(p) ?? false,
-      isOpen: (p) => this.breakers.get(p)?.state === 'open',
+      isOpen: (p) => breakers.get(p)?.state === 'open',
       cloudBudgetReached: () => deps.cloudBudgetReached?.() ?? false,
     };
-  }
-
-  /** A request refused before any dispatch (invalid body, unknown model): one event for it too. */
-  recordRejected(msg: Msg, operation: Operation, error: GatewayError): void {
-    let requestedModel = '';
-    try {
-      const body = JSON.parse(decoder.decode(msg.data)) as { model?: unknown };
-      if (typeof body.model === 'string') requestedModel = body.model.slice(0, 256);
-    } catch { /* the body was not JSON: that was the error */ }
-    const requestId = msg.headers?.get(H.requestId) || newRequestId();
-    this.#deps.events.publish('inferenceCompleted', {
-      requestId, operation, stream: false, requestedModel, status: 'error', httpStatus: error.status, errorType: error.code,
-      attempts: 0, routeReason: 'rejected', latencyMs: 0, finishedAt: new Date().toISOString(),
-    }, { msgId: `${requestId}:router` }).catch(() => {});
-  }
-
-  /** The API key the ingress accepted (by name), checked again here: it may have been revoked since, or not allow this model. */
-  #keyOf(headers: MsgHeaders | undefined, model: string): KeyRecord | undefined {
-    const name = headers?.get(H.apiKey);
-    if (!name || !this.#deps.keys) return undefined;
-    const key = this.#deps.keys.byName(name);
-    if (!key) throw new GatewayError('invalid_api_key', `the API key '${name}' is not valid (revoked?)`);
-    if (!keyAllowsModel(key, model)) throw new GatewayError('forbidden', `key '${name}' may not use the model '${model}'`, { param: 'model' });
-    return key;
-  }
-
-  /** A key's backends, and its cloud budget: cloud candidates are dropped once the budget is spent. */
-  #keyScope(key: KeyRecord | undefined, candidates: Candidate[]): { candidates: Candidate[]; skipped: string[]; budget?: 'daily' | 'monthly' } {
-    if (!key) return { candidates, skipped: [] };
-    const skipped: string[] = [];
-    const budget = this.#deps.usage?.exhausted(key);
-    const kept = candidates.filter((c) => {
-      if (key.backends && !key.backends.includes(c.provider)) { skipped.push(`${c.provider} not allowed for key`); return false; }
-      if (budget && CLOUD_PROVIDERS.has(c.provider)) { skipped.push(`${c.provider} skipped (${budget} budget of key ${key.name} reached)`); return false; }
-      return true;
-    });
-    return { candidates: kept, skipped, ...(budget && kept.length === 0 && candidates.some((c) => CLOUD_PROVIDERS.has(c.provider)) && { budget }) };
+    this.#planContext = {
+      config: deps.config, models: deps.models, conditions,
+      budgetSpent: (key) => deps.usage?.exhausted(key),
+      retryInMs: (p) => breakers.get(p)?.retryInMs(),
+    };
+    this.#attemptSettings = {
+      config: deps.config, gates: this.gates, now: Date.now, random: Math.random,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    };
+    this.#scriptsScope = { name: 'scripts', sha256: '', createdAt: 'config', ...deps.config.auth.scripts };
   }
 
   /** Requests this router is still placing (queued, trying, backing off). */
@@ -131,213 +109,142 @@ export class Dispatcher {
     setTimeout(() => this.#cancelled.delete(requestId), 60_000).unref();
   }
 
-  chat(msg: Msg, payload: ChatRequestPayload): Promise<void> {
-    return this.#dispatch('chat', msg, payload.model, payload.stream === true);
+  /** A request refused before routing (its body did not validate): its one event. */
+  rejected(msg: Msg, dialect: Dialect, error: GatewayError): void {
+    const requestId = msg.headers?.get(H.requestId) || newRequestId();
+    this.#emit({
+      requestId, operation: operationName(dialect), dialect: dialect.name, stream: false, requestedModel: '', status: 'error',
+      httpStatus: error.status, errorType: error.code, attempts: 0, routeReason: 'rejected', latencyMs: 0, finishedAt: new Date().toISOString(),
+    });
   }
 
-  embeddings(msg: Msg, payload: EmbeddingsRequestPayload): Promise<void> {
-    return this.#dispatch('embeddings', msg, payload.model, false);
-  }
-
-  async #dispatch(operation: Operation, msg: Msg, requestedModel: string, stream: boolean): Promise<void> {
-    const receivedAt = nowMs();
-    const inHeaders = msg.headers;
-    const requestId = inHeaders?.get(H.requestId) || newRequestId();
+  /** Places one validated request of a dialect. */
+  async place(msg: Msg, dialect: Dialect, payload: unknown): Promise<void> {
     if (!msg.reply) return; // nobody to answer: a publish without reply subject
-    const tracing = this.#deps.tracing;
+    const facts = dialect.routing(payload);
+    const receivedAt = nowMs();
+    const headers = msg.headers;
+    const requestId = headers?.get(H.requestId) || newRequestId();
+    const operation = operationName(dialect);
     // Span attributes are built only when tracing is on: the request path pays nothing otherwise.
-    const hop = tracing?.enabled ? tracing.startHop(genAiSpanName(operation, requestedModel), {
-      traceparent: inHeaders?.get(H.traceparent), kind: 'server', startTime: receivedAt,
-      attributes: { ...natsAttributes(msg.subject), ...genAiAttributes({ operation, requestModel: requestedModel }), [HomelabSpanAttr.requestId]: requestId },
+    const hop = this.#deps.tracing?.enabled ? this.#deps.tracing.startHop(genAiSpanName(operation, facts.model), {
+      traceparent: headers?.get(H.traceparent), kind: 'server', startTime: receivedAt,
+      attributes: { ...natsAttributes(msg.subject), ...genAiAttributes({ operation, requestModel: facts.model }), [HomelabSpanAttr.requestId]: requestId },
     }) : undefined;
-    const traceparent = hop?.traceparent ?? childTraceparent(inHeaders?.get(H.traceparent));
+    const placing: Placing = {
+      msg, dialect, requestId, receivedAt, hop, requestedModel: facts.model, stream: facts.stream, includeUsage: facts.includeUsage === true,
+      traceparent: hop?.traceparent ?? childTraceparent(headers?.get(H.traceparent)),
+    };
     const held = this.#keepalive.hold(msg.reply);
     try {
-      await this.#route(operation, msg, requestedModel, stream, { requestId, traceparent, receivedAt, inHeaders, replyTo: msg.reply, hop });
-    } catch (err) {
-      hop?.fail(err, (err as { code?: string }).code);
-      throw err;
+      await this.#place(placing);
     } finally {
       held.release();
       hop?.end();
     }
   }
 
-  async #route(operation: Operation, msg: Msg, requestedModel: string, stream: boolean, r: { requestId: string; traceparent: string; receivedAt: number; inHeaders: MsgHeaders | undefined; replyTo: string; hop: Hop | undefined }): Promise<void> {
-    const { config } = this.#deps;
-    const { requestId, traceparent, receivedAt, inHeaders } = r;
+  async #place(p: Placing): Promise<void> {
+    const headers = p.msg.headers;
+    let key: KeyRecord | undefined;
+    try {
+      key = this.#keyOf(headers);
+    } catch (err) {
+      return this.#refuse(p, 0, err as GatewayError, ['rejected'], undefined);
+    }
+    const localOnly = this.#deps.config.routing.localOnly || headers?.get(H.route) === 'local-only' || key?.localOnly === true;
+    const plan = planRequest({ model: p.requestedModel, key, localOnly }, this.#planContext);
+    if (!plan.ok) return this.#refuse(p, 0, plan.error, plan.route, key);
 
-    const localOnly = config.routing.localOnly || inHeaders?.get(H.route) === 'local-only';
-    const key = this.#keyOf(inHeaders, requestedModel);
-    const resolution = resolveModel(requestedModel, config, this.#deps.models);
-    const { candidates: allowed, skipped: keySkipped, budget } = this.#keyScope(key, resolution.candidates);
-    const plan = planCandidates(allowed, config.routing.policy, localOnly, this.#conditions);
-    const route: string[] = [resolution.reason, ...resolution.skipped, ...keySkipped, ...plan.skipped];
-    const ctx = { msg, requestId, traceparent, requestedModel, receivedAt, operation, stream, route, hop: r.hop };
-    if (plan.localOnlyBlocked) {
-      return this.#fail(ctx, 0, new GatewayError('no_backend', `local-only: no local backend serves '${requestedModel}'; the request was not sent to a cloud API`, { param: 'model' }));
+    const link = natsWorkerLink({
+      nc: this.#deps.nc, mux: this.#deps.mux, backends: this.#deps.config.backends, operation: p.dialect.operation, stream: p.stream,
+      requestId: p.requestId, body: p.msg.data, isCancelled: () => this.#cancelled.has(p.requestId),
+      headersFor: (candidate, attempt, reason) => this.#workerHeaders(p, candidate, attempt, reason, key),
+    });
+    const placement = await placeRequest(plan.candidates, plan.route, link, this.#attemptSettings, p.requestedModel);
+    if (placement.outcome === 'answered') {
+      p.hop?.setAttributes({
+        ...genAiAttributes({ operation: operationName(p.dialect), provider: placement.candidate.provider, responseModel: placement.candidate.model }),
+        [HomelabSpanAttr.attempt]: placement.attempts, [HomelabSpanAttr.routeReason]: placement.reason,
+      });
+      return;
     }
-    if (plan.candidates.length === 0 && budget && key) {
-      const limit = budget === 'daily' ? key.dailyTokens : key.monthlyTokens;
-      return this.#fail(ctx, 0, new GatewayError('budget_exceeded', `the ${budget} cloud token budget of key '${key.name}' (${limit} tokens) is used up; local models are still served if the key allows them`));
+    if (placement.outcome === 'cancelled') {
+      const error = new GatewayError('cancelled', 'the requester went away');
+      return this.#record(p, placement.attempts, error, plan.route, key);
     }
-    if (allowed.length === 0) {
-      return this.#fail(ctx, 0, new GatewayError('forbidden', `key '${key?.name}' may not use the backends that serve '${requestedModel}'`, { param: 'model' }));
-    }
-    if (plan.candidates.length === 0) {
-      const retryIn = Math.min(...resolution.candidates.map((c) => this.breakers.get(c.provider)?.retryInMs() || Infinity));
-      return this.#fail(ctx, 0, new GatewayError('no_backend', `no backend for '${requestedModel}' is available now (${plan.skipped.join(', ')})`, {
-        ...(Number.isFinite(retryIn) && { retryAfterMs: retryIn }),
-      }));
-    }
-
-    const { retry } = config.routing;
-    let attempt = 0;
-    let lastError: GatewayError | undefined;
-    let saturated = 0;
-    for (const candidate of plan.candidates) {
-      const provider = candidate.provider;
-      const cooling = (this.#coolingUntil.get(provider) ?? 0) - Date.now();
-      if (cooling > 0) { route.push(`${provider} rate limited`); lastError ??= new GatewayError('rate_limited', `${provider} asked to wait`, { retryAfterMs: cooling }); continue; }
-      const limiter = this.limiters.get(provider)!;
-      const backend = config.backends[provider]!;
-      const slot = limiter.tryAcquire() || (backend.whenSaturated === 'wait' && await limiter.acquire(config.routing.queueTimeoutMs));
-      if (!slot) { saturated++; route.push(`${provider} saturated`); continue; }
-      const breaker = this.breakers.get(provider)!;
-      if (!breaker.allow()) { limiter.release(); route.push(`${provider} circuit open`); continue; }
-
-      let released = false;
-      const release = (): void => { if (!released) { released = true; limiter.release(); } };
-      for (let tryNo = 1; tryNo <= retry.attemptsPerBackend; tryNo++) {
-        if (this.#cancelled.has(requestId)) { breaker.release(); release(); return; }
-        attempt++;
-        const reason = [...route, provider].join(' > ');
-        const headers = workerHeaders({ requestId, traceparent, replyTo: r.replyTo, candidate, requestedModel, attempt, reason, receivedAt, apiKey: key?.name });
-        const result = await this.#attempt(workerSubject(provider, operation), msg.data, headers, backend.firstTokenTimeoutMs, backend.totalTimeoutMs + 5000);
-        if (result.kind === 'answered') {
-          breaker.success();
-          r.hop?.setAttributes({ ...genAiAttributes({ operation, provider, responseModel: candidate.model }), [HomelabSpanAttr.attempt]: attempt, [HomelabSpanAttr.routeReason]: reason });
-          // The slot is held until the answer is over (or the total timeout passed).
-          void result.finished.then(release);
-          return;
-        }
-        const error = result.error;
-        lastError = error;
-        // The worker of a timed-out attempt lets go, so a late answer never reaches the client after a fallback.
-        if (error.code === 'timeout') publishCancel(this.#deps.nc, requestId, attempt);
-        if (error.code === 'cancelled') { breaker.release(); release(); return; }
-        // No worker for this backend (`no_backend` from the bus) is the backend's trouble, not the
-        // request's: move on to the next candidate, although the error code itself is not retryable.
-        const noWorker = error.code === 'no_backend';
-        if (!error.retryable && !noWorker) { breaker.release(); release(); return this.#fail(ctx, attempt, error); }
-        if (BACKEND_FAULTS.has(error.code)) breaker.failure(error.code);
-        else breaker.release();
-        route.push(`${provider} ${error.code === 'no_backend' ? 'no worker' : error.code === 'timeout' ? 'first-token timeout' : error.code}`);
-        if (noWorker) break; // no worker to retry on
-        let waitMs = Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (tryNo - 1)) * (0.5 + Math.random() / 2);
-        if (error.retryAfterMs !== undefined) {
-          if (error.retryAfterMs > retry.maxRetryAfterMs) {
-            // Too long to wait here: remember it, so other requests skip this backend until then.
-            this.#coolingUntil.set(provider, Date.now() + error.retryAfterMs);
-            break;
-          }
-          waitMs = error.retryAfterMs;
-        }
-        if (tryNo === retry.attemptsPerBackend || breaker.state !== 'closed') break;
-        await new Promise((r) => setTimeout(r, waitMs));
-      }
-      release();
-    }
-
-    if (!lastError && saturated > 0) {
-      lastError = new GatewayError('saturated', `every backend for '${requestedModel}' is at its concurrency limit; retry shortly`, { retryAfterMs: 1000 });
-    }
-    const error = lastError ?? new GatewayError('no_backend', `no backend available for '${requestedModel}'`);
-    const tried = plan.candidates.length > 1 && error.code !== 'invalid_request' && error.code !== 'saturated'
-      ? new GatewayError(error.code, `${error.message} (tried ${attempt} time${attempt === 1 ? '' : 's'} on ${plan.candidates.length} backends)`, { status: error.status, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }) })
-      : error;
-    return this.#fail(ctx, attempt, tried);
+    return this.#refuse(p, placement.attempts, placement.error, plan.route, key);
   }
 
   /**
-   * One try on a worker. The worker answers the requester directly and tells us on our inbox:
-   * `started` (streamed content reached the requester) then later `done`, or `done` at once, or an
-   * error before any content (acknowledged, so the worker knows we will handle it).
+   * The key the request presented (the ingress passes the client's; a script may present its own),
+   * verified here as the ingress does: nobody can act as a key they do not hold. Without one, a
+   * script gets the scope the lab gives scripts. No keys at all when the lab runs without them.
    */
-  #attempt(subject: string, data: Uint8Array, headers: MsgHeaders, firstTokenTimeoutMs: number, totalTimeoutMs: number): Promise<AttemptResult> {
-    const { nc, mux } = this.#deps;
-    return new Promise((resolve) => {
-      let answered = false;
-      let finish: () => void = () => {};
-      const finished = new Promise<void>((r) => { finish = r; });
-      const inbox = mux.open(
-        (reply) => {
-          if (!answered) {
-            if (reply.data.length === 0 && reply.headers?.code === 503) {
-              inbox.close();
-              resolve({ kind: 'failed', error: new GatewayError('no_backend', `no worker answers ${subject}`) });
-              return;
-            }
-            const error = errorFromReply(reply.headers, reply.data);
-            if (error) {
-              if (reply.reply) nc.publish(reply.reply, ACK);
-              inbox.close();
-              resolve({ kind: 'failed', error });
-              return;
-            }
-            answered = true;
-            resolve({ kind: 'answered', finished });
-            if (decoder.decode(reply.data) === 'started') { inbox.touch(totalTimeoutMs); return; }
-          }
-          // `done`, or an error after content: the answer is over.
-          if (reply.reply) nc.publish(reply.reply, ACK);
-          inbox.close();
-          finish();
-        },
-        (reason) => {
-          inbox.close();
-          if (answered) finish();
-          else if (reason === 'timeout') resolve({ kind: 'failed', error: new GatewayError('timeout', `no first token from ${subject.split('.')[1]} within ${firstTokenTimeoutMs} ms`) });
-          else resolve({ kind: 'failed', error: new GatewayError('backend_unavailable', 'the router lost its message bus connection') });
-        },
-        firstTokenTimeoutMs,
-      );
-      nc.publish(subject, data, { reply: inbox.subject, headers });
+  #keyOf(headers: MsgHeaders | undefined): KeyRecord | undefined {
+    const registry = this.#deps.keys;
+    if (!registry) return undefined;
+    const presented = headers?.get(H.apiKey);
+    if (!presented) return this.#scriptsScope;
+    const key = registry.authenticate(presented);
+    if (!key) throw new GatewayError('invalid_api_key', 'the API key presented is not valid (revoked?)');
+    return key;
+  }
+
+  #workerHeaders(p: Placing, candidate: Candidate, attempt: number, reason: string, key: KeyRecord | undefined): MsgHeaders {
+    const inbound = p.msg.headers;
+    const h = createHeaders();
+    h.set(H.requestId, p.requestId);
+    h.set(H.traceparent, p.traceparent);
+    h.set(H.replyTo, p.msg.reply!);
+    h.set(H.dialect, p.dialect.name);
+    h.set(H.upstreamModel, candidate.model);
+    h.set(H.requestedModel, p.requestedModel);
+    h.set(H.attempt, String(attempt));
+    h.set(H.routeReason, reason);
+    h.set(H.receivedAt, p.receivedAt.toFixed(3));
+    if (p.stream) h.set(H.streaming, '1');
+    if (p.includeUsage) h.set(H.includeUsage, '1');
+    if (key) h.set(H.keyName, key.name);
+    for (const name of FORWARDED_CLIENT_HEADERS) {
+      const value = inbound?.get(name);
+      if (value) h.set(name, value);
+    }
+    return h;
+  }
+
+  /** Nothing answered: the error goes to the requester in its dialect, and into the request's event. */
+  #refuse(p: Placing, attempts: number, error: GatewayError, route: string[], key: KeyRecord | undefined): void {
+    const routeReason = route.join(' > ') || 'rejected';
+    const h = createHeaders();
+    h.set(H.requestId, p.requestId);
+    h.set(H.attempt, String(attempts));
+    h.set(H.routeReason, routeReason);
+    respondError(p.msg, error, h, p.dialect.error(error).body);
+    this.#record(p, attempts, error, route, key);
+  }
+
+  #record(p: Placing, attempts: number, error: GatewayError, route: string[], key: KeyRecord | undefined): void {
+    const routeReason = route.join(' > ') || 'rejected';
+    p.hop?.fail(error, error.code).setAttributes({ [HomelabSpanAttr.attempt]: attempts, [HomelabSpanAttr.routeReason]: routeReason });
+    const traceId = traceIdOf(p.traceparent);
+    this.#emit({
+      requestId: p.requestId, operation: operationName(p.dialect), dialect: p.dialect.name, stream: p.stream, requestedModel: p.requestedModel,
+      status: error.code === 'cancelled' ? 'cancelled' : 'error', httpStatus: error.status, errorType: error.code, attempts, routeReason,
+      latencyMs: nowMs() - p.receivedAt, finishedAt: new Date().toISOString(),
+      ...(key && { apiKey: key.name }),
+      ...(traceId && { traceId }),
     });
   }
 
-  #fail(ctx: { msg: Msg; requestId: string; traceparent: string; requestedModel: string; receivedAt: number; operation: Operation; stream: boolean; route: string[]; hop?: Hop | undefined }, attempts: number, error: GatewayError): void {
-    const routeReason = ctx.route.join(' > ');
-    ctx.hop?.fail(error, error.code).setAttributes({ [HomelabSpanAttr.attempt]: attempts, [HomelabSpanAttr.routeReason]: routeReason });
-    const h = createHeaders();
-    h.set(H.requestId, ctx.requestId);
-    h.set(H.attempt, String(attempts));
-    h.set(H.routeReason, routeReason);
-    respondError(ctx.msg, error, h);
-    this.#deps.events.publish('inferenceCompleted', {
-      requestId: ctx.requestId, operation: ctx.operation, stream: ctx.stream, requestedModel: ctx.requestedModel, status: 'error',
-      httpStatus: error.status, errorType: error.code, attempts, routeReason, latencyMs: nowMs() - ctx.receivedAt, finishedAt: new Date().toISOString(),
-      ...(ctx.msg.headers?.get(H.apiKey) && { apiKey: ctx.msg.headers.get(H.apiKey) }),
-      ...(traceIdOf(ctx.traceparent) && { traceId: traceIdOf(ctx.traceparent)! }),
-    }, { msgId: `${ctx.requestId}:router` }).catch((err: unknown) => this.#deps.log.warn({ requestId: ctx.requestId, err: (err as Error).message }, 'could not store inference.completed'));
+  #emit(event: InferenceCompleted): void {
+    // The request id is the message id: a duplicate (a retried publish, a request replayed after a
+    // NATS failover) is dropped by JetStream.
+    this.#deps.events.emit('inferenceCompleted', event, { msgId: event.requestId });
   }
 
   #onTransition(t: CircuitTransition): void {
     this.#deps.log.warn({ backend: t.backend, state: t.state, previous: t.previous, reason: t.reason }, 'circuit breaker changed state');
     this.#deps.onCircuitTransition?.(t);
   }
-}
-
-function workerHeaders(o: { requestId: string; traceparent: string; replyTo: string; candidate: Candidate; requestedModel: string; attempt: number; reason: string; receivedAt: number; apiKey?: string | undefined }): MsgHeaders {
-  const h = createHeaders();
-  h.set(H.requestId, o.requestId);
-  h.set(H.traceparent, o.traceparent);
-  h.set(H.replyTo, o.replyTo);
-  h.set(H.upstreamModel, o.candidate.model);
-  h.set(H.requestedModel, o.requestedModel);
-  h.set(H.attempt, String(o.attempt));
-  h.set(H.routeReason, o.reason);
-  h.set(H.receivedAt, o.receivedAt.toFixed(3));
-  if (o.apiKey) h.set(H.apiKey, o.apiKey);
-  return h;
 }

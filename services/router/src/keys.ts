@@ -5,7 +5,7 @@ import {
   type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type NatsConnection,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
-import { CLOUD_PROVIDERS } from './spend.ts';
+import { isCloudProvider } from '@homelab/config';
 
 const checkUsage = validator(KeyUsageSchema);
 const encoder = new TextEncoder();
@@ -56,7 +56,7 @@ export async function followLedger(nc: NatsConnection, usage: KV, log: Logger): 
     nc, log, stream: 'INFERENCE', durable: 'router-ledger', filterSubjects: ['inference.completed'],
     handler: async (_subject, payload) => {
       const event = payload as InferenceCompleted;
-      if (!event.apiKey || !event.backend || !CLOUD_PROVIDERS.has(event.backend)) return;
+      if (!event.apiKey || !isCloudProvider(event.backend)) return;
       const tokens = (event.inputTokens ?? 0) + (event.outputTokens ?? 0);
       const { day, month } = usageKeys(event.apiKey, new Date(event.finishedAt));
       for (const key of [day, month]) await addUsage(usage, key, tokens);

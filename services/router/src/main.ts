@@ -1,7 +1,7 @@
 import {
-  GatewayError, H, KeyRegistry, ReplyMux, Subjects, openKeyBuckets, busCredentialsFromEnv, exitOnStartFailure, inboxPrefixFor, respondJson, runService, waitUntilIdle,
+  GatewayError, H, KeyRegistry, Subjects, openKeyBuckets, exitOnStartFailure, respondJson, runService, waitUntilIdle, type SubjectSpec,
 } from '@homelab/bus';
-import { openAIChat, openAIEmbeddings, type ChatRequestSchema, type EmbeddingsRequestSchema } from '@homelab/dialects';
+import { dialectOf, type Dialect } from '@homelab/dialects';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
@@ -13,10 +13,9 @@ await runService({
   name: 'router',
   streams: ['INFERENCE'],
   description: 'Decides which backend serves each inference request and hands it to that backend\'s workers',
-  async start({ nc, log, config, service, events, tracing }) {
+  async start({ nc, log, config, service, mux, events, tracing }) {
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
-    const mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
     const budget = config.routing.cloudDailyBudgetUsd;
     const spend = new SpendTracker(config.routing.prices);
     const spendFeed = budget !== undefined ? await followSpend(nc, spend, log) : undefined;
@@ -49,16 +48,16 @@ await runService({
         if (id && !msg.headers?.get(H.attempt)) dispatcher.cancel(id);
       },
     });
-    service.addEndpoint('chat', {
-      subject: Subjects.chatCompletions.subject, queue: 'router', schema: openAIChat.schema as typeof ChatRequestSchema,
-      handler: ({ msg, payload }) => dispatcher.chat(msg, payload),
-      onError: (msg, error) => dispatcher.recordRejected(msg, 'chat', error),
-    });
-    service.addEndpoint('embeddings', {
-      subject: Subjects.embeddings.subject, queue: 'router', schema: openAIEmbeddings.schema as typeof EmbeddingsRequestSchema,
-      handler: ({ msg, payload }) => dispatcher.embeddings(msg, payload),
-      onError: (msg, error) => dispatcher.recordRejected(msg, 'embeddings', error),
-    });
+    // One endpoint per inference subject: the body is parsed and validated once, here, against its
+    // dialect's schema; an invalid one is answered in that dialect's error shape.
+    for (const { name, subject, dialect } of inferenceSubjects()) {
+      service.addEndpoint(name, {
+        subject, queue: 'router', schema: dialect.schema,
+        handler: ({ msg, payload }) => dispatcher.place(msg, dialect, payload),
+        onError: (msg, error) => dispatcher.rejected(msg, dialect, error),
+        errorBody: (error) => dialect.error(error).body,
+      });
+    }
     service.addEndpoint('keys-create', {
       subject: Subjects.keysCreate.subject, queue: 'router', schema: Subjects.keysCreate.schema,
       handler: async ({ msg, payload }) => respondJson(msg, await createKey(buckets.keys, keys, payload)),
@@ -84,6 +83,13 @@ await runService({
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);
-      catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger?.stop(); cancels.unsubscribe(); await spendFeed?.stop(); mux.close(); };
+      catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger?.stop(); cancels.unsubscribe(); await spendFeed?.stop(); };
   },
 }).catch(exitOnStartFailure('router'));
+
+/** The public inference subjects with the dialect their bodies are in (the subject map's `dialect`). */
+function inferenceSubjects(): { name: string; subject: string; dialect: Dialect }[] {
+  return Object.entries(Subjects as Record<string, SubjectSpec>)
+    .filter(([, spec]) => spec.kind === 'request' && spec.dialect)
+    .map(([name, spec]) => ({ name, subject: spec.subject, dialect: dialectOf(spec.dialect) }));
+}

@@ -1,5 +1,5 @@
-import type { RoutingConfig } from '@homelab/config';
-import { LOCAL_PROVIDERS, type Candidate, type Provider } from './resolve.ts';
+import { LOCAL_PROVIDERS, type Provider, type RoutingConfig } from '@homelab/config';
+import type { Candidate } from './resolve.ts';
 
 /** What the router knows about each backend now, for choosing among candidates. */
 export interface BackendConditions {
@@ -19,7 +19,7 @@ export interface Plan {
   localOnlyBlocked: boolean;
 }
 
-export const isLocal = (p: Provider): boolean => LOCAL_PROVIDERS.includes(p);
+export const isLocal = (p: Provider): boolean => (LOCAL_PROVIDERS as readonly Provider[]).includes(p);
 
 /**
  * Orders and filters the resolved candidates: `local-first` puts lab backends before cloud ones

@@ -1,9 +1,7 @@
 import { GatewayError } from '@homelab/bus';
-import type { LabConfig } from '@homelab/config';
+import { CLOUD_PROVIDERS, LOCAL_PROVIDERS, isProvider, type LabConfig, type Provider } from '@homelab/config';
 
-export type Provider = 'vllm' | 'ollama' | 'openai' | 'anthropic';
-export const PROVIDERS: readonly Provider[] = ['vllm', 'ollama', 'openai', 'anthropic'];
-export const LOCAL_PROVIDERS: readonly Provider[] = ['vllm', 'ollama'];
+export type { Provider } from '@homelab/config';
 
 export interface Candidate {
   provider: Provider;
@@ -43,8 +41,8 @@ export function resolveModel(requested: string, config: Pick<LabConfig, 'aliases
 
   const slash = requested.indexOf('/');
   const prefix = slash > 0 ? requested.slice(0, slash) : '';
-  if ((PROVIDERS as readonly string[]).includes(prefix)) {
-    const provider = prefix as Provider;
+  if (isProvider(prefix)) {
+    const provider = prefix;
     const model = requested.slice(slash + 1);
     if (!model) throw new GatewayError('invalid_request', `model '${requested}' names no model after '${provider}/'`, { param: 'model' });
     if (!configured(provider)) throw new GatewayError('no_backend', `${provider} is not configured in this lab${cloudHint(provider)}`, { param: 'model' });
@@ -83,7 +81,7 @@ export function resolveModel(requested: string, config: Pick<LabConfig, 'aliases
     return { candidates: local, reason: `discovered:${local[0]!.provider}${isLoaded(view, local[0]!) ? ' (loaded)' : ''}`, skipped };
   }
 
-  for (const provider of ['openai', 'anthropic'] as const) {
+  for (const provider of CLOUD_PROVIDERS) {
     const listed = config.backends[provider]?.models.includes(requested);
     const byPrefix = CLOUD_PREFIXES.some(([re, p]) => p === provider && re.test(requested));
     if (!listed && !byPrefix) continue;

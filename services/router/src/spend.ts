@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { eventValidator, type InferenceCompleted, type NatsConnection } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
-import type { RoutingConfig } from '@homelab/config';
+import { isCloudProvider, type RoutingConfig } from '@homelab/config';
 
 export interface Usage { provider: string; model: string; inputTokens?: number; outputTokens?: number }
 
@@ -14,8 +14,6 @@ export function estimateCostUsd(usage: Usage, prices: RoutingConfig['prices']): 
   if (!price) return 0;
   return ((usage.inputTokens ?? 0) * price.input + (usage.outputTokens ?? 0) * price.output) / 1e6;
 }
-
-export const CLOUD_PROVIDERS = new Set(['openai', 'anthropic']);
 
 /** Today's cloud spend (UTC day), fed with every finished request; resets at midnight UTC. */
 export class SpendTracker {
@@ -31,7 +29,7 @@ export class SpendTracker {
 
   /** Adds a finished request (from an `inference.completed` event), if it happened today. */
   add(usage: Usage, finishedAt: string | number): void {
-    if (!CLOUD_PROVIDERS.has(usage.provider)) return;
+    if (!isCloudProvider(usage.provider)) return;
     const day = new Date(finishedAt).toISOString().slice(0, 10);
     this.#roll();
     if (day !== this.#day) return;

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@homelab/bus';
+import { isProvider } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
 
-const PROVIDERS = ['vllm', 'ollama', 'openai', 'anthropic'];
 
 interface StatsReply { name?: string; endpoints?: { name?: string; data?: { in_flight?: unknown } }[] }
 
@@ -15,7 +15,7 @@ export function inFlightByProvider(replies: readonly StatsReply[]): Map<string, 
   for (const reply of replies) {
     for (const endpoint of reply.endpoints ?? []) {
       const provider = endpoint.name?.endsWith('-chat') ? endpoint.name.slice(0, -5) : undefined;
-      if (!provider || !PROVIDERS.includes(provider)) continue;
+      if (!isProvider(provider)) continue;
       const n = typeof endpoint.data?.in_flight === 'number' ? endpoint.data.in_flight : 0;
       totals.set(provider, (totals.get(provider) ?? 0) + n);
     }

@@ -1,3 +1,4 @@
+import { PROVIDERS as ALL_PROVIDERS } from '@homelab/config';
 import { OTHER } from './semconv.ts';
 
 /**
@@ -30,7 +31,7 @@ export class LabelBudget {
   }
 }
 
-const PROVIDERS = new Set(['vllm', 'ollama', 'openai', 'anthropic']);
+const PROVIDERS: ReadonlySet<string> = new Set(ALL_PROVIDERS);
 const ROUTE_KINDS = new Set(['alias', 'explicit', 'discovered', 'configured', 'prefix', 'rejected']);
 
 /** Route reasons of candidates left out (not attempts), as the router writes them, and their label. */

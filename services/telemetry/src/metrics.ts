@@ -3,7 +3,7 @@ import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { CircuitChanged, EventPayload, HealthChanged, HealthProbeResult, HealthSnapshot, InferenceCompleted, MediaStatus } from '@homelab/bus';
-import type { LabConfig } from '@homelab/config';
+import { CLOUD_PROVIDERS, type LabConfig } from '@homelab/config';
 import { HealthMetrics } from './metrics-health.ts';
 import { InferenceMetrics, type InferenceMetricsOptions } from './metrics-inference.ts';
 import { MediaMetrics, type MediaEventKey } from './metrics-media.ts';
@@ -78,7 +78,7 @@ export function metricsOptionsFromConfig(config: LabConfig): InferenceMetricsOpt
       if (model !== '*') models.add(model);
     }
   }
-  for (const provider of ['openai', 'anthropic'] as const) for (const m of config.backends[provider]?.models ?? []) models.add(m);
+  for (const provider of CLOUD_PROVIDERS) for (const m of config.backends[provider]?.models ?? []) models.add(m);
   return { prices: config.routing?.prices ?? {}, knownModels: models, backends: Object.keys(config.backends) };
 }
 

@@ -1,24 +1,27 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { createAnthropicBackend, createOpenAIBackend, serveBackend } from '@homelab/backends';
+import { serveBackend } from '@homelab/backends';
 
 await runService({
   name: 'worker-cloud',
   streams: ['INFERENCE'],
-  description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) when their keys are configured',
-  async start({ nc, log, config, service, events, tracing }) {
+  description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) through their official SDKs, when their keys are configured',
+  async start({ nc, log, config, service, mux, events, tracing }) {
     const stops: (() => Promise<void>)[] = [];
     const { openai, anthropic } = config.backends;
+    // Each SDK is loaded only when its backend is configured.
     if (openai) {
-      const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs, connectTimeoutMs: openai.connectTimeoutMs });
-      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
+      const { createOpenAIBackend } = await import('@homelab/backends/openai');
+      const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, connectTimeoutMs: openai.connectTimeoutMs, idleTimeoutMs: openai.idleTimeoutMs });
+      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
     }
     if (anthropic) {
+      const { createAnthropicBackend } = await import('@homelab/backends/anthropic');
       const backend = createAnthropicBackend({
-        baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, timeoutMs: anthropic.totalTimeoutMs, connectTimeoutMs: anthropic.connectTimeoutMs,
+        baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, connectTimeoutMs: anthropic.connectTimeoutMs, idleTimeoutMs: anthropic.idleTimeoutMs,
         ...(anthropic.defaultMaxTokens && { defaultMaxTokens: anthropic.defaultMaxTokens }),
       });
-      stops.push(serveBackend({ nc, log, service, events, backend, timeouts: anthropic, tracing, backendUrl: anthropic.baseURL }).stop);
+      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: anthropic, tracing, backendUrl: anthropic.baseURL }).stop);
       log.info({ baseURL: anthropic.baseURL, models: anthropic.models }, 'serving anthropic');
     }
     if (stops.length === 0) log.warn('no cloud API key configured (OPENAI_API_KEY, ANTHROPIC_API_KEY): serving nothing');

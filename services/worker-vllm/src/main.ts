@@ -1,19 +1,20 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { createVllmBackend, serveBackend } from '@homelab/backends';
+import { serveBackend } from '@homelab/backends';
+import { createVllmBackend } from '@homelab/backends/vllm';
 
 await runService({
   name: 'worker-vllm',
   streams: ['INFERENCE'],
-  description: 'Serves inference requests with the lab\'s vLLM (OpenAI-compatible server on the AI node)',
-  async start({ nc, log, config, service, events, tracing }) {
+  description: 'Serves inference requests with the lab\'s vLLM (OpenAI-compatible server on the AI node), passing its bytes through',
+  async start({ nc, log, config, service, mux, events, tracing }) {
     const settings = config.backends.vllm;
     if (!settings) {
       // Stay up and discoverable: the router sees no vLLM worker endpoints and skips vLLM.
       log.warn('vllm is not configured (no address): serving nothing');
       return;
     }
-    const backend = createVllmBackend({ url: settings.url, timeoutMs: settings.totalTimeoutMs, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
-    const worker = serveBackend({ nc, log, service, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
+    const backend = createVllmBackend({ url: settings.url, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
+    const worker = serveBackend({ nc, log, service, mux, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
     log.info({ url: settings.url }, 'serving vllm');
     return () => worker.stop();
   },

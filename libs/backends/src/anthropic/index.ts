@@ -1,10 +1,8 @@
-import { GatewayError } from '@homelab/bus';
-import type { Backend, BackendModel, ChatChunk, ChatCompletion, ChatCall, EmbeddingsResponse } from '../types.ts';
-import { createAnthropicClient, mapAnthropicError } from './api.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest } from '@homelab/dialects';
-
-
-export { createAnthropicClient, mapAnthropicError, type AnthropicClientOptions } from './api.ts';
+import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import type { DialectName } from '@homelab/dialects';
+import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';
+import { sdkFetch } from '../http/origin.ts';
+import type { Backend, BackendCall } from '../types.ts';
 
 export interface AnthropicBackendOptions {
   /** An origin, as the SDK reads `ANTHROPIC_BASE_URL` (default https://api.anthropic.com). */
@@ -12,56 +10,52 @@ export interface AnthropicBackendOptions {
   apiKey: string;
   /** The models this backend offers (Anthropic's ids); listModels() returns them without a network call. */
   models: string[];
-  /** `max_tokens` when the client sets none (Anthropic requires one). Default 4096. */
+  connectTimeoutMs: number;
+  /** Longest silence between two pieces of a streamed answer. */
+  idleTimeoutMs: number;
+  /** `max_tokens` for a request translated from a dialect that may leave it out (Anthropic requires it). Default 4096. */
   defaultMaxTokens?: number;
-  timeoutMs?: number;
-  connectTimeoutMs?: number;
 }
 
-/** A Backend that serves OpenAI chat requests from Anthropic's Messages API. */
-export function createAnthropicBackend(options: AnthropicBackendOptions): Backend {
-  const client = createAnthropicClient(options);
-  const translate = { defaultMaxTokens: options.defaultMaxTokens ?? 4096 };
+const PATHS: Partial<Record<DialectName, string>> = {
+  'anthropic.messages': '/v1/messages',
+  'anthropic.count_tokens': '/v1/messages/count_tokens',
+};
 
+const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
+
+/**
+ * Anthropic's Messages API through the official SDK (authentication, `anthropic-version`), with the
+ * body as the client's bytes and the answer raw: an Anthropic client's request passes through
+ * unchanged, extended thinking, `cache_control` and `anthropic-beta` features included.
+ */
+export function createAnthropicBackend(options: AnthropicBackendOptions): Backend {
+  const client = new Anthropic({
+    apiKey: options.apiKey,
+    ...(options.baseURL !== undefined && { baseURL: options.baseURL }),
+    // Retries are the router's job: it may pick another backend instead.
+    maxRetries: 0,
+    logLevel: 'off',
+    fetch: sdkFetch({ connectTimeoutMs: options.connectTimeoutMs, bodyTimeoutMs: options.idleTimeoutMs }),
+  });
   return {
     provider: 'anthropic',
-
-    async chat({ request, signal }: ChatCall): Promise<ChatCompletion> {
-      const body = toAnthropicRequest(request, translate);
+    dialects: new Set(Object.keys(PATHS) as DialectName[]),
+    forms: { chat: 'anthropic.messages' },
+    defaults: { max_tokens: options.defaultMaxTokens ?? 4096 },
+    async send(call: BackendCall) {
+      const path = PATHS[call.dialect]!;
       try {
-        return fromAnthropicMessage(await client.messages.create({ ...body, stream: false }, { signal }));
+        const response = await client.post(path, {
+          body: call.body, signal: call.signal, timeout: call.headersTimeoutMs, stream: call.stream,
+          headers: { 'content-type': 'application/json', ...call.headers },
+        }).asResponse();
+        return { status: response.status, contentType: response.headers.get('content-type') ?? '', body: responseBody(response, 'anthropic', call) };
       } catch (err) {
-        throw mapAnthropicError(err, signal);
+        throw errorFromSdk(err, 'anthropic', SDK_ERRORS, call);
       }
     },
-
-    async *chatStream({ request, signal }: ChatCall): AsyncIterable<ChatChunk> {
-      const body = toAnthropicRequest(request, translate);
-      const translator = new AnthropicChatStream();
-      let sent = false;
-      try {
-        const events = await client.messages.create({ ...body, stream: true }, { signal });
-        for await (const event of events) {
-          const chunk = translator.push(event);
-          if (chunk) {
-            sent = true;
-            yield chunk;
-          }
-        }
-      } catch (err) {
-        throw mapAnthropicError(err, signal, sent);
-      }
-      // The SDK ends the iteration quietly when aborted, so check both ways a stream can stop short.
-      if (signal.aborted) throw new GatewayError('cancelled', 'request cancelled', { contentSent: sent });
-      if (!translator.done) throw new GatewayError('backend_error', 'anthropic stream ended before message_stop', { contentSent: sent });
-    },
-
-    async embed(): Promise<EmbeddingsResponse> {
-      throw new GatewayError('invalid_request', 'anthropic does not offer embeddings');
-    },
-
-    async listModels(): Promise<BackendModel[]> {
-      return options.models.map((id) => ({ id }));
-    },
+    listModels: async () => options.models.map((id) => ({ id })),
+    close: async () => {},
   };
 }

@@ -1,72 +1,48 @@
-import { GatewayError } from '@homelab/bus';
-import type { Backend, BackendModel, ChatChunk, ChatCall, ChatStreamStats } from '../types.ts';
-import { ollamaFetch, readJson, readNdjson } from './api.ts';
-import {
-  fromOllamaChatResponse, fromOllamaEmbedResponse, ollamaLoadMs, OllamaChatStream, toOllamaChatRequest, toOllamaEmbedRequest,
-  type OllamaKeepAlive, type OllamaChatResponse, type OllamaEmbedResponse,
-} from '@homelab/dialects';
-
-
+import type { DialectName } from '@homelab/dialects';
+import { BackendOrigin } from '../http/origin.ts';
+import { fetchJson, sendTo } from '../http/json-backend.ts';
+import type { Backend, BackendModel } from '../types.ts';
 
 export interface OllamaBackendOptions {
   /** Ollama's origin, e.g. `http://127.0.0.1:11434`. */
   url: string;
-  /** TCP connect timeout. */
-  connectTimeoutMs?: number;
+  connectTimeoutMs: number;
   /** Default `keep_alive` (e.g. `'30m'`, `-1`); a request's own `keep_alive` wins. */
-  keepAlive?: OllamaKeepAlive;
+  keepAlive?: string | number;
 }
 
-interface OllamaListedModel { name: string; model?: string; modified_at?: string }
+const PATHS: Partial<Record<DialectName, string>> = {
+  'ollama.chat': '/api/chat',
+  'ollama.generate': '/api/generate',
+  'ollama.embed': '/api/embed',
+  'ollama.embeddings': '/api/embeddings',
+};
 
-/** The Ollama backend: native `/api/chat`, `/api/embed`, `/api/tags` + `/api/ps`. No timeouts here: cold loads take minutes and the router owns timeouts. */
+interface OllamaListedModel { name: string; modified_at?: string }
+
+/**
+ * Ollama's native API, spoken directly (keep-alive pool, undici): requests in Ollama's dialects pass
+ * through as bytes; others are translated to `/api/chat`, `/api/generate` (fill-in-the-middle) and
+ * `/api/embed`. No timeouts of its own: cold loads take minutes, and the lab's config sets them.
+ */
 export function createOllamaBackend(options: OllamaBackendOptions): Backend {
-  const baseUrl = options.url.replace(/\/+$/, '');
-  const keepAlive = options.keepAlive;
-
-  async function* chatStream(call: ChatCall, stats: ChatStreamStats): AsyncGenerator<ChatChunk> {
-    const body = toOllamaChatRequest(call.request, keepAlive === undefined ? { stream: true } : { stream: true, keepAlive });
-    const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
-    const stream = new OllamaChatStream(call.request.model);
-    for await (const line of readNdjson(response, call.signal)) {
-      const chunks = stream.push(line as OllamaChatResponse);
-      if (stream.done && stream.loadMs !== undefined) stats.loadMs = stream.loadMs;
-      for (const chunk of chunks) yield chunk;
-      if (stream.done) return;
-    }
-    throw new GatewayError('backend_error', 'ollama: stream ended before the final line');
-  }
-
+  const origin = new BackendOrigin({ provider: 'ollama', url: options.url, connectTimeoutMs: options.connectTimeoutMs });
+  const headers = { 'content-type': 'application/json' };
   return {
     provider: 'ollama',
-
-    async chat(call, stats) {
-      const body = toOllamaChatRequest(call.request, keepAlive === undefined ? { stream: false } : { stream: false, keepAlive });
-      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/chat', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
-      const answer = await readJson<OllamaChatResponse>(response, call.signal);
-      const loadMs = ollamaLoadMs(answer);
-      if (loadMs !== undefined) stats.loadMs = loadMs;
-      return fromOllamaChatResponse(answer, call.request.model);
-    },
-
-    chatStream,
-
-    async embed(call) {
-      const body = toOllamaEmbedRequest(call.request, keepAlive);
-      const response = await ollamaFetch(baseUrl, { method: 'POST', path: '/api/embed', body, signal: call.signal, connectTimeoutMs: options.connectTimeoutMs });
-      return fromOllamaEmbedResponse(await readJson<OllamaEmbedResponse>(response, call.signal), call.request);
-    },
-
-    async listModels(signal) {
-      const [tags, ps] = await Promise.all(['/api/tags', '/api/ps'].map(async (path) => {
-        const response = await ollamaFetch(baseUrl, { method: 'GET', path, signal, connectTimeoutMs: options.connectTimeoutMs });
-        return (await readJson<{ models?: OllamaListedModel[] }>(response, signal)).models ?? [];
-      }));
+    dialects: new Set(Object.keys(PATHS) as DialectName[]),
+    forms: { chat: 'ollama.chat', completion: 'ollama.generate', embeddings: 'ollama.embed' },
+    ...(options.keepAlive !== undefined && { defaults: { keep_alive: options.keepAlive } }),
+    send: (call) => sendTo(origin, PATHS, headers, call),
+    async listModels(signal): Promise<BackendModel[]> {
+      const [tags, ps] = await Promise.all(['/api/tags', '/api/ps'].map(async (path) =>
+        (await fetchJson<{ models?: OllamaListedModel[] }>(origin, path, signal)).models ?? []));
       const loaded = new Set(ps!.map((m) => m.name));
       return tags!.map((m): BackendModel => {
         const modified = m.modified_at ? Date.parse(m.modified_at) : NaN;
         return { id: m.name, ...(Number.isFinite(modified) && { created: Math.floor(modified / 1000) }), loaded: loaded.has(m.name) };
       });
     },
+    close: () => origin.close(),
   };
 }

@@ -1,5 +1,8 @@
-import type { Backend } from '../types.ts';
-import { createOpenAICompatibleBackend } from '../openai-compatible/index.ts';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { DialectName } from '@homelab/dialects';
+import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';
+import { sdkFetch } from '../http/origin.ts';
+import type { Backend, BackendCall } from '../types.ts';
 
 export interface OpenAIBackendOptions {
   /** Including `/v1`, as the SDK reads `OPENAI_BASE_URL` (e.g. `https://api.openai.com/v1`). */
@@ -7,17 +10,56 @@ export interface OpenAIBackendOptions {
   apiKey: string;
   /** The cloud models the lab offers; `listModels()` returns these without asking OpenAI. */
   models: string[];
-  timeoutMs?: number;
-  connectTimeoutMs?: number;
+  connectTimeoutMs: number;
+  /** Longest silence between two pieces of a streamed answer. */
+  idleTimeoutMs: number;
 }
 
+/** Paths under the base URL (which ends in `/v1`). */
+const PATHS: Partial<Record<DialectName, string>> = {
+  'openai.chat': '/chat/completions',
+  'openai.completions': '/completions',
+  'openai.embeddings': '/embeddings',
+  'openai.responses': '/responses',
+};
+
+const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
+
+/**
+ * OpenAI's API through the official SDK: it owns the authentication, the base URL and the request;
+ * the body goes as the client's bytes (the SDK sends a byte body verbatim) and the answer comes back
+ * raw, so requests in OpenAI's own dialects pass through unchanged, Responses included.
+ */
 export function createOpenAIBackend(options: OpenAIBackendOptions): Backend {
-  return createOpenAICompatibleBackend({
-    provider: 'openai',
+  const client = new OpenAI({
     baseURL: options.baseURL,
     apiKey: options.apiKey,
-    models: options.models,
-    timeoutMs: options.timeoutMs,
-    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
+    // Retries are the router's job: it may pick another backend instead.
+    maxRetries: 0,
+    // The gateway reports errors itself; the SDK would log to the console per failed request.
+    logLevel: 'off',
+    // OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment must not reach other backends.
+    organization: null,
+    project: null,
+    fetch: sdkFetch({ connectTimeoutMs: options.connectTimeoutMs, bodyTimeoutMs: options.idleTimeoutMs }),
   });
+  return {
+    provider: 'openai',
+    dialects: new Set(Object.keys(PATHS) as DialectName[]),
+    forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
+    async send(call: BackendCall) {
+      const path = PATHS[call.dialect]!;
+      try {
+        const response = await client.post(path, {
+          body: call.body, signal: call.signal, timeout: call.headersTimeoutMs, stream: call.stream,
+          headers: { 'content-type': 'application/json', ...call.headers },
+        }).asResponse();
+        return { status: response.status, contentType: response.headers.get('content-type') ?? '', body: responseBody(response, 'openai', call) };
+      } catch (err) {
+        throw errorFromSdk(err, 'openai', SDK_ERRORS, call);
+      }
+    },
+    listModels: async () => options.models.map((id) => ({ id })),
+    close: async () => {},
+  };
 }

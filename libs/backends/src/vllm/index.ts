@@ -1,25 +1,44 @@
-import type { Backend } from '../types.ts';
-import { createOpenAICompatibleBackend } from '../openai-compatible/index.ts';
+import type { DialectName } from '@homelab/dialects';
+import { BackendOrigin } from '../http/origin.ts';
+import { fetchJson, sendTo } from '../http/json-backend.ts';
+import type { Backend, BackendModel } from '../types.ts';
 
 export interface VllmBackendOptions {
   /** The server's origin, e.g. `http://192.168.1.7:8000`. */
   url: string;
   /** vLLM's `--api-key`, when it was started with one. */
   apiKey?: string;
-  timeoutMs?: number;
-  connectTimeoutMs?: number;
+  connectTimeoutMs: number;
 }
 
-/** vLLM without `--api-key` ignores the header, but the SDK insists on some key. */
-const NO_API_KEY = 'EMPTY';
+/** Where each dialect vLLM speaks lives on its OpenAI-compatible server. */
+const PATHS: Partial<Record<DialectName, string>> = {
+  'openai.chat': '/v1/chat/completions',
+  'openai.completions': '/v1/completions',
+  'openai.embeddings': '/v1/embeddings',
+};
 
-/** vLLM's OpenAI-compatible server: chat, embeddings (embedding models only) and `/v1/models`. */
+/**
+ * vLLM's OpenAI-compatible server, spoken directly on its wire format: requests in OpenAI's chat,
+ * completions and embeddings dialects pass through as bytes (keep-alive pool, undici).
+ */
 export function createVllmBackend(options: VllmBackendOptions): Backend {
-  return createOpenAICompatibleBackend({
+  const origin = new BackendOrigin({ provider: 'vllm', url: options.url, connectTimeoutMs: options.connectTimeoutMs });
+  const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+  const headers = { 'content-type': 'application/json', ...auth };
+  return {
     provider: 'vllm',
-    baseURL: `${options.url.replace(/\/+$/, '')}/v1`,
-    apiKey: options.apiKey || NO_API_KEY,
-    timeoutMs: options.timeoutMs,
-    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
-  });
+    dialects: new Set(Object.keys(PATHS) as DialectName[]),
+    forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
+    send: (call) => sendTo(origin, PATHS, headers, call),
+    async listModels(signal): Promise<BackendModel[]> {
+      const list = await fetchJson<{ data?: { id: string; created?: number }[] }>(origin, '/v1/models', signal, { headers: auth });
+      return (list.data ?? []).map((m) => ({ id: m.id, ...(typeof m.created === 'number' && { created: m.created }) }));
+    },
+    async countTokens(request, signal): Promise<number> {
+      const answer = await fetchJson<{ count?: number }>(origin, '/tokenize', signal, { headers: auth, body: request });
+      return answer.count ?? 0;
+    },
+    close: () => origin.close(),
+  };
 }

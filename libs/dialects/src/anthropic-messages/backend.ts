@@ -261,11 +261,11 @@ export function fromAnthropicMessage(message: Message, created = Math.floor(Date
 }
 
 /** The GatewayError for an `error` event in the middle of a stream. */
-export function fromAnthropicStreamError(error: { type: string; message: string }, contentSent = false): GatewayError {
+export function fromAnthropicStreamError(error: { type: string; message: string }): GatewayError {
   const message = `anthropic: ${error.message}`;
-  if (error.type === 'overloaded_error') return new GatewayError('backend_unavailable', message, { contentSent });
-  if (error.type === 'rate_limit_error') return new GatewayError('rate_limited', message, { contentSent });
-  return new GatewayError('backend_error', message, { contentSent });
+  if (error.type === 'overloaded_error') return new GatewayError('backend_unavailable', message);
+  if (error.type === 'rate_limit_error') return new GatewayError('rate_limited', message);
+  return new GatewayError('backend_error', message);
 }
 
 /**

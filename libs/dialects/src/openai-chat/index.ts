@@ -1,5 +1,5 @@
 import type { GatewayError } from '@homelab/bus';
-import { SSE_KEEPALIVE } from '../framing.ts';
+import { SSE_KEEPALIVE, sseEvent } from '../framing.ts';
 import { readTopLevel, setTopLevel } from '../json-bytes.ts';
 import type { ChatChunk, ChatCompletion, ChatRequest, Dialect, DialectError, InternalRequest, PassThroughOptions } from '../types.ts';
 import { ChatRequestSchema, type ChatRequestPayload } from './schema.ts';
@@ -27,8 +27,9 @@ export const openAIChat: Dialect<ChatRequestPayload> = {
   name: 'openai.chat',
   operation: 'generate',
   schema: ChatRequestSchema,
-  routing: (body) => ({ model: body.model, stream: body.stream === true }),
+  routing: (body) => ({ model: body.model, stream: body.stream === true, includeUsage: body.stream === true && body.stream_options?.include_usage === true }),
   error: openAIError,
+  streamError: (error) => sseEvent(JSON.stringify(error.toOpenAI())),
   framing: { contentType: 'text/event-stream', keepalive: SSE_KEEPALIVE },
 
   requestToInternal: (body) => ({ form: 'chat', request: body as ChatRequest }),

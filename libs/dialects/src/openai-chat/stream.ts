@@ -19,7 +19,7 @@ const MODEL = keyMarker('model');
 /** An OpenAI chunk (chat or text completion) as the watcher reads it. */
 interface OpenAIChunkLike {
   model?: string;
-  choices?: { finish_reason?: string | null; text?: string; delta?: Record<string, unknown> }[];
+  choices?: { finish_reason?: string | null; text?: string; delta?: object }[];
   usage?: ChatUsage | null;
   error?: { message?: string; type?: string; code?: unknown };
 }
@@ -31,10 +31,9 @@ export const chatChunkHasContent: HasContent = (chunk) => {
   const choice = chunk.choices?.[0];
   if (!choice) return false;
   if (choice.finish_reason) return true;
-  const delta = choice.delta;
+  const delta = choice.delta as { content?: unknown; tool_calls?: unknown; reasoning_content?: unknown; reasoning?: unknown } | undefined;
   if (!delta) return false;
-  const toolCalls = delta['tool_calls'];
-  return !!(delta['content'] || (Array.isArray(toolCalls) && toolCalls.length > 0) || delta['reasoning_content'] || delta['reasoning']);
+  return !!(delta.content || (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) || delta.reasoning_content || delta.reasoning);
 };
 
 export const completionChunkHasContent: HasContent = (chunk) => {

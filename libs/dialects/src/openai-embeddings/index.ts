@@ -14,7 +14,8 @@ export const openAIEmbeddings: Dialect<EmbeddingsRequestPayload> = {
   error: openAIError,
 
   requestToInternal: (body) => ({ form: 'embeddings', request: body as EmbeddingsRequest }),
-  answerFromInternal: (answer) => JSON.stringify(answer),
+  // The internal answer carries floats; a client that asked for base64 (the SDK's default) gets base64.
+  answerFromInternal: (answer, _context, body) => JSON.stringify(body.encoding_format === 'base64' ? base64Vectors(answer as EmbeddingsResponse) : answer),
 
   passThrough: (bytes, options) => setTopLevel(bytes, { model: options.model }),
   // A batch of vectors can be megabytes: read only the usage and the model, after the vectors.
@@ -25,3 +26,8 @@ export const openAIEmbeddings: Dialect<EmbeddingsRequestPayload> = {
   },
   answerToInternal: (body) => body as EmbeddingsResponse,
 };
+
+/** Each vector as little-endian float32 bytes in base64, as OpenAI sends `encoding_format: base64`. */
+function base64Vectors(answer: EmbeddingsResponse): unknown {
+  return { ...answer, data: answer.data.map((d) => ({ ...d, embedding: Buffer.from(new Float32Array(d.embedding).buffer).toString('base64') })) };
+}

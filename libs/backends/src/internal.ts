@@ -8,6 +8,7 @@ export interface InternalCall extends BackendTimeouts {
   context: TranslationContext;
   signal: AbortSignal;
   headers?: Record<string, string>;
+  requestId?: string;
 }
 
 /** What a backend's decoder learned along the way (Ollama's load time). */

@@ -24,6 +24,8 @@ export interface BackendCall extends BackendTimeouts {
   signal: AbortSignal;
   /** Client headers the backend's API defines (e.g. `anthropic-beta`), passed on as they came. */
   headers?: Record<string, string>;
+  /** The gateway's request id: sent as `x-request-id` to the lab's own servers (vLLM logs it), so their logs and ours meet. */
+  requestId?: string;
 }
 
 /**

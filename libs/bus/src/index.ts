@@ -8,6 +8,7 @@ export * from './connect.ts';
 export * from './service.ts';
 export * from './events.ts';
 export * from './requester.ts';
+export * from './cancels.ts';
 export { type Msg, type NatsConnection } from '@nats-io/transport-node';
 export * from './credentials.ts';
 export * from './run.ts';

@@ -60,7 +60,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     }
     throw err;
   }
-  const tracing = initTracing(options.name, { version: options.version ?? VERSION });
+  const tracing = await initTracing(options.name, { version: options.version ?? VERSION });
   for (const line of config.notConfigured) if (line.area === options.configArea) log.info(`not configured: ${line.message}`);
   const lifecycle = processLifecycle(log);
 

@@ -116,7 +116,11 @@ export interface StreamWatch {
   /** The dialect's terminal event was seen (`[DONE]`, `message_stop`, `done: true`, `response.completed`). */
   readonly complete: boolean;
   readonly facts: AnswerFacts;
-  /** An error the backend reported inside its 200 stream (to be forwarded, then the stream ends). */
+  /**
+   * An error the backend reported inside its 200 stream, or a malformed event. Neither is forwarded,
+   * and nothing after it: the worker ends the stream with the error in the client's dialect (or, before
+   * any content, the router tries elsewhere).
+   */
   readonly error: GatewayError | undefined;
 }
 

@@ -167,8 +167,9 @@ async function streamAnswer(res: ServerResponse, ctx: SimContext, flavor: OpenAI
     for (const piece of answer.content) deltas.push({ content: piece });
   }
 
+  const dropAt = ctx.drawDrop(deltas.length);
   for (let written = 0; ; written++) {
-    if (written === faults.dropAfterChunks) {
+    if (written === dropAt) {
       // Let the chunks already written reach the client first, as when a server dies mid-answer.
       await new Promise((resolve) => setImmediate(resolve));
       res.destroy();

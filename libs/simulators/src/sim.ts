@@ -18,6 +18,8 @@ export interface SimFaults {
   stallBeforeFirstTokenMs?: number;
   /** Destroy the connection after this many content chunks were written (a drop mid-stream). */
   dropAfterChunks?: number;
+  /** Share (0..1) of streams cut mid-answer: after `dropAfterChunks` chunks, or at a random one when that is unset. */
+  dropRatio?: number;
   /** Write a line that is not valid JSON after this many content chunks, then continue. */
   malformedAfterChunks?: number;
 }
@@ -45,6 +47,10 @@ export interface SimRequestRecord {
   aborted: boolean;
   /** The answer was written to the end. */
   completed: boolean;
+  /** Every byte of the answer's body as written, for tests that compare what a client got with what was sent. */
+  written: Buffer[];
+  /** When the answer ended, by completion or abort (epoch ms). */
+  closedAt?: number;
 }
 
 export interface Simulator {
@@ -63,6 +69,8 @@ export interface SimContext {
   readonly record: SimRequestRecord;
   /** Returns the status fault to apply to this request, if any (consumes `failCount`, draws `failRatio`). */
   drawStatusFault(): { status: number; retryAfterSeconds?: number } | undefined;
+  /** The content chunk after which this stream is cut, if it is (`dropAfterChunks`, drawn by `dropRatio`). */
+  drawDrop(chunks: number): number | undefined;
   readonly faults: SimFaults;
   readonly abortSignal: AbortSignal;
 }
@@ -105,6 +113,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** Keeps a copy of every body byte a response writes. */
+function recordWrites(res: ServerResponse, into: Buffer[]): void {
+  const keep = (chunk: unknown): void => {
+    if (typeof chunk === 'string') into.push(Buffer.from(chunk));
+    else if (chunk instanceof Uint8Array) into.push(Buffer.from(chunk));
+  };
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  res.write = ((chunk: unknown, ...rest: unknown[]) => { keep(chunk); return (write as (...a: unknown[]) => boolean)(chunk, ...rest); }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => { if (typeof chunk !== 'function') keep(chunk); return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest); }) as typeof res.end;
+}
+
 /**
  * Starts an HTTP server on 127.0.0.1 that records every request and hands it to `handler`
  * with the current options and faults. Simulators build on this and only write their wire format.
@@ -116,10 +136,12 @@ export async function startSimServer(initial: SimOptions, handler: SimHandler): 
   const sockets = new Set<Socket>();
 
   const server: Server = createServer((req, res) => {
-    const record: SimRequestRecord = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body: undefined, aborted: false, completed: false };
+    const record: SimRequestRecord = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body: undefined, aborted: false, completed: false, written: [] };
     requests.push(record);
+    recordWrites(res, record.written);
     const controller = new AbortController();
     res.on('close', () => {
+      record.closedAt = Date.now();
       if (!res.writableFinished) { record.aborted = true; controller.abort(); } else record.completed = true;
     });
     const ctx: SimContext = {
@@ -136,6 +158,11 @@ export async function startSimServer(initial: SimOptions, handler: SimHandler): 
         }
         if (faults.failRatio !== undefined && Math.random() >= faults.failRatio) return undefined;
         return { status, ...(faults.retryAfterSeconds !== undefined && { retryAfterSeconds: faults.retryAfterSeconds }) };
+      },
+      drawDrop(chunks) {
+        if (faults.dropRatio === undefined) return faults.dropAfterChunks;
+        if (Math.random() >= faults.dropRatio) return undefined;
+        return faults.dropAfterChunks ?? Math.floor(Math.random() * Math.max(1, chunks));
       },
     };
     Promise.resolve(handler(req, res, ctx)).catch((err: unknown) => {

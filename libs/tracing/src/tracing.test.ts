@@ -19,8 +19,8 @@ describe('traceparent', () => {
 });
 
 describe('initTracing', () => {
-  it('is off without OTEL_EXPORTER_OTLP_ENDPOINT, yet hands a child traceparent of the same trace downstream', () => {
-    const tracing = initTracing('router', { env: {} });
+  it('is off without OTEL_EXPORTER_OTLP_ENDPOINT, yet hands a child traceparent of the same trace downstream', async () => {
+    const tracing = await initTracing('router', { env: {} });
     expect(tracing.enabled).toBe(false);
     const hop = tracing.startHop('chat smart', { traceparent: PARENT, kind: 'server' });
     expect(hop.span.isRecording()).toBe(false);
@@ -35,17 +35,17 @@ describe('initTracing', () => {
       expect(root.traceId).not.toBe('4bf92f3577b34da6a3ce929d0e0e4736');
     }
     hop.setAttributes({ a: 1 }).fail(new Error('x')).end();
-    expect(initTracing('x', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' } }).enabled).toBe(false);
-    expect(initTracing('x', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_EXPORTER: 'none' } }).enabled).toBe(false);
+    expect((await initTracing('x', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' } })).enabled).toBe(false);
+    expect((await initTracing('x', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_EXPORTER: 'none' } })).enabled).toBe(false);
   });
 
   it('one span per hop, ingress → router → worker → backend, each the child of the one before, with GenAI attributes', async () => {
     const exporter = new InMemorySpanExporter();
     const processors = [new SimpleSpanProcessor({ exporter })];
     // Each service has its own Tracing, as each is its own process; only the traceparent crosses.
-    const ingress = initTracing('ingress', { env: {}, spanProcessors: processors });
-    const router = initTracing('router', { env: {}, spanProcessors: processors });
-    const worker = initTracing('worker-vllm', { env: {}, spanProcessors: processors });
+    const ingress = await initTracing('ingress', { env: {}, spanProcessors: processors });
+    const router = await initTracing('router', { env: {}, spanProcessors: processors });
+    const worker = await initTracing('worker-vllm', { env: {}, spanProcessors: processors });
     expect(ingress.enabled).toBe(true);
 
     const http = ingress.startHop('POST /v1/chat/completions', { kind: 'server', attributes: { 'http.request.method': 'POST' } });
@@ -88,7 +88,7 @@ describe('initTracing', () => {
 
   it('a failed hop has status ERROR and error.type; an unsampled parent keeps its hops unrecorded', async () => {
     const exporter = new InMemorySpanExporter();
-    const tracing = initTracing('router', { env: {}, spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+    const tracing = await initTracing('router', { env: {}, spanProcessors: [new SimpleSpanProcessor({ exporter })] });
     const hop = tracing.startHop('chat smart', { traceparent: PARENT, startTime: Date.now() - 50 });
     hop.fail(Object.assign(new Error('vLLM refused the connection'), { code: 'backend_unavailable' })).end();
     const [span] = exporter.getFinishedSpans();
@@ -118,7 +118,7 @@ describe('initTracing', () => {
     await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
     const port = (collector.address() as { port: number }).port;
     try {
-      const tracing = initTracing('worker-vllm', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
+      const tracing = await initTracing('worker-vllm', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
       expect(tracing.enabled).toBe(true);
       const hop = tracing.startHop('chat Qwen/Qwen2.5-7B-Instruct', { traceparent: PARENT, kind: 'client', attributes: genAiAttributes({ operation: 'chat', provider: 'vllm' }) });
       hop.end();

@@ -1,18 +1,8 @@
-import {
-  ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type SpanContext, type Tracer,
-} from '@opentelemetry/api';
-import {
-  BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, AlwaysOnSampler, type Sampler, type SpanProcessor,
-} from '@opentelemetry/sdk-trace';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { SpanStatusCode, trace, type Attributes, type Span, type SpanContext } from '@opentelemetry/api';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace';
 import { childSpanContext, formatTraceparent, parseTraceparent } from './traceparent.ts';
 
 export type HopKind = 'server' | 'client' | 'internal' | 'producer' | 'consumer';
-const KINDS: Record<HopKind, SpanKind> = {
-  server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL, producer: SpanKind.PRODUCER, consumer: SpanKind.CONSUMER,
-};
 
 export interface HopOptions {
   /** The `traceparent` the request came with: this hop's span becomes its child. None: a new trace starts here. */
@@ -55,52 +45,25 @@ export interface InitTracingOptions {
 }
 
 /**
- * Tracing for one process. Off (no SDK, no exporter, nothing recorded) unless
- * `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; then spans are
- * batched to that collector over OTLP/HTTP. `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`
- * turn it off again; `OTEL_TRACES_SAMPLER_ARG` (0..1) samples new traces by ratio. A request's
- * `traceparent` decides for its hops (parent-based sampling), so one trace is whole or absent.
- * The global OpenTelemetry API is left alone: hops use this provider's tracer directly.
+ * Tracing for one process. Off (no SDK, no exporter, nothing recorded, nothing of the OpenTelemetry
+ * SDK even loaded) unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+ * set; then spans are batched to that collector over OTLP/HTTP. `OTEL_SDK_DISABLED=true` or
+ * `OTEL_TRACES_EXPORTER=none` turn it off again; `OTEL_TRACES_SAMPLER_ARG` (0..1) samples new traces
+ * by ratio. A request's `traceparent` decides for its hops (parent-based sampling), so one trace is
+ * whole or absent. The global OpenTelemetry API is left alone: hops use this provider's tracer directly.
  */
-export function initTracing(serviceName: string, options: InitTracingOptions = {}): Tracing {
+export async function initTracing(serviceName: string, options: InitTracingOptions = {}): Promise<Tracing> {
   const env = options.env ?? process.env;
   const tracesEndpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || undefined;
   const endpoint = env['OTEL_EXPORTER_OTLP_ENDPOINT'] || undefined;
   const off = env['OTEL_SDK_DISABLED'] === 'true' || env['OTEL_TRACES_EXPORTER'] === 'none';
-  let processors = options.spanProcessors;
-  if (!processors) {
-    if (off || (!tracesEndpoint && !endpoint)) return disabledTracing;
-    const url = tracesEndpoint ?? `${endpoint!.replace(/\/+$/, '')}/v1/traces`;
-    processors = [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url }) })];
-  }
-  const ratio = Number(env['OTEL_TRACES_SAMPLER_ARG']);
-  const root: Sampler = env['OTEL_TRACES_SAMPLER_ARG'] !== undefined && ratio >= 0 && ratio < 1 ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
-  const provider = new TracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName, [ATTR_SERVICE_VERSION]: options.version ?? '0.1.0', 'service.namespace': 'homelab' }),
-    sampler: new ParentBasedSampler({ root }),
-    spanProcessors: processors,
-  });
-  const tracer = provider.getTracer('@homelab/tracing', options.version ?? '0.1.0');
-  return {
-    enabled: true,
-    startHop: (name, hopOptions = {}) => recordingHop(tracer, name, hopOptions),
-    forceFlush: () => provider.forceFlush(),
-    shutdown: () => provider.shutdown(),
-  };
+  if (!options.spanProcessors && (off || (!tracesEndpoint && !endpoint))) return disabledTracing;
+  // The SDK and the exporter cost a service about 25 MB: loaded only when tracing is on.
+  const { sdkTracing } = await import('./tracing-sdk.ts');
+  return sdkTracing(serviceName, { env, ...options, ...(!options.spanProcessors && { otlpUrl: tracesEndpoint ?? `${endpoint!.replace(/\/+$/, '')}/v1/traces` }) });
 }
 
-function recordingHop(tracer: Tracer, name: string, options: HopOptions): Hop {
-  const parent = parseTraceparent(options.traceparent);
-  const ctx = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
-  const span = tracer.startSpan(name, {
-    kind: KINDS[options.kind ?? 'internal'],
-    ...(options.attributes && { attributes: options.attributes }),
-    ...(options.startTime !== undefined && { startTime: options.startTime }),
-  }, ctx);
-  return hopOf(span, span.spanContext());
-}
-
-function hopOf(span: Span, sc: SpanContext): Hop {
+export function hopOf(span: Span, sc: SpanContext): Hop {
   const hop: Hop = {
     span,
     traceId: sc.traceId,

@@ -68,7 +68,6 @@ class AnswerRelay {
   readonly #inbox: Inbox;
   #streaming = false;
   #finished = false;
-  #corked = false;
 
   constructor(request: FastifyRequest, reply: FastifyReply, nc: NatsConnection, mux: ReplyMux, what: RelayRequest, deps: RelayDeps, done: () => void) {
     this.#request = request;
@@ -83,6 +82,8 @@ class AnswerRelay {
   }
 
   start(): void {
+    // A client that hung up while its request was still being read: nothing to send anywhere.
+    if (this.#raw.destroyed || this.#raw.socket?.destroyed !== false) return this.#close();
     this.#raw.once('close', this.#onClose);
     this.#nc.publish(this.#what.subject, this.#what.body, { reply: this.#inbox.subject, headers: this.#busHeaders() });
   }
@@ -153,9 +154,9 @@ class AnswerRelay {
   }
 
   /**
-   * Writes stream bytes. Messages that arrive together are corked into one socket write. A client
-   * that does not read lets the socket's buffer grow; past a bound, its stream is cut and the request
-   * cancelled upstream, so a stalled reader cannot hold the gateway's memory.
+   * Writes stream bytes (the worker already put what the backend sent together into one message). A
+   * client that does not read lets the socket's buffer grow; past a bound, its stream is cut and the
+   * request cancelled upstream, so a stalled reader cannot hold the gateway's memory.
    */
   #write(bytes: Uint8Array): void {
     if (bytes.length === 0 || this.#raw.destroyed) return;
@@ -164,11 +165,6 @@ class AnswerRelay {
       this.#cancel();
       this.#raw.destroy();
       return;
-    }
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#raw.cork();
-      process.nextTick(() => { this.#corked = false; this.#raw.uncork(); });
     }
     this.#raw.write(bytes);
   }

@@ -1,5 +1,5 @@
 import {
-  FORWARDED_CLIENT_HEADERS, GatewayError, H, KeepaliveSender, childTraceparent, createHeaders, newRequestId, nowMs, respondError, traceIdOf,
+  CancelledRequests, FORWARDED_CLIENT_HEADERS, GatewayError, H, KeepaliveSender, childTraceparent, createHeaders, newRequestId, nowMs, respondError, traceIdOf,
   type EventPublisher, type InferenceCompleted, type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import { PROVIDERS, type LabConfig, type Provider } from '@homelab/config';
@@ -56,7 +56,7 @@ interface Placing {
  */
 export class Dispatcher {
   readonly #deps: DispatcherDeps;
-  readonly #cancelled = new Set<string>();
+  readonly #cancelled = new CancelledRequests();
   readonly gates: BackendGates;
   readonly #planContext: PlanContext;
   readonly #attemptSettings: AttemptSettings;
@@ -106,7 +106,6 @@ export class Dispatcher {
   /** A requester went away: no further attempts for that request. */
   cancel(requestId: string): void {
     this.#cancelled.add(requestId);
-    setTimeout(() => this.#cancelled.delete(requestId), 60_000).unref();
   }
 
   /** A request refused before routing (its body did not validate): its one event. */

@@ -7,14 +7,14 @@ interface StatsReply { name?: string; endpoints?: { name?: string; data?: { in_f
 
 /**
  * Requests in flight per backend, summed over every worker's `$SRV.STATS` reply: each worker's
- * `<provider>-chat` endpoint reports `data.in_flight`. Events only say when a request ended, so
+ * `<provider>-generate` endpoint reports `data.in_flight`. Events only say when a request ended, so
  * this is the one metric read from the services themselves.
  */
 export function inFlightByProvider(replies: readonly StatsReply[]): Map<string, number> {
   const totals = new Map<string, number>();
   for (const reply of replies) {
     for (const endpoint of reply.endpoints ?? []) {
-      const provider = endpoint.name?.endsWith('-chat') ? endpoint.name.slice(0, -5) : undefined;
+      const provider = endpoint.name?.endsWith('-generate') ? endpoint.name.slice(0, -'-generate'.length) : undefined;
       if (!isProvider(provider)) continue;
       const n = typeof endpoint.data?.in_flight === 'number' ? endpoint.data.in_flight : 0;
       totals.set(provider, (totals.get(provider) ?? 0) + n);

@@ -11,7 +11,8 @@ export function sendTo(origin: BackendOrigin, paths: Partial<Record<DialectName,
   const path = paths[call.dialect];
   if (!path) throw new GatewayError('invalid_request', `${origin.provider} does not speak ${call.dialect}`);
   return origin.request({
-    method: 'POST', path, body: call.body, headers: { ...headers, ...call.headers }, signal: call.signal,
+    method: 'POST', path, body: call.body, signal: call.signal,
+    headers: { ...headers, ...call.headers, ...(call.requestId && { 'x-request-id': call.requestId }) },
     headersTimeoutMs: call.headersTimeoutMs, bodyTimeoutMs: call.bodyTimeoutMs,
   });
 }

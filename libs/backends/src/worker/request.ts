@@ -89,14 +89,14 @@ export class WorkerRequest {
       // An error event before any content is a failure the router may still route around.
       if (watch.error && !watch.hasContent) throw watch.error;
       if (out) this.#stream(out, watch.hasContent);
+      if (watch.error) break;
     }
     const tail = watch.flush();
     if (tail) this.#stream(tail, watch.hasContent);
     this.#facts = watch.facts;
     if (watch.error && !watch.hasContent) throw watch.error;
-    // The backend's own error event already reached the client: the stream is over, and failed.
-    if (watch.error) return this.#endFailed(watch.error, '');
-    if (!watch.complete) throw this.#incomplete();
+    if (!watch.error && !watch.complete) throw this.#incomplete();
+    if (watch.error) throw watch.error;
     this.#streamEnded('');
   }
 
@@ -201,7 +201,7 @@ export class WorkerRequest {
 
   #call(dialect: BackendCall['dialect'], body: Uint8Array): BackendCall {
     return {
-      dialect, body, stream: this.#envelope.stream, signal: this.#deps.signal, headers: this.#envelope.forwardedHeaders,
+      dialect, body, stream: this.#envelope.stream, signal: this.#deps.signal, headers: this.#envelope.forwardedHeaders, requestId: this.#envelope.requestId,
       headersTimeoutMs: this.#deps.timeouts.totalTimeoutMs, bodyTimeoutMs: this.#deps.timeouts.idleTimeoutMs,
     };
   }
@@ -215,7 +215,7 @@ export class WorkerRequest {
     const e = this.#envelope;
     return {
       context: { requestId: e.requestId, model: e.model, requestedModel: e.requestedModel, created: Math.floor(Date.now() / 1000), includeUsage: e.includeUsage },
-      signal: this.#deps.signal, headers: e.forwardedHeaders,
+      signal: this.#deps.signal, headers: e.forwardedHeaders, requestId: e.requestId,
       headersTimeoutMs: this.#deps.timeouts.totalTimeoutMs, bodyTimeoutMs: this.#deps.timeouts.idleTimeoutMs,
     };
   }

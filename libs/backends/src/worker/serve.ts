@@ -1,5 +1,5 @@
 import {
-  GatewayError, H, KeepaliveSender, Subjects, errorHeaders, respondJson, toGatewayError, waitUntilIdle, workerSubject,
+  CancelledRequests, GatewayError, H, KeepaliveSender, Subjects, errorHeaders, respondJson, toGatewayError, waitUntilIdle, workerSubject,
   type EventPublisher, type MicroService, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux, type WorkerModels, type WorkerOperation,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -49,15 +49,18 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
   const { nc, log, service, backend, mux } = options;
   const provider = backend.provider;
   const inFlight = new Map<string, InFlight>();
+  const cancelled = new CancelledRequests();
   const queue = `worker-${provider}`;
 
   const cancels = nc.subscribe(Subjects.cancel.subject, {
     callback: (_err, msg) => {
       const id = msg.headers?.get(H.requestId);
-      const entry = id ? inFlight.get(id) : undefined;
-      if (!entry) return;
+      if (!id) return;
       const attempt = Number(msg.headers?.get(H.attempt));
-      if (!attempt || attempt === entry.attempt) entry.controller.abort(new GatewayError('cancelled', 'request cancelled'));
+      // The requester's own cancel (no attempt) may arrive before the request it cancels.
+      if (!attempt) cancelled.add(id);
+      const entry = inFlight.get(id);
+      if (entry && (!attempt || attempt === entry.attempt)) entry.controller.abort(new GatewayError('cancelled', 'request cancelled'));
     },
   });
 
@@ -70,6 +73,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
 
   async function serve(msg: Msg): Promise<void> {
     const envelope = readEnvelope(msg);
+    if (cancelled.has(envelope.requestId)) return reportFailure(msg, envelope, new GatewayError('cancelled', 'the requester went away before the request arrived'));
     const controller = new AbortController();
     inFlight.set(envelope.requestId, { attempt: envelope.attempt, controller });
     const held = keepalive.hold(envelope.replyTo);

@@ -72,26 +72,32 @@ export class OpenAIStreamWatch implements StreamWatch {
   }
 
   push(bytes: Uint8Array): Uint8Array | undefined {
+    if (this.error) return undefined;
     const cut = this.#splitter.push(bytes);
     if (!cut) return undefined;
     let kept: Buffer[] | undefined;
     let from = 0;
+    let until = cut.data.length;
     for (const [start, end] of cut.records) {
-      if (this.#keep(cut.data.subarray(start, end))) continue;
-      // Drop this record: keep what came before it.
-      (kept ??= []).push(cut.data.subarray(from, start));
-      from = end;
+      const keep = this.#keep(cut.data.subarray(start, end));
+      if (!keep) {
+        // Drop this record: keep what came before it.
+        (kept ??= []).push(cut.data.subarray(from, start));
+        from = end;
+      }
+      // After an error nothing more of the backend's stream goes out: the worker ends it in the client's dialect.
+      if (this.error) { until = end; break; }
     }
-    if (!kept) return cut.data;
-    kept.push(cut.data.subarray(from));
+    if (!kept && until === cut.data.length) return cut.data;
+    (kept ??= []).push(cut.data.subarray(from, Math.max(from, until)));
     const out = Buffer.concat(kept);
     return out.length > 0 ? out : undefined;
   }
 
   flush(): Uint8Array | undefined {
     const tail = this.#splitter.flush();
-    if (tail) this.#keep(tail);
-    return tail;
+    if (!tail || this.error) return undefined;
+    return this.#keep(tail) && !this.error ? tail : undefined;
   }
 
   /** Reads one event; false when it is the usage chunk the client did not ask for. */
@@ -116,11 +122,11 @@ export class OpenAIStreamWatch implements StreamWatch {
       chunk = JSON.parse(data) as OpenAIChunkLike;
     } catch {
       this.error ??= new GatewayError('backend_error', 'the backend sent a malformed stream event');
-      return true;
+      return false;
     }
     if (chunk.error) {
       this.error ??= streamError(chunk.error);
-      return true;
+      return false;
     }
     if (chunk.model) this.facts.responseModel ??= chunk.model;
     if (!this.hasContent && this.#hasContent(chunk)) this.hasContent = true;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inFlightByProvider } from './inflight.ts';
+import { faultsByService, inFlightByProvider } from './inflight.ts';
 
 describe('inFlightByProvider', () => {
   it('sums each backend\'s generate endpoints over its worker replicas, ignoring other services and endpoints', () => {
@@ -11,5 +11,13 @@ describe('inFlightByProvider', () => {
       { name: 'weird', endpoints: [{ name: 'bogus-generate', data: { in_flight: 9 } }, { name: 'ollama-generate', data: { in_flight: 'x' } }] },
     ]);
     expect(Object.fromEntries(totals)).toEqual({ vllm: 5, openai: 0, anthropic: 1, ollama: 0 });
+  });
+});
+
+describe('faultsByService', () => {
+  it('sums each service\'s escaped faults over its replicas, ignoring replies without a name', () => {
+    expect(Object.fromEntries(faultsByService([
+      { name: 'router', data: { faults: 1 } }, { name: 'router', data: { faults: 2 } }, { name: 'ingress', data: {} }, { data: { faults: 9 } },
+    ]))).toEqual({ router: 3, ingress: 0 });
   });
 });

@@ -29,7 +29,7 @@ await runService({
     connected = true;
     await primeFromSnapshots(nc, metrics!, log);
     const consumers = await startConsumers({ nc, log, metrics: metrics!, streams });
-    const inFlight = pollInFlight(nc, (byProvider) => metrics!.inference.recordInFlight(byProvider), log);
+    const inFlight = pollInFlight(nc, (byProvider, faults) => metrics!.inference.recordInFlight(byProvider, faults), log);
     consuming = true;
     return async () => {
       inFlight.stop();

@@ -3,7 +3,7 @@ import type { CircuitChanged, InferenceCompleted } from '@homelab/bus';
 import { costUsd, type PriceTable } from './cost.ts';
 import { LabelBudget, parseRoute } from './labels.ts';
 import {
-  CircuitValue, ERROR_TYPE_OTHER, GatewayAttr, GatewayMetric, GenAiAttr, GenAiBuckets, GenAiMetric, OverheadBuckets, TokenType,
+  CircuitValue, ERROR_TYPE_OTHER, GatewayAttr, GatewayMetric, GenAiAttr, GenAiBuckets, GenAiMetric, OverheadBuckets, TelemetryAttr, TokenType,
 } from './semconv.ts';
 
 export interface InferenceMetricsOptions {
@@ -40,6 +40,7 @@ export class InferenceMetrics {
   readonly #cost: Counter;
   readonly #circuitState: Gauge;
   readonly #inFlight: Gauge;
+  readonly #processFaults: Gauge;
   readonly #circuitTransitions: Counter;
   readonly #models: LabelBudget;
   readonly #errorTypes = new LabelBudget(64);
@@ -93,12 +94,16 @@ export class InferenceMetrics {
     this.#inFlight = meter.createGauge(GatewayMetric.inFlight, {
       unit: '{request}', description: 'Requests the workers of each backend are answering now (from their $SRV.STATS, every 5 s).',
     });
+    this.#processFaults = meter.createGauge(GatewayMetric.processFaults, {
+      unit: '{fault}', description: 'Faults that escaped a request and were survived (bugs: each is logged with its stack), per service since its processes started.',
+    });
     for (const backend of options.backends ?? []) this.#circuitState.record(CircuitValue.closed, { [GenAiAttr.providerName]: backend });
   }
 
-  /** The workers' in-flight counts by backend, from a `$SRV.STATS` round (see inflight.ts). */
-  recordInFlight(byProvider: ReadonlyMap<string, number>): void {
+  /** The workers' in-flight counts by backend, and each service's escaped faults, from a `$SRV.STATS` round (see inflight.ts). */
+  recordInFlight(byProvider: ReadonlyMap<string, number>, faults: ReadonlyMap<string, number> = new Map()): void {
     for (const [provider, n] of byProvider) this.#inFlight.record(n, { [GenAiAttr.providerName]: provider });
+    for (const [service, n] of faults) this.#processFaults.record(n, { [TelemetryAttr.service]: service });
   }
 
   /** Applies one `inference.completed` event. */

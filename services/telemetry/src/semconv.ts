@@ -54,6 +54,7 @@ export const GatewayMetric = {
   circuitState: 'homelab_gateway_circuit_state',
   circuitTransitions: 'homelab_gateway_circuit_transitions',
   inFlight: 'homelab_gateway_in_flight',
+  processFaults: 'homelab_gateway_process_faults',
 } as const;
 
 export const GatewayAttr = {
@@ -168,6 +169,8 @@ export const TelemetryAttr = {
   event: 'event',
   /** applied, invalid (failed validation, dropped), ignored (no metric for it), failed (redelivered). */
   result: 'result',
+  /** A service of the gateway (`router`, `worker-vllm`, …). */
+  service: 'service',
 } as const;
 
 /** Label value used when a bounded label has seen too many distinct values. */

@@ -1,144 +1,275 @@
-// Benchmark of the inference path: the gateway (ingress → NATS → router → worker → backend simulator)
-// against calling the simulator directly, on one machine. Prints its figures and the command.
+// Benchmark of the inference path as a user runs it: `homelab start` (the supervisor, NATS and every
+// service) in front of a vLLM simulator in its own process. Every process of the stack and the
+// simulator run on CPU 0, the load generator (wrk) on CPU 1, as the peers in docs/performance.md
+// were measured. The stack's CPU per request and per stream is reported as a multiple of the
+// simulator's own CPU in the same run, with each process's RSS. Then, unpinned, one connection:
+// the latency the gateway adds. `--soak M` runs M minutes at 32 connections and reports RSS per minute.
 //
-//   node bench/inference.ts [--seconds 5] [--concurrency 1,32,256] [--tokens 16] [--fail-ratio 0.2]
-import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { cpus, totalmem } from 'node:os';
+//   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startTestStack, type TestStack } from '@homelab/testing';
+import { freePort } from '@homelab/testing';
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '5' },
-    concurrency: { type: 'string', default: '1,32,256' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
     tokens: { type: 'string', default: '16' },
-    'fail-ratio': { type: 'string', default: '0.2' },
+    soak: { type: 'string', default: '0' },
+    processes: { type: 'string', default: 'separate' },
   },
 });
 const SECONDS = Number(values.seconds);
-const LEVELS = values.concurrency.split(',').map(Number);
+const CONNECTIONS = Number(values.connections);
 const TOKENS = Number(values.tokens);
-const FAIL_RATIO = Number(values['fail-ratio']);
+const SOAK_MINUTES = Number(values.soak);
 const MODEL = 'Qwen/Qwen2.5-7B-Instruct';
+const ROOT = new URL('../', import.meta.url).pathname;
+const COMMAND = `node bench/inference.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --tokens ${TOKENS} --soak ${SOAK_MINUTES} --processes ${values.processes}`;
 
-interface Result { requests: number; errors: number; rps: number; p50: number; p99: number; ttftP50?: number; cpuUsPerReq?: Record<string, number>; rssMb?: Record<string, number> }
+for (const tool of ['taskset', 'wrk']) {
+  if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) throw new Error(`${tool} is needed (apt-get install ${tool === 'taskset' ? 'util-linux' : 'wrk'})`);
+}
+if (cpus().length < 2) throw new Error('the pinned benchmark needs two CPUs: one for the stack, one for the load generator');
 
-/** One request; resolves with total latency and time to first body byte, in ms. */
-function once(agent: Agent, url: URL, body: string): Promise<{ ms: number; ttft: number; ok: boolean }> {
-  return new Promise((resolve) => {
+// --- processes and their CPU and memory, from /proc ---
+
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function cpuUs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** A process's name: the service folder, `nats-server`, or the supervisor. */
+function nameOf(pid: number): string {
+  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const service = cmd.find((a) => a.includes('/services/'))?.match(/services\/([^/]+)\//)?.[1];
+  if (service) return service;
+  if (cmd.some((a) => a.includes('nats-server'))) return 'nats-server';
+  if (cmd.some((a) => a.includes('cli/src/main.ts'))) return 'supervisor';
+  return cmd.slice(0, 2).join(' ').slice(0, 40);
+}
+
+/** The process and every descendant of it. */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (pid: number): void => { out.push(pid); for (const c of children.get(pid) ?? []) walk(c); };
+  walk(root);
+  return out;
+}
+
+function pin(pids: number[], cpuList: string): void {
+  for (const pid of pids) spawnSync('taskset', ['-a', '-cp', cpuList, String(pid)], { stdio: 'ignore' });
+}
+
+// --- the simulator and the stack ---
+
+async function startSimulator(): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'bench/simulator.ts'), '--tokens', String(TOKENS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.once('data', (b: Buffer) => resolve((JSON.parse(b.toString()) as { port: number }).port));
+    proc.once('exit', (code) => reject(new Error(`simulator exited (${code})`)));
+  });
+  return { proc, port };
+}
+
+interface Stack { proc: ChildProcess; url: string; log: string[]; dir: string }
+
+async function startStack(simPort: number): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'homelab-bench-'));
+  const httpPort = await freePort();
+  const config = join(dir, 'lab.yaml');
+  writeFileSync(config, `
+gateway: { port: ${httpPort}, host: 127.0.0.1 }
+nodes:
+  ai-node:
+    address: 127.0.0.1
+    services: { vllm: { kind: vllm, port: ${simPort} } }
+inference:
+  vllm: { service: ai-node/vllm }
+auth: { mode: none, ipRateLimitPerMinute: 0 }
+media: { paths: [${JSON.stringify(dir)}] }
+telemetry: { metricsPort: 0, metricsHost: 127.0.0.1 }
+`);
+  const env = {
+    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), NATS_PORT: String(await freePort()), LOG_FORMAT: 'json',
+    ...(values.processes === 'shared' && { HOMELAB_PROCESSES: 'shared' }),
+  };
+  const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'cli/src/main.ts'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log: string[] = [];
+  const keep = (b: Buffer): void => { for (const line of b.toString().split('\n')) if (line) log.push(line); };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const url = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    // Ready, and the router has found the simulator's model.
+    if (ready && await fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false)) return { proc, url, log, dir };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  proc.kill('SIGINT');
+  throw new Error(`the stack did not become ready:\n${log.slice(-20).join('\n')}`);
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  stack.proc.kill('SIGINT');
+  await new Promise((r) => stack.proc.once('exit', r));
+  rmSync(stack.dir, { recursive: true, force: true });
+}
+
+// --- load ---
+
+interface WrkResult { requests: number; rps: number; p50: number; p99: number; errors: number }
+
+function wrk(url: string, body: string, seconds: number, connections: number): WrkResult {
+  const dir = mkdtempSync(join(tmpdir(), 'homelab-wrk-'));
+  const script = join(dir, 'post.lua');
+  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  const run = spawnSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  const out = run.stdout;
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
+  const ms = (re: RegExp): number => {
+    const m = re.exec(out);
+    if (!m) return NaN;
+    const value = Number(m[1]);
+    return m[2] === 'us' ? value / 1000 : m[2] === 's' ? value * 1000 : value;
+  };
+  const errors = num(/Non-2xx or 3xx responses: (\d+)/) || 0;
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    requests: num(/(\d+) requests in/), rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/),
+    errors: errors + (socket ? socket.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0),
+  };
+}
+
+/** One request's total time and time to the first body byte, in ms. */
+function timeOne(url: string, body: string): Promise<{ ms: number; ttft: number }> {
+  return new Promise((resolve, reject) => {
     const start = performance.now();
     let ttft = 0;
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.once('data', () => { ttft = performance.now() - start; });
       res.on('data', () => {});
-      res.on('end', () => resolve({ ms: performance.now() - start, ttft, ok: res.statusCode === 200 }));
+      res.on('end', () => resolve({ ms: performance.now() - start, ttft }));
     });
-    req.on('error', () => resolve({ ms: performance.now() - start, ttft, ok: false }));
+    req.on('error', reject);
     req.end(body);
   });
 }
 
-async function load(target: string, body: string, concurrency: number): Promise<Result> {
-  const url = new URL(target);
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const latencies: number[] = [];
+async function oneConnection(url: string, body: string, n = 400): Promise<{ p50: number; ttftP50: number }> {
+  for (let i = 0; i < 50; i++) await timeOne(url, body);
+  const totals: number[] = [];
   const ttfts: number[] = [];
-  let errors = 0;
-  // Warm up (JIT, connections), then measure.
-  await Promise.all(Array.from({ length: concurrency }, () => once(agent, url, body)));
-  const end = performance.now() + SECONDS * 1000;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      const r = await once(agent, url, body);
-      if (!r.ok) errors++;
-      latencies.push(r.ms);
-      ttfts.push(r.ttft);
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  ttfts.sort((a, b) => a - b);
-  const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
-  return { requests: latencies.length, errors, rps: latencies.length / elapsed, p50: pct(latencies, 0.5), p99: pct(latencies, 0.99), ttftP50: pct(ttfts, 0.5) };
+  for (let i = 0; i < n; i++) {
+    const t = await timeOne(url, body);
+    totals.push(t.ms);
+    ttfts.push(t.ttft);
+  }
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { p50: median(totals), ttftP50: median(ttfts) };
 }
 
-/** CPU time (user + system) of a process in microseconds, from /proc. */
-function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks / 100) * 1e6; // USER_HZ is 100 on Linux
-}
+// --- the run ---
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const fmt = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '-');
+const body = (model: string, stream: boolean): string => JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'Hello' }] });
 
-async function gatewayRun(stack: TestStack, body: string, concurrency: number): Promise<Result> {
-  const procs = stack.services.filter((s) => ['ingress', 'router', 'worker-vllm'].includes(s.name));
-  const before = Object.fromEntries(procs.map((p) => [p.name, cpuUs(p.proc.pid!)]));
-  const result = await load(`${stack.ingressUrl}/v1/chat/completions`, body, concurrency);
-  // Warm-up requests are included in the CPU figure: it slightly overstates the cost per request.
-  const total = result.requests + concurrency;
-  result.cpuUsPerReq = Object.fromEntries(procs.map((p) => [p.name, (cpuUs(p.proc.pid!) - before[p.name]!) / total]));
-  result.rssMb = Object.fromEntries(procs.map((p) => [p.name, rssMb(p.proc.pid!)]));
-  return result;
-}
-
-const fmt = (n: number | undefined, d = 2): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
-
-// One client address sends thousands of requests a second here: the per-address limit is off for the run.
-const stack = await startTestStack({ tokens: TOKENS, services: ['worker-vllm', 'worker-ollama', 'router', 'ingress'], extraYaml: 'auth: { ipRateLimitPerMinute: 0 }' });
+const sim = await startSimulator();
+const stack = await startStack(sim.port);
+const directUrl = `http://127.0.0.1:${sim.port}/v1/chat/completions`;
+const gatewayUrl = `${stack.url}/v1/chat/completions`;
 try {
-  const rows: string[] = [];
-  const cpuRows: string[] = [];
+  const stackPids = processTree(stack.proc.pid!);
+  pin([...stackPids, ...processTree(sim.proc.pid!)], '0');
+  const out: string[] = [
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; stack processes: ${values.processes}`,
+    `Command: ${COMMAND}`,
+    `The stack (supervisor, nats-server, every service) and the vLLM simulator pinned to CPU 0; wrk (1 thread, ${CONNECTIONS} connections, ${SECONDS} s) on CPU 1. The simulator answers ${TOKENS} tokens with no delay; a stream is ${TOKENS + 3} SSE events.`,
+    '',
+    '| mode | target | requests/s | p50 ms | p99 ms | errors | simulator CPU µs/req | stack CPU µs/req | stack ÷ simulator |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const perProcess: string[] = [];
+  wrk(gatewayUrl, body(`vllm/${MODEL}`, true), 3, CONNECTIONS); // warm-up: JIT, pools, connections
   for (const stream of [false, true]) {
-    for (const c of LEVELS) {
-      const direct = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello' }], stream, ...(stream && { stream_options: { include_usage: true } }) });
-      const viaGateway = JSON.stringify({ model: `vllm/${MODEL}`, messages: [{ role: 'user', content: 'Hello' }], stream, ...(stream && { stream_options: { include_usage: true } }) });
-      const d = await load(`${stack.sims.vllm.url}/v1/chat/completions`, direct, c);
-      const g = await gatewayRun(stack, viaGateway, c);
-      const mode = stream ? 'stream' : 'json';
-      rows.push(`| ${mode} | ${c} | ${fmt(d.rps, 0)} | ${fmt(d.p50)} | ${fmt(d.p99)} | ${fmt(g.rps, 0)} | ${fmt(g.p50)} | ${fmt(g.p99)} | ${fmt(g.p50 - d.p50)} | ${stream ? fmt((g.ttftP50 ?? 0) - (d.ttftP50 ?? 0)) : '-'} | ${g.errors} |`);
-      const cpu = g.cpuUsPerReq!;
-      const sum = Object.values(cpu).reduce((a, b) => a + b, 0);
-      cpuRows.push(`| ${mode} | ${c} | ${fmt(cpu['ingress'], 0)} | ${fmt(cpu['router'], 0)} | ${fmt(cpu['worker-vllm'], 0)} | ${fmt(sum, 0)} | ${Object.entries(g.rssMb!).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ')} |`);
-      process.stderr.write(`done: ${mode} c=${c}\n`);
+    const mode = stream ? 'stream' : 'json';
+    for (const [target, url, model] of [['direct', directUrl, MODEL], ['gateway', gatewayUrl, `vllm/${MODEL}`]] as const) {
+      const before = new Map([...stackPids, sim.proc.pid!].map((pid) => [pid, cpuUs(pid)]));
+      const r = wrk(url, body(model, stream), SECONDS, CONNECTIONS);
+      const used = (pid: number): number => (cpuUs(pid) - before.get(pid)!) / r.requests;
+      const simCpu = used(sim.proc.pid!);
+      const stackCpu = stackPids.reduce((sum, pid) => sum + used(pid), 0);
+      out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} |`);
+      if (target === 'gateway') perProcess.push(`| ${mode} | ${stackPids.map((pid) => `${nameOf(pid)} ${fmt(used(pid))}`).join(', ')} |`);
+      process.stderr.write(`done: ${mode} ${target}\n`);
     }
   }
-  // Resilience: the preferred backend fails a share of requests; the router falls back to the next candidate.
-  const smart = JSON.stringify({ model: 'smart', messages: [{ role: 'user', content: 'Hello' }] });
-  const clean = await load(`${stack.ingressUrl}/v1/chat/completions`, smart, 32);
-  stack.sims.vllm.setFaults({ status: 500, failRatio: FAIL_RATIO });
-  const faulty = await load(`${stack.ingressUrl}/v1/chat/completions`, smart, 32);
-  stack.sims.vllm.setFaults({});
+  out.push('', 'CPU per request of each process of the stack (µs):', '', '| mode | per process |', '|---|---|', ...perProcess);
+  const rss = stackPids.map((pid) => [nameOf(pid), rssMb(pid)] as const);
+  const total = rss.reduce((sum, [, mb]) => sum + mb, 0);
+  out.push('', `RSS after the run: **${fmt(total)} MB** for the whole stack (${rss.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}); the simulator ${fmt(rssMb(sim.proc.pid!))} MB.`);
 
-  const out = [
-    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-    `Command: node bench/inference.ts --seconds ${SECONDS} --concurrency ${LEVELS.join(',')} --tokens ${TOKENS} --fail-ratio ${FAIL_RATIO}`,
-    `Simulated vLLM answers ${TOKENS} tokens with no delay; everything (NATS, services, simulator, load generator) on this machine.`,
-    '',
-    '| mode | conns | direct rps | direct p50 ms | direct p99 ms | gateway rps | gateway p50 ms | gateway p99 ms | added p50 ms | added TTFT ms | errors |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows,
-    '',
-    'CPU time per request (µs) in each gateway process, and resident memory after the run:',
-    '',
-    '| mode | conns | ingress | router | worker-vllm | total | RSS MB |',
-    '|---|---|---|---|---|---|---|',
-    ...cpuRows,
-    '',
-    `Fallback (model \`smart\`: vLLM first, Ollama next), 32 connections, vLLM failing ${FAIL_RATIO * 100}% of requests with 500:`,
-    '',
-    '| run | rps | success | p50 ms | p99 ms |',
-    '|---|---|---|---|---|',
-    `| clean | ${fmt(clean.rps, 0)} | ${fmt(100 * (1 - clean.errors / clean.requests), 1)}% | ${fmt(clean.p50)} | ${fmt(clean.p99)} |`,
-    `| ${FAIL_RATIO * 100}% 500s | ${fmt(faulty.rps, 0)} | ${fmt(100 * (1 - faulty.errors / faulty.requests), 1)}% | ${fmt(faulty.p50)} | ${fmt(faulty.p99)} |`,
-  ];
+  // One connection, both CPUs: what the gateway adds to a request's latency.
+  pin([...stackPids, ...processTree(sim.proc.pid!)], '0-1');
+  const directJson = await oneConnection(directUrl, body(MODEL, false));
+  const gatewayJson = await oneConnection(gatewayUrl, body(`vllm/${MODEL}`, false));
+  const directStream = await oneConnection(directUrl, body(MODEL, true));
+  const gatewayStream = await oneConnection(gatewayUrl, body(`vllm/${MODEL}`, true));
+  out.push('', 'One connection, unpinned (p50 of 400 sequential requests):', '',
+    '| mode | direct ms | gateway ms | added ms | added time to first byte ms |', '|---|---|---|---|---|',
+    `| json | ${fmt(directJson.p50, 3)} | ${fmt(gatewayJson.p50, 3)} | ${fmt(gatewayJson.p50 - directJson.p50, 3)} | - |`,
+    `| stream | ${fmt(directStream.p50, 3)} | ${fmt(gatewayStream.p50, 3)} | ${fmt(gatewayStream.p50 - directStream.p50, 3)} | ${fmt(gatewayStream.ttftP50 - directStream.ttftP50, 3)} |`);
+
+  if (SOAK_MINUTES > 0) {
+    pin([...stackPids, ...processTree(sim.proc.pid!)], '0');
+    out.push('', `Soak: ${SOAK_MINUTES} minutes of streams at ${CONNECTIONS} connections, pinned; RSS (MB) at the end of each minute:`, '',
+      `| minute | ${stackPids.map(nameOf).join(' | ')} | total |`, `|---|${stackPids.map(() => '---|').join('')}---|`);
+    const firstMinute = new Map<number, number>();
+    let worst = 0;
+    for (let minute = 1; minute <= SOAK_MINUTES; minute++) {
+      wrk(gatewayUrl, body(`vllm/${MODEL}`, minute % 2 === 0), 60, CONNECTIONS);
+      const now = stackPids.map((pid) => rssMb(pid));
+      if (minute === 1) stackPids.forEach((pid, i) => firstMinute.set(pid, now[i]!));
+      else stackPids.forEach((pid, i) => { worst = Math.max(worst, now[i]! / firstMinute.get(pid)! - 1); });
+      out.push(`| ${minute} | ${now.map((mb) => fmt(mb)).join(' | ')} | ${fmt(now.reduce((a, b) => a + b, 0))} |`);
+      process.stderr.write(`soak: minute ${minute}\n`);
+    }
+    out.push('', `Largest growth of a process after the first minute: ${fmt(worst * 100, 1)}%.`);
+  }
+  const restarts = stack.log.filter((line) => /exited \(/.test(line));
+  out.push('', restarts.length === 0 ? 'No process exited or restarted during the run.' : `Processes that exited:\n${restarts.join('\n')}`);
   process.stdout.write(`${out.join('\n')}\n`);
 } finally {
-  await stack[Symbol.asyncDispose]();
+  await stopStack(stack);
+  sim.proc.kill('SIGTERM');
 }

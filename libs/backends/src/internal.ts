@@ -36,7 +36,7 @@ function requestBody(dialect: Dialect, internal: InternalRequest, call: Internal
 }
 
 /** An internal request served whole by a backend, through the dialect it speaks for that form. */
-export async function completeInternal<F extends InternalForm>(backend: Backend, internal: InternalRequest & { form: F }, call: InternalCall): Promise<InternalAnswers[F]> {
+export async function completeInternal<F extends InternalForm>(backend: Backend, internal: InternalRequest & { form: F }, call: InternalCall, stats: InternalStreamStats = {}): Promise<InternalAnswers[F]> {
   const dialect = backendDialectFor(backend, internal.form);
   const answer = await backend.send({ ...call, dialect: dialect.name, stream: false, body: requestBody(dialect, internal, call, backend, false) });
   const bytes = await readAll(answer.body);
@@ -47,6 +47,8 @@ export async function completeInternal<F extends InternalForm>(backend: Backend,
     throw new GatewayError('backend_error', `${backend.provider} sent a malformed answer`, { cause: err });
   }
   if (!dialect.answerToInternal) throw new GatewayError('internal_error', `dialect ${dialect.name} cannot read answers`);
+  const loadMs = dialect.loadMsOf?.(parsed);
+  if (loadMs !== undefined) stats.loadMs = loadMs;
   return dialect.answerToInternal(parsed, call.context) as InternalAnswers[F];
 }
 

@@ -190,6 +190,8 @@ export interface Dialect<Body = unknown> {
   requestFromInternal?(request: InternalRequest, options: PassThroughOptions): Record<string, unknown>;
   /** A whole answer of a backend in this dialect, in the internal form. */
   answerToInternal?(body: unknown, context: TranslationContext): InternalAnswers[InternalForm];
+  /** The model load time a whole answer reports, if the dialect has one (Ollama's `load_duration`). */
+  loadMsOf?(body: unknown): number | undefined;
   /** Reads a backend's stream in this dialect as internal chunks. */
   createDecoder?(context: TranslationContext): StreamDecoder<ChatChunk | Completion>;
 }

@@ -1,6 +1,7 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import type { DialectName } from '@homelab/dialects';
 import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';
+import { pathFor } from '../http/json-backend.ts';
 import { sdkFetch } from '../http/origin.ts';
 import type { Backend, BackendCall } from '../types.ts';
 
@@ -44,7 +45,7 @@ export function createAnthropicBackend(options: AnthropicBackendOptions): Backen
     forms: { chat: 'anthropic.messages' },
     defaults: { max_tokens: options.defaultMaxTokens ?? 4096 },
     async send(call: BackendCall) {
-      const path = PATHS[call.dialect]!;
+      const path = pathFor('anthropic', PATHS, call.dialect);
       try {
         const response = await client.post(path, {
           body: call.body, signal: call.signal, timeout: call.headersTimeoutMs, stream: call.stream,

@@ -7,14 +7,20 @@ import { readAll, type BackendOrigin, type HttpAnswer } from './origin.ts';
 export const SHORT_CALL = { headersTimeoutMs: 5000, bodyTimeoutMs: 5000 };
 
 /** Sends a request in one of the backend's dialects to the path that dialect has on it. */
-export function sendTo(origin: BackendOrigin, paths: Partial<Record<DialectName, string>>, headers: Record<string, string>, call: BackendCall): Promise<HttpAnswer> {
-  const path = paths[call.dialect];
-  if (!path) throw new GatewayError('invalid_request', `${origin.provider} does not speak ${call.dialect}`);
+export async function sendTo(origin: BackendOrigin, paths: Partial<Record<DialectName, string>>, headers: Record<string, string>, call: BackendCall): Promise<HttpAnswer> {
+  const path = pathFor(origin.provider, paths, call.dialect);
   return origin.request({
     method: 'POST', path, body: call.body, signal: call.signal,
     headers: { ...headers, ...call.headers, ...(call.requestId && { 'x-request-id': call.requestId }) },
     headersTimeoutMs: call.headersTimeoutMs, bodyTimeoutMs: call.bodyTimeoutMs,
   });
+}
+
+/** Where a dialect lives on a backend; a clear error for one it does not speak. */
+export function pathFor(provider: string, paths: Partial<Record<DialectName, string>>, dialect: DialectName): string {
+  const path = paths[dialect];
+  if (!path) throw new GatewayError('invalid_request', `${provider} does not speak ${dialect}`);
+  return path;
 }
 
 /** GETs (or POSTs) a small JSON answer from a backend's own API. */

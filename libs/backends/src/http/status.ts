@@ -61,7 +61,9 @@ export function errorFromStatus(provider: ProviderName, status: number, text: st
     case 403:
       return new GatewayError('unauthorized', `${provider} rejected the gateway's credentials (${status})`);
     case 404:
-      return new GatewayError('model_not_found', `${provider}: ${message}`);
+      // Only the backend's own explanation says the model is unknown; a proxy's page or a path the
+      // server lacks says nothing about the model.
+      return upstream ? new GatewayError('model_not_found', `${provider}: ${message}`) : new GatewayError('backend_error', `${provider} answered 404: ${message}`);
     case 408:
     case 504:
       return new GatewayError('timeout', `${provider} timed out the request (${status})`);
@@ -70,6 +72,7 @@ export function errorFromStatus(provider: ProviderName, status: number, text: st
     case 429:
       return new GatewayError('rate_limited', `${provider} is rate limiting: ${message}`, retry);
     case 503:
+    case 529: // Anthropic: overloaded
       return new GatewayError('backend_unavailable', `${provider} is unavailable: ${message}`, retry);
   }
   if (status >= 500) return new GatewayError('backend_error', `${provider} failed with ${status}: ${message}`);

@@ -1,6 +1,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { DialectName } from '@homelab/dialects';
 import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';
+import { pathFor } from '../http/json-backend.ts';
 import { sdkFetch } from '../http/origin.ts';
 import type { Backend, BackendCall } from '../types.ts';
 
@@ -48,7 +49,7 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): Backend {
     dialects: new Set(Object.keys(PATHS) as DialectName[]),
     forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
     async send(call: BackendCall) {
-      const path = PATHS[call.dialect]!;
+      const path = pathFor('openai', PATHS, call.dialect);
       try {
         const response = await client.post(path, {
           body: call.body, signal: call.signal, timeout: call.headersTimeoutMs, stream: call.stream,

@@ -63,9 +63,8 @@ export class AnswerChannel {
     return true;
   }
 
-  /** The end of the stream, with the dialect's closing bytes. An answer with no content at all is committed here. */
-  end(bytes: string, backendMs: number, ttftMs: () => number): void {
-    if (!this.#committed) this.data('', true, ttftMs);
+  /** The end of a committed stream, with the dialect's closing bytes. */
+  end(bytes: string, backendMs: number): void {
     const headers = createHeaders();
     headers.set(H.stream, 'end');
     headers.set(H.backendMs, backendMs.toFixed(3));

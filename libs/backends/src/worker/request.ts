@@ -107,14 +107,15 @@ export class WorkerRequest {
     const clientBody = JSON.parse(decoder.decode(this.#body)) as unknown;
     const internal = need(dialect, 'requestToInternal')(clientBody);
     const call = this.#internalCall();
+    const stats: InternalStreamStats = {};
     if (!this.#envelope.stream) {
-      const answer = await completeInternal(this.#deps.backend, internal, call);
+      const answer = await completeInternal(this.#deps.backend, internal, call, stats);
+      this.#loadMs = stats.loadMs;
       this.#facts = factsOfAnswer(answer);
       return this.#answered(need(dialect, 'answerFromInternal')(answer, call.context, clientBody));
     }
     const clientStream = need(dialect, 'createEncoder')(call.context, clientBody);
     const hasContent = internal.form === 'completion' ? completionChunkHasContent : chatChunkHasContent;
-    const stats: InternalStreamStats = {};
     let committed = false;
     try {
       for await (const chunks of streamInternal(this.#deps.backend, internal, call, stats)) {
@@ -162,10 +163,10 @@ export class WorkerRequest {
   }
 
   #streamEnded(closing: string): void {
+    // An answer with no content at all (an empty reply) is committed at its end.
+    if (!this.#channel.committed) this.#stream('', true);
     const backendMs = nowMs() - this.#backendStart;
-    const wasCommitted = this.#channel.committed;
-    this.#channel.end(closing, backendMs, () => this.#firstToken());
-    if (!wasCommitted) this.#deps.outcome('started');
+    this.#channel.end(closing, backendMs);
     this.#deps.outcome('done');
     this.#finish({ status: 'ok', httpStatus: 200, backendMs, ...this.#timing(), facts: this.#facts });
   }

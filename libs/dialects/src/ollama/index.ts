@@ -3,7 +3,7 @@ import { GatewayError } from '@homelab/bus';
 import { RecordSplitter } from '../framing.ts';
 import type { ChatChunk, Dialect, DialectError, EmbeddingsRequest, StreamDecoder, TranslationContext } from '../types.ts';
 import {
-  OllamaChatStream, fromOllamaChatResponse, fromOllamaEmbedResponse, toOllamaChatRequest, toOllamaEmbedRequest,
+  OllamaChatStream, fromOllamaChatResponse, fromOllamaEmbedResponse, ollamaLoadMs, toOllamaChatRequest, toOllamaEmbedRequest,
   type OllamaChatResponse, type OllamaEmbedResponse, type OllamaKeepAlive,
 } from './chat-backend.ts';
 
@@ -75,6 +75,7 @@ export const ollamaChat: Dialect<{ model: string; stream?: boolean }> = {
     return { ...toOllamaChatRequest({ ...internal.request, model: options.model }, keepAlive === undefined ? { stream: options.stream } : { stream: options.stream, keepAlive }) };
   },
   answerToInternal: (body, context) => fromOllamaChatResponse(body as OllamaChatResponse, context.model),
+  loadMsOf: (body) => ollamaLoadMs(body as OllamaChatResponse),
   createDecoder: (context) => new OllamaChatDecoder(context),
 };
 

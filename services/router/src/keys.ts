@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { KeyRegistry} from '@homelab/bus';
 import {
-  GatewayError, KeyUsageSchema, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
+  GatewayError, KeyUsageSchema, Subjects, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
   type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type NatsConnection,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
@@ -53,7 +53,7 @@ export class UsageBook {
  */
 export async function followLedger(nc: NatsConnection, usage: KV, log: Logger): Promise<{ stop(): Promise<void> }> {
   return consumeEvents({
-    nc, log, stream: 'INFERENCE', durable: 'router-ledger', filterSubjects: ['inference.completed'],
+    nc, log, stream: 'INFERENCE', durable: 'router-ledger', filterSubjects: [Subjects.inferenceCompleted.subject],
     handler: async (_subject, payload) => {
       const event = payload as InferenceCompleted;
       if (!event.apiKey || !isCloudProvider(event.backend)) return;

@@ -1,5 +1,5 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { eventValidator, type InferenceCompleted, type NatsConnection } from '@homelab/bus';
+import { Subjects, eventValidator, type InferenceCompleted, type NatsConnection } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 import { isCloudProvider, type RoutingConfig } from '@homelab/config';
 
@@ -61,7 +61,7 @@ export class SpendTracker {
  */
 export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log: Logger): Promise<{ stop(): Promise<void> }> {
   const consumer = await jetstream(nc).consumers.get('INFERENCE', {
-    filter_subjects: 'inference.completed', deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
+    filter_subjects: Subjects.inferenceCompleted.subject, deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
   });
   // Today's events are replayed before the router takes requests: a restarted router must not
   // spend a budget that is already spent.
@@ -70,7 +70,7 @@ export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log
   const ready = new Promise<void>((resolve) => { caughtUp = resolve; });
   if (pending === 0) caughtUp();
   const messages = await consumer.consume();
-  const check = eventValidator('inference.completed');
+  const check = eventValidator(Subjects.inferenceCompleted.subject);
   const loop = (async () => {
     for await (const m of messages) {
       if (--pending <= 0) caughtUp();

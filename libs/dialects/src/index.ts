@@ -5,4 +5,4 @@ export * from './registry.ts';
 export * from './openai-chat/index.ts';
 export * from './openai-embeddings/index.ts';
 export * from './anthropic-messages/backend.ts';
-export * from './ollama/chat-backend.ts';
+export * from './ollama/index.ts';

@@ -162,7 +162,7 @@ describe('Ollama backend against the simulator', () => {
     it('maps an unknown model to model_not_found', async () => {
       const err = await rejection(backend.chat(call({ model: 'mistral' }), {}));
       expect(err.code).toBe('model_not_found');
-      expect(err.message).toBe('ollama: model "mistral" not found, try pulling it first');
+      expect(err.message).toBe("ollama: model 'mistral' not found");
       expect((await rejection(collect(backend.chatStream(call({ model: 'mistral' }), {})))).code).toBe('model_not_found');
       expect((await rejection(backend.embed({ request: { model: 'nomic', input: 'x' }, requestId: 'e', signal: new AbortController().signal }))).code).toBe('model_not_found');
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
+import type { GatewayError } from '@homelab/bus';
 import { capabilitiesOf, catalogIdForOllamaName, ollamaModelName, ollamaPs, ollamaShow, ollamaTags, ollamaVersion, type CatalogEntry } from './models.ts';
 
 // The lab's catalog as the router's GET /v1/models lists it (services/router/src/catalog.ts).

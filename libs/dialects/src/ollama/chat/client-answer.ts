@@ -1,4 +1,4 @@
-import { GatewayError, toGatewayError } from '@homelab/bus';
+import { toGatewayError, type GatewayError } from '@homelab/bus';
 import type { ChatChunk, ChatCompletion, ChatUsage, Completion, InternalAnswers, InternalForm, StreamEncoder } from '../../types.ts';
 import {
   AnswerClock, ToolCallAssembler, chunkParts, countMetrics, createdAt, doneReason, ollamaToolCalls, orderedMetrics, totalDurationSince,

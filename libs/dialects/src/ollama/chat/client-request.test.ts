@@ -174,6 +174,11 @@ describe('chatRequestToInternal', () => {
     expect(chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 3 })).toMatchObject({ logprobs: true, top_logprobs: 3 });
   });
 
+  it('leaves a chat without messages to the load shortcut', () => {
+    expect(rejection(() => chat({ model: 'm', messages: [] }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
+    expect(rejection(() => chat({ model: 'm' }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
+  });
+
   it('refuses roles that have no equivalent', () => {
     expect(rejection(() => chat({ model: 'm', messages: [{ role: 'narrator', content: 'x' }] }))).toMatchObject({ code: 'invalid_request', param: 'messages[0].role' });
   });

@@ -100,8 +100,12 @@ function toInternalTools(tools: NonNullable<OllamaChatBody['tools']>): OpenAI.Ch
 
 /** `/api/chat` body → the internal chat request. Throws GatewayError `invalid_request` for what cannot map. */
 export function chatRequestToInternal(body: OllamaChatBody): InternalRequest {
+  if (!body.messages?.length) {
+    // Ollama loads (or unloads) the model for a chat without messages; the gateway answers that itself (ollamaChatShortcut).
+    throw invalid('messages is empty: there is nothing to answer', 'messages');
+  }
   const ledger = new ToolCallLedger();
-  const messages = (body.messages ?? []).map((message, i) => toInternalMessage(message, i, ledger));
+  const messages = body.messages.map((message, i) => toInternalMessage(message, i, ledger));
   const request: ChatRequest = { model: body.model, messages, stream: body.stream !== false, ...samplingFromOptions(body.options ?? undefined) };
   if (body.tools?.length) request.tools = toInternalTools(body.tools);
   const responseFormat = responseFormatFromOllama(body.format);

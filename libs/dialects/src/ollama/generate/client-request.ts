@@ -11,8 +11,10 @@ import type { OllamaGenerateBody } from './schema.ts';
  * A plain prompt (with `system` and `images`) is a one-turn chat: every backend has chat, and the
  * backend applies the model's own template, as Ollama would. `suffix` (fill-in-the-middle) and
  * `raw` (the prompt is already templated) only make sense as a text completion: they become
- * OpenAI's legacy completions form (`prompt`, `suffix`), which vLLM and OpenAI's completion models
- * take; a backend without text completions answers the 400 of `completionNotSupported`.
+ * OpenAI's legacy completions form (`prompt`, `suffix`). vLLM takes raw prompts but refuses
+ * `suffix` (400 "suffix is not currently supported"), OpenAI takes it on its instruct model only,
+ * Anthropic has no text completions: where the backend cannot, the worker answers the 400 of
+ * `completionNotSupported` naming it.
  * `template` and `context` (deprecated) need Ollama's own templating and tokenizer: dropped.
  */
 
@@ -21,8 +23,8 @@ function invalid(message: string, param: string): GatewayError {
 }
 
 /**
- * The 400 for `suffix` or `raw` on a backend without text completions (Anthropic), or without
- * fill-in-the-middle (vLLM answers its own 400 for `suffix`): the worker names the backend.
+ * The 400 for `suffix` or `raw` on a backend without text completions (Anthropic), or `suffix` on
+ * one without fill-in-the-middle (vLLM): the worker names the backend.
  */
 export function completionNotSupported(backend: string, field: 'suffix' | 'raw'): GatewayError {
   const what = field === 'suffix' ? 'fill-in-the-middle text completions' : 'text completions';

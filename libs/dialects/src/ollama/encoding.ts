@@ -57,9 +57,10 @@ export function chunkParts(chunk: ChatChunk | Completion): ChunkParts {
     return { content: choice?.text ?? '', thinking: '', toolCalls: [], finishReason: choice?.finish_reason ?? null, usage, logprobs: undefined };
   }
   const choice = chunk.choices[0];
-  const delta = (choice?.delta ?? {}) as { content?: string | null; reasoning_content?: string | null; reasoning?: string | null; tool_calls?: ToolCallDelta[] };
+  const delta = (choice?.delta ?? {}) as { content?: string | null; refusal?: string | null; reasoning_content?: string | null; reasoning?: string | null; tool_calls?: ToolCallDelta[] };
   return {
-    content: delta.content ?? '',
+    // Ollama has no refusal field: a refusal is what the model said.
+    content: (delta.content ?? '') + (delta.refusal ?? ''),
     thinking: delta.reasoning_content ?? delta.reasoning ?? '',
     toolCalls: delta.tool_calls ?? [],
     finishReason: choice?.finish_reason ?? null,

@@ -93,6 +93,10 @@ describe('OllamaChatEncoder', () => {
     expect(encoder.end()).toBe('');
   });
 
+  it("writes a refusal as the model's text, since Ollama has no refusal field", () => {
+    expect(encode([chunk({ refusal: 'I cannot help with that.' }, 'stop')])[0]).toMatchObject({ message: { role: 'assistant', content: 'I cannot help with that.' } });
+  });
+
   it('carries log probabilities as Ollama writes them', () => {
     const withLogprobs = chunk({ content: 'The' }, null, {
       choices: [{ index: 0, delta: { content: 'The' }, finish_reason: null, logprobs: { content: [{ token: 'The', logprob: -0.1, bytes: [84, 104, 101], top_logprobs: [{ token: 'The', logprob: -0.1, bytes: null }, { token: 'A', logprob: -2.3, bytes: null }] }], refusal: null } }],

@@ -102,7 +102,7 @@ export function chatAnswerFromInternal(answer: InternalAnswers[InternalForm], co
   if (answer.object !== 'chat.completion') throw new TypeError(`ollama.chat answers chat completions, not ${answer.object}`);
   const choice = answer.choices[0];
   const source = (choice?.message ?? { content: '' }) as AnswerMessage;
-  const message: ChatMessageOut = { role: 'assistant', content: source.content ?? '' };
+  const message: ChatMessageOut = { role: 'assistant', content: (source.content ?? '') + (source.refusal ?? '') };
   const thinking = source.reasoning_content ?? source.reasoning;
   if (thinking) message.thinking = thinking;
   const toolCalls = ollamaToolCalls(source.tool_calls);

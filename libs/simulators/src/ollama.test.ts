@@ -121,7 +121,7 @@ describe('Ollama simulator: generate, show, the older embeddings, exact errors',
   beforeAll(async () => {
     sim = await startOllamaSimulator({
       models: ['llama3.2', 'codellama:code', 'nomic-embed-text'], tokens: 4,
-      capabilities: { 'llama3.2': ['completion', 'tools'], 'codellama:code': ['completion', 'insert', 'thinking'] },
+      capabilities: { 'llama3.2': ['completion', 'tools'], 'codellama:code': ['completion', 'insert', 'thinking'], 'nomic-embed-text': ['embedding'] },
     });
   });
   afterAll(() => sim.close());
@@ -221,6 +221,13 @@ describe('Ollama simulator: generate, show, the older embeddings, exact errors',
     const answer = await (await post(sim, '/api/embeddings', { model: 'nomic-embed-text', prompt: 'Here is an article about llamas...' })).json() as { embedding: number[] };
     expect(Object.keys(answer)).toEqual(['embedding']);
     expect(answer.embedding).toHaveLength(8);
+  });
+
+  it('does everything asked of a model whose capabilities are not listed', async () => {
+    await using open = await startOllamaSimulator({ models: ['nomic-embed-text'], tokens: 2 });
+    const answer = await (await post(open, '/api/chat', { model: 'nomic-embed-text', messages: HI, stream: false, think: true })).json() as ChatAnswer;
+    expect(answer.message.content).toBe(simText(2));
+    expect((await (await post(open, '/api/show', { model: 'nomic-embed-text' })).json() as { capabilities: string[] }).capabilities).toEqual(['embedding']);
   });
 
   it('answers HEAD on /, /api/version and /api/tags', async () => {

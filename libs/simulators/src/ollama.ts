@@ -16,9 +16,11 @@ export interface OllamaSimOptions extends SimOptions {
   /** Models loaded at start (default: all of `models`). */
   loaded?: string[];
   /**
-   * What each model can do, by its name in `models`. Default from the name: embedding models
-   * (`embed`, `minilm`, `bge`) only embed; the others complete, with tools, insert (fill-in-the-middle),
-   * vision and thinking.
+   * What each model can do, by its name in `models`; only these lists are enforced (400s in Ollama's
+   * words for tools, thinking, suffix or chat a model lacks). A model not listed does everything it
+   * is asked (the lab's tests chat with the embedding model as a second model to load), and
+   * `/api/show` reports it from its name: `embedding` for embedding models (`embed`, `minilm`,
+   * `bge`), else `completion`, `tools`, `insert`, `vision`, `thinking`.
    */
   capabilities?: Record<string, OllamaSimCapability[]>;
   faults?: OllamaSimFaults;
@@ -245,10 +247,12 @@ export async function startOllamaSimulator(options: OllamaSimOptions = {}): Prom
   const coldLoadMs = options.coldLoadMs ?? 0;
   const loaded = new Set((options.loaded ?? options.models ?? ['sim-model']).map(fullName));
 
+  function configuredCapabilities(model: string): OllamaSimCapability[] | undefined {
+    return Object.entries(options.capabilities ?? {}).find(([name]) => fullName(name) === fullName(model))?.[1];
+  }
+
   function capabilitiesOf(model: string): OllamaSimCapability[] {
-    const configured = Object.entries(options.capabilities ?? {}).find(([name]) => fullName(name) === fullName(model))?.[1];
-    if (configured) return configured;
-    return isEmbeddingModel(model) ? ['embedding'] : ['completion', 'tools', 'insert', 'vision', 'thinking'];
+    return configuredCapabilities(model) ?? (isEmbeddingModel(model) ? ['embedding'] : ['completion', 'tools', 'insert', 'vision', 'thinking']);
   }
 
   function served(model: string, ctx: SimContext): boolean {
@@ -301,7 +305,8 @@ export async function startOllamaSimulator(options: OllamaSimOptions = {}): Prom
 
   /** Ollama's scheduler refuses a model without a capability the request needs (HTTP 400). */
   function missingCapability(model: string, wanted: OllamaSimCapability[], operation: 'chat' | 'generate'): string | undefined {
-    const has = capabilitiesOf(model);
+    const has = configuredCapabilities(model);
+    if (!has) return undefined;
     if (wanted.includes('completion') && !has.includes('completion')) return `"${model}" does not support ${operation}`;
     const missing = wanted.filter((c) => !has.includes(c));
     return missing.length > 0 ? `${registryName(model)} does not support ${missing.join('\n')}` : undefined;

@@ -1,8 +1,8 @@
 import { GatewayError } from '@homelab/bus';
 import { anthropicMessages } from './anthropic-messages/index.ts';
-import { ollamaChat, ollamaEmbed } from './ollama/index.ts';
 import { openAIChat } from './openai-chat/index.ts';
 import { openAIEmbeddings } from './openai-embeddings/index.ts';
+import { ollamaChat, ollamaEmbed, ollamaEmbeddings, ollamaGenerate } from './ollama/index.ts';
 import type { Dialect, DialectName } from './types.ts';
 
 /** Every dialect the gateway implements, by its name on the bus. */
@@ -10,8 +10,7 @@ const DIALECTS: Partial<Record<DialectName, Dialect>> = {
   'openai.chat': openAIChat as Dialect,
   'openai.embeddings': openAIEmbeddings as Dialect,
   'anthropic.messages': anthropicMessages as Dialect,
-  'ollama.chat': ollamaChat as Dialect,
-  'ollama.embed': ollamaEmbed as Dialect,
+  'ollama.chat': ollamaChat as Dialect, 'ollama.generate': ollamaGenerate as Dialect, 'ollama.embed': ollamaEmbed as Dialect, 'ollama.embeddings': ollamaEmbeddings as Dialect,
 };
 
 /** The dialect of that name; a GatewayError when the gateway does not speak it. */

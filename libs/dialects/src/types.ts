@@ -74,6 +74,8 @@ export interface AnswerFacts {
   finishReason?: string;
   /** The model the backend says answered. */
   responseModel?: string;
+  /** How long the backend spent loading the model first (Ollama's `load_duration`), in ms. */
+  loadMs?: number;
 }
 
 /** Facts of one request that translations need and the body does not carry. */

@@ -43,7 +43,7 @@ describe('Ollama stream decoding over the wire', () => {
     });
     const received: ChatChunk[] = [];
     const err = await gatewayError(collectChunks(streamInternal(ollamaAt(server.url), request(), internalCall('llama3.2')), received));
-    expect(err).toMatchObject({ code: 'backend_error', message: 'ollama: malformed stream line: {"model":"llama3.2","message":' });
+    expect(err).toMatchObject({ code: 'backend_error', message: 'ollama sent a malformed stream line' });
     // The first line is whole or absent (a read holding both lines is failed whole), never cut.
     expect(['', 'café ☕']).toContain(contentOf(received));
   });
@@ -183,10 +183,11 @@ describe('Ollama backend against the simulator', () => {
       const embedded = JSON.parse(await answerText(await backend.send(backendCall('ollama.embed', { model: 'all-minilm', input: 'hi' })))) as { embeddings: number[][] };
       expect(embedded.embeddings).toHaveLength(1);
       expect(sim.requests.at(-1)!.path).toBe('/api/embed');
-      // The simulator has no /api/generate or /api/embeddings: its 404 shows where the requests went.
-      await gatewayError(backend.send(backendCall('ollama.generate', { model: 'llama3.2', prompt: 'def fib(' })));
+      const generated = JSON.parse(await answerText(await backend.send(backendCall('ollama.generate', { model: 'llama3.2', prompt: 'def fib(', stream: false })))) as { response: string; done: boolean };
+      expect(generated.done).toBe(true);
       expect(sim.requests.at(-1)!.path).toBe('/api/generate');
-      await gatewayError(backend.send(backendCall('ollama.embeddings', { model: 'all-minilm', prompt: 'hi' })));
+      const legacy = JSON.parse(await answerText(await backend.send(backendCall('ollama.embeddings', { model: 'all-minilm', prompt: 'hi' })))) as { embedding: number[] };
+      expect(legacy.embedding.length).toBeGreaterThan(0);
       expect(sim.requests.at(-1)!.path).toBe('/api/embeddings');
     });
 
@@ -201,7 +202,7 @@ describe('Ollama backend against the simulator', () => {
   describe('errors', () => {
     it('maps an unknown model to model_not_found', async () => {
       const err = await gatewayError(completeInternal(backend, request(), internalCall('mistral')));
-      expect(err).toMatchObject({ code: 'model_not_found', message: 'ollama: model "mistral" not found, try pulling it first' });
+      expect(err).toMatchObject({ code: 'model_not_found', message: "ollama: model 'mistral' not found" });
       expect((await gatewayError(collectChunks(streamInternal(backend, request(), internalCall('mistral'))))).code).toBe('model_not_found');
       expect((await gatewayError(completeInternal(backend, { form: 'embeddings', request: { model: 'nomic', input: 'x' } }, internalCall('nomic')))).code).toBe('model_not_found');
     });
@@ -232,7 +233,7 @@ describe('Ollama backend against the simulator', () => {
     });
 
     it.each([
-      { name: 'a malformed line', faults: { malformedAfterChunks: 2 }, message: /^ollama: malformed stream line: \{"model":"llama3.2","message":$/ },
+      { name: 'a malformed line', faults: { malformedAfterChunks: 2 }, message: /^ollama sent a malformed stream line$/ },
       { name: "Ollama's in-stream error line", faults: { errorLineAfterChunks: 2 }, message: /^ollama: llama runner process has terminated: exit status 2$/ },
       { name: 'a dropped connection', faults: { dropAfterChunks: 2 }, message: /^ollama closed the connection mid-answer$/ },
     ])('fails a stream on $name, after the chunks before it', async ({ faults, message }) => {
@@ -342,7 +343,7 @@ describe("a proxy's answers in front of Ollama", () => {
   it('an HTML page with status 200 in place of a stream or a model list → backend_error', async () => {
     status = 200;
     expect(await gatewayError(collectChunks(streamInternal(behindProxy, request(), internalCall('llama3.2'))))).toMatchObject({
-      code: 'backend_error', message: 'ollama: malformed stream line: <html>',
+      code: 'backend_error', message: 'ollama sent a malformed stream line',
     });
     expect(await gatewayError(behindProxy.listModels(new AbortController().signal))).toMatchObject({
       code: 'backend_error', message: 'ollama answered /api/tags with a non-JSON body (text/html)',

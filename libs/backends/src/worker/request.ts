@@ -81,6 +81,7 @@ export class WorkerRequest {
     if (!this.#envelope.stream) {
       const bytes = await readAll(answer.body);
       this.#facts = need(dialect, 'readAnswer')(bytes);
+      this.#loadMs = this.#facts.loadMs;
       return this.#answered(bytes);
     }
     const watch = need(dialect, 'watch')({ includeUsage: this.#envelope.includeUsage });
@@ -94,6 +95,7 @@ export class WorkerRequest {
     const tail = watch.flush();
     if (tail) this.#stream(tail, watch.hasContent);
     this.#facts = watch.facts;
+    this.#loadMs = watch.facts.loadMs;
     if (watch.error && !watch.hasContent) throw watch.error;
     if (!watch.error && !watch.complete) throw this.#incomplete();
     if (watch.error) throw watch.error;

@@ -1,0 +1,11 @@
+import { request, Agent } from 'node:http';
+import { startTestStack } from '@homelab/testing';
+const stream = process.argv[2] === 'stream';
+const stack = await startTestStack({ tokens: 16, services: ['worker-vllm', 'router', 'ingress'], extraYaml: 'auth: { ipRateLimitPerMinute: 0 }', env: { NODE_OPTIONS: '--cpu-prof --cpu-prof-dir=/tmp/prof' } });
+const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+const body = JSON.stringify({ model: 'vllm/Qwen/Qwen2.5-7B-Instruct', stream, messages: [{ role: 'user', content: 'hi' }] });
+const one = () => new Promise<void>((resolve) => { const req = request(`${stack.ingressUrl}/v1/chat/completions`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => { res.on('data', () => {}); res.on('end', () => resolve()); }); req.end(body); });
+const end = Date.now() + 15000; let n = 0;
+await Promise.all(Array.from({ length: 32 }, async () => { while (Date.now() < end) { await one(); n++; } }));
+console.log('requests', n);
+await stack[Symbol.asyncDispose]();

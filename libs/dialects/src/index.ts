@@ -4,6 +4,5 @@ export * from './json-bytes.ts';
 export * from './registry.ts';
 export * from './openai-chat/index.ts';
 export * from './openai-embeddings/index.ts';
-export * from './anthropic-messages/backend-request.ts';
-export * from './anthropic-messages/backend-answer.ts';
+export * from './anthropic-messages/index.ts';
 export * from './ollama/chat-backend.ts';

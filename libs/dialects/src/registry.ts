@@ -1,4 +1,5 @@
 import { GatewayError } from '@homelab/bus';
+import { anthropicCountTokens, anthropicMessages } from './anthropic-messages/index.ts';
 import { openAIChat } from './openai-chat/index.ts';
 import { openAIEmbeddings } from './openai-embeddings/index.ts';
 import type { Dialect, DialectName } from './types.ts';
@@ -7,6 +8,8 @@ import type { Dialect, DialectName } from './types.ts';
 const DIALECTS: Partial<Record<DialectName, Dialect>> = {
   'openai.chat': openAIChat as Dialect,
   'openai.embeddings': openAIEmbeddings as Dialect,
+  'anthropic.messages': anthropicMessages as Dialect,
+  'anthropic.count_tokens': anthropicCountTokens as Dialect,
 };
 
 /** The dialect of that name; a GatewayError when the gateway does not speak it. */

@@ -65,12 +65,16 @@ export function anthropicError(error: GatewayError): DialectError {
 /**
  * Headers that go with an error response. `x-should-retry: false` stops the Anthropic SDK's own
  * retries (it otherwise retries every 429 and 5xx) for errors the router marked final; `retry-after`
- * is read by the SDK for the ones worth retrying.
+ * (and the SDK's `retry-after-ms`) say when the others are worth another try.
  */
 export function anthropicErrorHeaders(error: GatewayError): Record<string, string> {
   const headers: Record<string, string> = {};
   if (!error.retryable) headers['x-should-retry'] = 'false';
-  if (error.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+  if (error.retryAfterMs !== undefined) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+    // The Anthropic SDK reads this one first, to the millisecond.
+    headers['retry-after-ms'] = String(Math.max(0, Math.round(error.retryAfterMs)));
+  }
   return headers;
 }
 

@@ -166,6 +166,29 @@ describe('AnthropicStreamEncoder', () => {
     expect(encode([chunk({ content: 'cut' }), chunk({}, 'length')]).at(-2)).toMatchObject({ delta: { stop_reason: 'max_tokens' }, usage: { output_tokens: 0 } });
   });
 
+  it('starts a tool call\'s block at its arguments, when its header came before reasoning or text', () => {
+    const all = encode([
+      chunk({ role: 'assistant', content: '' }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
+      chunk({ reasoning_content: 'Paris.' }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"location":"Paris"}' } }] }),
+      chunk({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'now', arguments: '' } }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    expect(all.slice(1, -2)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Paris.' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"location":"Paris"}' } },
+      { type: 'content_block_stop', index: 1 },
+      // A call that never got arguments still gets its block, at the end.
+      { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'call_b', name: 'now', input: {} } },
+      { type: 'content_block_stop', index: 2 },
+    ]);
+    expect(all.at(-2)).toMatchObject({ delta: { stop_reason: 'tool_use' } });
+  });
+
   it('refuses interleaved tool call arguments, which Anthropic\'s blocks cannot carry', () => {
     const encoder = new AnthropicStreamEncoder(CONTEXT);
     encoder.push(chunk({ tool_calls: [{ index: 0, id: 'a', function: { name: 'f', arguments: '{' } }] }));

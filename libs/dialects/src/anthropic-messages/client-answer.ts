@@ -145,6 +145,8 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
   #blocks = 0;
   /** Tool indexes whose block was opened, to refuse interleaved tool call deltas. */
   readonly #toolsSeen = new Set<number>();
+  /** A tool call whose header came, but no arguments yet. */
+  #pendingTool: { toolIndex: number; id: string; name: string } | undefined;
   #finish: FinishReason | undefined;
   #usage: ChatUsage | undefined;
 
@@ -168,7 +170,7 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
 
   end(): string {
     const usage = toAnthropicUsage(this.#usage);
-    return this.#start() + this.#close()
+    return this.#start() + this.#startPendingTool() + this.#close()
       + event('message_delta', {
         delta: { stop_reason: toAnthropicStopReason(this.#finish, this.#toolsSeen.size > 0), stop_sequence: null },
         usage,
@@ -211,24 +213,46 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
     return out + event('content_block_delta', { index: this.#open!.index, delta });
   }
 
+  /**
+   * A tool call's block starts at its first arguments, not at its header (id and name): some servers
+   * send the header early, then reasoning or text, then the arguments, and an Anthropic block cannot
+   * be reopened once another one has started.
+   */
   #toolCall(call: ToolCallDelta): string {
     let out = '';
     const open = this.#open;
-    if (open?.kind !== 'tool' || open.toolIndex !== call.index) {
+    const args = call.function?.arguments ?? '';
+    if (open?.kind === 'tool' && open.toolIndex === call.index) {
+      return args ? event('content_block_delta', { index: open.index, delta: { type: 'input_json_delta', partial_json: args } }) : '';
+    }
+    let pending = this.#pendingTool;
+    if (pending?.toolIndex !== call.index) {
       // Anthropic's blocks follow one another: a tool call whose block was closed cannot take more arguments.
       if (this.#toolsSeen.has(call.index)) {
         throw new GatewayError('backend_error', 'the backend interleaved the arguments of two tool calls, which an Anthropic stream cannot carry');
       }
-      out += this.#close();
-      const index = this.#blocks++;
+      out += this.#startPendingTool();
       this.#toolsSeen.add(call.index);
-      this.#open = { kind: 'tool', index, toolIndex: call.index };
-      const block = { type: 'tool_use', id: call.id || `toolu_${call.index}`, name: call.function?.name ?? '', input: {} };
-      out += event('content_block_start', { index, content_block: block });
+      pending = { toolIndex: call.index, id: '', name: '' };
+      this.#pendingTool = pending;
     }
-    const args = call.function?.arguments;
-    if (args) out += event('content_block_delta', { index: this.#open!.index, delta: { type: 'input_json_delta', partial_json: args } });
-    return out;
+    if (call.id) pending.id = call.id;
+    if (call.function?.name) pending.name = call.function.name;
+    if (!args) return out;
+    out += this.#startPendingTool();
+    return out + event('content_block_delta', { index: this.#open!.index, delta: { type: 'input_json_delta', partial_json: args } });
+  }
+
+  /** Opens the block of the tool call whose header came without arguments yet. */
+  #startPendingTool(): string {
+    const pending = this.#pendingTool;
+    if (!pending) return '';
+    this.#pendingTool = undefined;
+    const out = this.#close();
+    const index = this.#blocks++;
+    this.#open = { kind: 'tool', index, toolIndex: pending.toolIndex };
+    const block = { type: 'tool_use', id: pending.id || `toolu_${pending.toolIndex}`, name: pending.name, input: {} };
+    return out + event('content_block_start', { index, content_block: block });
   }
 
   #close(): string {

@@ -76,6 +76,14 @@ describe('anthropicMessageFromChat', () => {
     expect(message.usage).toEqual({ input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 });
   });
 
+  it('gives OpenAI\'s refusal as text with stop_reason refusal, streamed or not', () => {
+    const message = anthropicMessageFromChat(completion({ refusal: "I can't help with that." }, 'stop'), CONTEXT);
+    expect([message.content, message.stop_reason]).toEqual([[{ type: 'text', text: "I can't help with that." }], 'refusal']);
+    const all = encode([chunk({ role: 'assistant', refusal: "I can't" }), chunk({ refusal: ' help.' }), chunk({}, 'stop')]);
+    expect(all.filter((e) => e['type'] === 'content_block_delta').map((e) => (e['delta'] as { text: string }).text).join('')).toBe("I can't help.");
+    expect(all.at(-2)).toMatchObject({ delta: { stop_reason: 'refusal' } });
+  });
+
   it('says plainly when the model wrote tool arguments that are not JSON', () => {
     const bad = completion({ tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"a":' } }] }, 'tool_calls');
     expect(() => anthropicMessageFromChat(bad, CONTEXT)).toThrow(expect.objectContaining({ code: 'backend_error', message: 'the model answered a tool call whose arguments are not valid JSON' }));

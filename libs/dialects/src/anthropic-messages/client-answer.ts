@@ -90,6 +90,8 @@ export function anthropicMessageFromChat(completion: ChatCompletion, context: Pi
   const reasoning = message?.reasoning_content ?? message?.reasoning;
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (message?.content) content.push({ type: 'text', text: message.content });
+  // OpenAI's refusal is a text Anthropic would have given with stop_reason `refusal`.
+  if (message?.refusal) content.push({ type: 'text', text: message.refusal });
   const calls = (message?.tool_calls ?? []).filter((call) => call.type === 'function');
   for (const [i, call] of calls.entries()) {
     content.push({ type: 'tool_use', id: call.id || `toolu_${i}`, name: call.function.name, input: toolInput(call.function.arguments) });
@@ -100,7 +102,7 @@ export function anthropicMessageFromChat(completion: ChatCompletion, context: Pi
     role: 'assistant',
     model: context.requestedModel,
     content,
-    stop_reason: toAnthropicStopReason(choice?.finish_reason, calls.length > 0),
+    stop_reason: message?.refusal ? 'refusal' : toAnthropicStopReason(choice?.finish_reason, calls.length > 0),
     stop_sequence: null,
     usage: toAnthropicUsage(completion.usage),
   };
@@ -148,6 +150,7 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
   /** A tool call whose header came, but no arguments yet. */
   #pendingTool: { toolIndex: number; id: string; name: string } | undefined;
   #finish: FinishReason | undefined;
+  #refused = false;
   #usage: ChatUsage | undefined;
 
   constructor(context: Pick<TranslationContext, 'requestId' | 'requestedModel'>) {
@@ -163,6 +166,10 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
     const reasoning = delta.reasoning_content ?? delta.reasoning;
     if (reasoning) out += this.#text('thinking', reasoning);
     if (delta.content) out += this.#text('text', delta.content);
+    if (delta.refusal) {
+      this.#refused = true;
+      out += this.#text('text', delta.refusal);
+    }
     for (const call of delta.tool_calls ?? []) out += this.#toolCall(call);
     if (choice.finish_reason) this.#finish = choice.finish_reason;
     return out;
@@ -172,7 +179,7 @@ export class AnthropicStreamEncoder implements StreamEncoder<ChatChunk> {
     const usage = toAnthropicUsage(this.#usage);
     return this.#start() + this.#startPendingTool() + this.#close()
       + event('message_delta', {
-        delta: { stop_reason: toAnthropicStopReason(this.#finish, this.#toolsSeen.size > 0), stop_sequence: null },
+        delta: { stop_reason: this.#refused ? 'refusal' : toAnthropicStopReason(this.#finish, this.#toolsSeen.size > 0), stop_sequence: null },
         usage,
       })
       + event('message_stop', {});

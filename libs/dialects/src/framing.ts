@@ -55,6 +55,30 @@ export class RecordSplitter {
   }
 }
 
+/**
+ * The bytes of the records in `cut` that pass on to the client, in one buffer: each record `read`
+ * keeps (it returns false for one to drop, e.g. a usage event nobody asked for), up to the record
+ * where `failed()` turns true. An error the backend reports, or a malformed record, is not passed
+ * on, nor anything after it: the worker ends the stream in the client's dialect instead.
+ */
+export function passingRecords(cut: { data: Buffer; records: [number, number][] }, read: (record: Buffer) => boolean, failed: () => boolean): Buffer | undefined {
+  let parts: Buffer[] | undefined;
+  let from = 0;
+  let until = cut.data.length;
+  for (const [start, end] of cut.records) {
+    const keep = read(cut.data.subarray(start, end));
+    if (failed()) { until = start; break; }
+    if (!keep) {
+      (parts ??= []).push(cut.data.subarray(from, start));
+      from = end;
+    }
+  }
+  if (!parts && until === cut.data.length) return cut.data;
+  (parts ??= []).push(cut.data.subarray(from, Math.max(from, until)));
+  const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return out.length > 0 ? out : undefined;
+}
+
 const DATA_PREFIX = Buffer.from('data:');
 const EVENT_PREFIX = Buffer.from('event:');
 

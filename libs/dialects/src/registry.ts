@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import { anthropicMessages } from './anthropic-messages/index.ts';
+import { anthropicCountTokens, anthropicMessages } from './anthropic-messages/index.ts';
 import { openAIChat } from './openai-chat/index.ts';
 import { openAIEmbeddings } from './openai-embeddings/index.ts';
 import { ollamaChat, ollamaEmbed, ollamaEmbeddings, ollamaGenerate } from './ollama/index.ts';
@@ -10,6 +10,7 @@ const DIALECTS: Partial<Record<DialectName, Dialect>> = {
   'openai.chat': openAIChat as Dialect,
   'openai.embeddings': openAIEmbeddings as Dialect,
   'anthropic.messages': anthropicMessages as Dialect,
+  'anthropic.count_tokens': anthropicCountTokens as Dialect,
   'ollama.chat': ollamaChat as Dialect, 'ollama.generate': ollamaGenerate as Dialect, 'ollama.embed': ollamaEmbed as Dialect, 'ollama.embeddings': ollamaEmbeddings as Dialect,
 };
 

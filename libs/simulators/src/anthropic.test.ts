@@ -17,8 +17,12 @@ async function start(options: AnthropicSimOptions = {}): Promise<AnthropicSimula
   return sim;
 }
 
-function post(body: unknown, headers: Record<string, string> = VERSION): Promise<Response> {
-  return fetch(`${sim!.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+function post(body: unknown, headers: Record<string, string> = VERSION, path = '/v1/messages'): Promise<Response> {
+  return fetch(`${sim!.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+function get(path: string, headers: Record<string, string> = VERSION): Promise<Response> {
+  return fetch(`${sim!.url}${path}`, { headers });
 }
 
 /** Parses `event: <type>\ndata: <json>\n\n` frames, checking the event name matches the data's type. */
@@ -137,5 +141,88 @@ describe('anthropic simulator', () => {
     const all = await events(await post({ model: 'claude-test', max_tokens: 100, messages: USER, stream: true }));
     expect(all.filter((e) => e.type === 'content_block_delta')).toHaveLength(2);
     expect(all.at(-1)).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+  });
+
+  it('keeps each request\'s exact bytes and its anthropic headers', async () => {
+    await start();
+    const raw = '{ "model" : "claude-test",\n  "max_tokens": 10, "messages": [{"role": "user", "content": "h\\u00e9"}], "thinking": null }';
+    const headers = { ...VERSION, 'anthropic-beta': 'interleaved-thinking-2025-05-14,context-1m-2025-08-07' };
+    expect((await post(raw, headers)).status).toBe(200);
+    const seen = sim!.requests[0]!;
+    expect(seen.raw.equals(Buffer.from(raw))).toBe(true);
+    expect(seen.headers).toMatchObject({ 'anthropic-version': '2023-06-01', 'anthropic-beta': 'interleaved-thinking-2025-05-14,context-1m-2025-08-07' });
+    await get('/v1/models');
+    expect(sim!.requests[1]!.raw.length).toBe(0);
+  });
+
+  it('signs its thinking block, and refuses thinking with a forced tool choice', async () => {
+    await start();
+    const thinking = { type: 'enabled', budget_tokens: 1024 };
+    const message = await (await post({ model: 'claude-test', max_tokens: 2048, thinking, messages: USER })).json() as Json;
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: 'Let me think about this request.', signature: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/) },
+      { type: 'text', text: simText(5) },
+    ]);
+    const forced = await expectError(await post({ model: 'claude-test', max_tokens: 2048, thinking, tools: [WEATHER], tool_choice: { type: 'any' }, messages: USER }), 400, 'invalid_request_error');
+    expect(forced.error.message).toBe('Thinking may not be enabled when tool_choice forces tool use.');
+  });
+
+  it('writes and reads the prompt cache at cache_control breakpoints', async () => {
+    await start();
+    const system = [{ type: 'text', text: 'You are a careful assistant. '.repeat(40), cache_control: { type: 'ephemeral' } }];
+    const body = { model: 'claude-test', max_tokens: 10, system, messages: USER };
+    const first = (await (await post(body)).json() as Json).usage;
+    expect(first.cache_creation_input_tokens).toBeGreaterThan(200);
+    expect(first.cache_read_input_tokens).toBe(0);
+    const second = (await (await post({ ...body, messages: [{ role: 'user', content: 'Another question' }] })).json() as Json).usage;
+    expect(second).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: first.cache_creation_input_tokens });
+    expect(second.input_tokens).toBeGreaterThan(0);
+    // The streamed answer says the same in message_start.
+    const streamed = await events(await post({ ...body, stream: true }));
+    expect(streamed[0]!.message.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: first.cache_creation_input_tokens, input_tokens: first.input_tokens });
+    // Without cache_control nothing is cached; a top-level cache_control caches the whole prompt.
+    const plain = (await (await post({ model: 'claude-test', max_tokens: 10, system: 'x'.repeat(400), messages: USER })).json() as Json).usage;
+    expect([plain.cache_creation_input_tokens, plain.cache_read_input_tokens]).toEqual([0, 0]);
+    const auto = { model: 'claude-test', max_tokens: 10, cache_control: { type: 'ephemeral' }, system: 'y'.repeat(400), messages: USER };
+    const written = (await (await post(auto)).json() as Json).usage;
+    expect([written.input_tokens, written.cache_read_input_tokens]).toEqual([0, 0]);
+    expect((await (await post(auto)).json() as Json).usage).toMatchObject({ input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: written.cache_creation_input_tokens });
+  });
+
+  it('counts tokens as its answers count the prompt', async () => {
+    await start({ apiKey: KEY });
+    const auth = { ...VERSION, authorization: `Bearer ${KEY}` };
+    const body = { model: 'claude-test', system: 'Be brief.', tools: [WEATHER], messages: USER };
+    const counted = await post(body, auth, '/v1/messages/count_tokens');
+    expect(counted.status).toBe(200);
+    expect(counted.headers.get('request-id')).toMatch(/^req_/);
+    const { input_tokens: tokens } = await counted.json() as Json;
+    const message = await (await post({ ...body, max_tokens: 10 }, auth)).json() as Json;
+    expect(tokens).toBe(message.usage.input_tokens + message.usage.cache_creation_input_tokens + message.usage.cache_read_input_tokens);
+    await expectError(await post({ ...body, model: 'claude-nope' }, auth, '/v1/messages/count_tokens'), 404, 'not_found_error');
+    await expectError(await post({ model: 'claude-test' }, auth, '/v1/messages/count_tokens'), 400, 'invalid_request_error');
+    await expectError(await post(body, VERSION, '/v1/messages/count_tokens'), 401, 'authentication_error');
+  });
+
+  it('lists models in Anthropic\'s shape, page by page, and one by id', async () => {
+    await start({ models: ['claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-opus-4-1'], apiKey: KEY });
+    const auth = { ...VERSION, 'x-api-key': KEY };
+    const all = await (await get('/v1/models', auth)).json() as Json;
+    expect(all).toEqual({
+      data: [
+        { type: 'model', id: 'claude-sonnet-4-5', display_name: 'Claude Sonnet 4.5', created_at: '2025-09-29T00:00:00Z' },
+        { type: 'model', id: 'claude-haiku-4-5-20251001', display_name: 'Claude Haiku 4.5', created_at: '2025-09-28T00:00:00Z' },
+        { type: 'model', id: 'claude-opus-4-1', display_name: 'Claude Opus 4.1', created_at: '2025-09-27T00:00:00Z' },
+      ],
+      has_more: false, first_id: 'claude-sonnet-4-5', last_id: 'claude-opus-4-1',
+    });
+    const page = await (await get('/v1/models?limit=1&after_id=claude-sonnet-4-5', auth)).json() as Json;
+    expect(page).toMatchObject({ data: [{ id: 'claude-haiku-4-5-20251001' }], has_more: true, first_id: 'claude-haiku-4-5-20251001' });
+    const back = await (await get('/v1/models?limit=5&before_id=claude-opus-4-1', auth)).json() as Json;
+    expect(back.data.map((m: Json) => m.id)).toEqual(['claude-sonnet-4-5', 'claude-haiku-4-5-20251001']);
+    expect(await (await get('/v1/models/claude-opus-4-1', auth)).json()).toMatchObject({ type: 'model', id: 'claude-opus-4-1' });
+    await expectError(await get('/v1/models/gpt-4', auth), 404, 'not_found_error');
+    await expectError(await get('/v1/models'), 401, 'authentication_error');
+    await expectError(await get('/v1/models', { 'x-api-key': KEY }), 400, 'invalid_request_error');
   });
 });

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJsonBody, sendJson, simToken, sleep, startSimServer, type SimContext, type SimFaults, type SimOptions, type Simulator } from './sim.ts';
+import { sendJson, simToken, sleep, startSimServer, type SimContext, type SimFaults, type SimOptions, type SimRequestRecord, type Simulator } from './sim.ts';
 
 export interface AnthropicSimFaults extends SimFaults {
   /** Write an `event: error` frame after this many content deltas, then end the stream. */
@@ -13,12 +13,19 @@ export interface AnthropicSimFaults extends SimFaults {
 export interface AnthropicSimOptions extends SimOptions {
   /** When set, requests must carry it as `x-api-key` or `Authorization: Bearer`. */
   apiKey?: string;
-  /** Reported as `cache_read_input_tokens` (default 0), to exercise cache accounting. */
+  /** Added to `cache_read_input_tokens` of every answer (default 0), to exercise cache accounting without `cache_control`. */
   cacheReadInputTokens?: number;
   faults?: AnthropicSimFaults;
 }
 
+/** What the simulator saw of a request, with the body's exact bytes: proof that a request passed through unchanged. */
+export interface AnthropicRequestRecord extends SimRequestRecord {
+  /** The body as it arrived (empty for a GET). `headers` has `anthropic-version` and `anthropic-beta` as sent. */
+  raw: Buffer;
+}
+
 export interface AnthropicSimulator extends Simulator {
+  readonly requests: AnthropicRequestRecord[];
   setFaults(faults: AnthropicSimFaults): void;
 }
 
@@ -32,6 +39,14 @@ interface MessagesBody {
   thinking?: { type: string; budget_tokens?: number };
   stop_sequences?: string[];
   stream?: boolean;
+  cache_control?: unknown;
+}
+
+/** The input tokens of a prompt as the answer's usage splits them. */
+interface InputUsage {
+  input: number;
+  cacheCreation: number;
+  cacheRead: number;
 }
 
 interface TurnLike { role?: unknown; content?: unknown }
@@ -46,7 +61,6 @@ interface Plan {
   blocks: PlannedBlock[];
   stopReason: 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
   stopSequence: string | null;
-  inputTokens: number;
   outputTokens: number;
 }
 
@@ -66,25 +80,46 @@ function sendError(res: ServerResponse, status: number, message: string, headers
 }
 
 /**
- * A simulator of Anthropic's Messages API (`POST /v1/messages`), streaming and not, with
- * Anthropic's validation, error shapes and SSE event order, for tests of the Anthropic backend.
+ * A simulator of Anthropic's API: Messages (`POST /v1/messages`, streaming and not, with thinking,
+ * tool use and prompt caching), `POST /v1/messages/count_tokens` and `GET /v1/models`, with
+ * Anthropic's validation, error shapes and SSE event order. It keeps each request's exact bytes.
  */
 export async function startAnthropicSimulator(options: AnthropicSimOptions = {}): Promise<AnthropicSimulator> {
-  const cacheRead = options.cacheReadInputTokens ?? 0;
+  const extraCacheRead = options.cacheReadInputTokens ?? 0;
+  // Prompt prefixes written to the simulated cache, as Anthropic keeps them between requests.
+  const cache = new Set<string>();
   const sim = await startSimServer(options, async (req, res, ctx) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'POST' || path !== '/v1/messages') return sendError(res, 404, `Not found: ${req.method} ${path}`);
-
-    let body: MessagesBody;
-    try {
-      body = ((await readJsonBody(req)) ?? {}) as MessagesBody;
-    } catch {
-      return sendError(res, 400, 'There was an issue with your request body: it is not valid JSON');
-    }
-    ctx.record.body = body;
+    const record = ctx.record as AnthropicRequestRecord;
+    const raw = await readRaw(req);
+    record.raw = raw;
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const path = url.pathname;
 
     if (options.apiKey !== undefined && !hasKey(req, options.apiKey)) return sendError(res, 401, 'invalid x-api-key');
     if (!req.headers['anthropic-version']) return sendError(res, 400, 'anthropic-version: header is required');
+
+    if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelPage(ctx.options.models, url.searchParams), { 'request-id': id('req_') });
+    if (req.method === 'GET' && path.startsWith('/v1/models/')) {
+      const model = decodeURIComponent(path.slice('/v1/models/'.length));
+      if (!ctx.options.models.includes(model)) return sendError(res, 404, `model: ${model}`);
+      return sendJson(res, 200, modelInfo(model, ctx.options.models.indexOf(model)), { 'request-id': id('req_') });
+    }
+    const counting = path === '/v1/messages/count_tokens';
+    if (req.method !== 'POST' || (path !== '/v1/messages' && !counting)) return sendError(res, 404, `Not found: ${req.method} ${path}`);
+
+    let body: MessagesBody;
+    try {
+      body = (raw.length > 0 ? JSON.parse(raw.toString('utf8')) : {}) as MessagesBody;
+    } catch {
+      return sendError(res, 400, 'There was an issue with your request body: it is not valid JSON');
+    }
+    record.body = body;
+
+    if (counting) {
+      const problem = validatePrompt(body, ctx.options.models);
+      if (problem) return sendError(res, problem.status, problem.message);
+      return sendJson(res, 200, { input_tokens: promptTokens(body) }, { 'request-id': id('req_') });
+    }
 
     const fault = ctx.drawStatusFault();
     if (fault) {
@@ -98,7 +133,9 @@ export async function startAnthropicSimulator(options: AnthropicSimOptions = {})
 
     const plan = planAnswer(body, ctx.options.tokens);
     const model = body.model as string;
-    if (body.stream) return streamAnswer(res, ctx, plan, model, cacheRead);
+    const input = inputUsage(body, cache);
+    input.cacheRead += extraCacheRead;
+    if (body.stream) return streamAnswer(res, ctx, plan, model, input);
 
     await sleep(ctx.faults.stallBeforeFirstTokenMs ?? 0, ctx.abortSignal);
     if (ctx.abortSignal.aborted) return;
@@ -119,7 +156,7 @@ export async function startAnthropicSimulator(options: AnthropicSimOptions = {})
       content: plan.blocks.map(finalBlock),
       stop_reason: plan.stopReason,
       stop_sequence: plan.stopSequence,
-      usage: usage(plan.inputTokens, plan.outputTokens, cacheRead),
+      usage: usage(input, plan.outputTokens),
     }, { 'request-id': id('req_') });
   });
   return sim as AnthropicSimulator;
@@ -133,6 +170,21 @@ function hasKey(req: IncomingMessage, key: string): boolean {
 function validate(body: MessagesBody, models: string[]): { status: number; message: string } | undefined {
   if (typeof body.model !== 'string') return { status: 400, message: 'model: Field required' };
   if (!Number.isInteger(body.max_tokens) || (body.max_tokens as number) < 1) return { status: 400, message: 'max_tokens: Field required' };
+  const thinking = body.thinking;
+  if (thinking?.type === 'enabled') {
+    const budget = thinking.budget_tokens ?? 0;
+    if (budget < 1024) return { status: 400, message: 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024' };
+    if (budget >= (body.max_tokens as number)) return { status: 400, message: '`max_tokens` must be greater than `thinking.budget_tokens`' };
+    if (body.tool_choice?.type === 'any' || body.tool_choice?.type === 'tool') {
+      return { status: 400, message: 'Thinking may not be enabled when tool_choice forces tool use.' };
+    }
+  }
+  return validatePrompt(body, models);
+}
+
+/** What a Messages request and a token count request must both have right: the model and the turns. */
+function validatePrompt(body: MessagesBody, models: string[]): { status: number; message: string } | undefined {
+  if (typeof body.model !== 'string') return { status: 400, message: 'model: Field required' };
   const messages = body.messages;
   if (!Array.isArray(messages) || messages.length === 0) return { status: 400, message: 'messages: at least one message is required' };
   let previous: unknown;
@@ -141,12 +193,6 @@ function validate(body: MessagesBody, models: string[]): { status: number; messa
     if (i === 0 && m.role !== 'user') return { status: 400, message: 'messages: first message must use the "user" role' };
     if (m.role === previous) return { status: 400, message: `messages: roles must alternate between "user" and "assistant", but found multiple "${m.role}" roles in a row` };
     previous = m.role;
-  }
-  const thinking = body.thinking;
-  if (thinking?.type === 'enabled') {
-    const budget = thinking.budget_tokens ?? 0;
-    if (budget < 1024) return { status: 400, message: 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024' };
-    if (budget >= (body.max_tokens as number)) return { status: 400, message: '`max_tokens` must be greater than `thinking.budget_tokens`' };
   }
   if (!models.includes(body.model)) return { status: 404, message: `model: ${body.model}` };
   return undefined;
@@ -167,13 +213,12 @@ function planAnswer(body: MessagesBody, tokens: number): Plan {
   const tool = body.tools?.length && body.tool_choice?.type !== 'none' && !answersToolResult
     ? (body.tools.find((t) => t.name === body.tool_choice?.name) ?? body.tools[0])
     : undefined;
-  const inputTokens = Math.max(1, Math.ceil((JSON.stringify(messages).length + JSON.stringify(body.system ?? '').length) / 4));
 
   if (tool) {
     const input = sampleInput(tool.input_schema?.properties);
     const json = JSON.stringify(input);
     blocks.push({ type: 'tool_use', id: id('toolu_'), name: tool.name, input, pieces: splitInThree(json) });
-    return { blocks, stopReason: 'tool_use', stopSequence: null, inputTokens, outputTokens: outputTokens + 3 };
+    return { blocks, stopReason: 'tool_use', stopSequence: null, outputTokens: outputTokens + 3 };
   }
 
   // Text: `tokens` simTokens, cut by max_tokens, then at the earliest stop sequence.
@@ -196,7 +241,7 @@ function planAnswer(body: MessagesBody, tokens: number): Plan {
     if (end < cut) pieces.push(full.slice(end, cut));
   }
   blocks.push({ type: 'text', pieces });
-  return { blocks, stopReason, stopSequence, inputTokens, outputTokens: outputTokens + pieces.length };
+  return { blocks, stopReason, stopSequence, outputTokens: outputTokens + pieces.length };
 }
 
 /** A value of the right JSON type for each property, so tool arguments are predictable. */
@@ -220,11 +265,11 @@ function finalBlock(block: PlannedBlock): unknown {
   return { type: 'text', text: block.pieces.join('') };
 }
 
-function usage(input: number, output: number, cacheRead: number): Record<string, number> {
-  return { input_tokens: input, output_tokens: output, cache_creation_input_tokens: 0, cache_read_input_tokens: cacheRead };
+function usage(input: InputUsage, output: number): Record<string, number> {
+  return { input_tokens: input.input, output_tokens: output, cache_creation_input_tokens: input.cacheCreation, cache_read_input_tokens: input.cacheRead };
 }
 
-async function streamAnswer(res: ServerResponse, ctx: SimContext, plan: Plan, model: string, cacheRead: number): Promise<void> {
+async function streamAnswer(res: ServerResponse, ctx: SimContext, plan: Plan, model: string, input: InputUsage): Promise<void> {
   const faults = ctx.faults as AnthropicSimFaults;
   const signal = ctx.abortSignal;
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': id('req_') });
@@ -232,7 +277,7 @@ async function streamAnswer(res: ServerResponse, ctx: SimContext, plan: Plan, mo
 
   send('message_start', {
     type: 'message_start',
-    message: { id: id('msg_'), type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: usage(plan.inputTokens, 1, cacheRead) },
+    message: { id: id('msg_'), type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: usage(input, 1) },
   });
   let deltas = 0;
   for (const [index, block] of plan.blocks.entries()) {
@@ -277,4 +322,101 @@ async function dropAfterFlush(res: ServerResponse): Promise<void> {
   const socket = res.socket;
   if (socket && socket.writableLength > 0) await once(socket, 'drain');
   res.destroy();
+}
+
+async function readRaw(req: IncomingMessage): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of req) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/**
+ * The prompt as the cache sees it: tool definitions, then system blocks, then each message's blocks,
+ * in that order (Anthropic's), each with whether it carries a `cache_control` breakpoint. A top-level
+ * `cache_control` puts the breakpoint on the last block, as Anthropic's automatic caching does.
+ */
+function promptItems(body: MessagesBody): { text: string; breakpoint: boolean }[] {
+  const items: { text: string; breakpoint: boolean }[] = [];
+  const add = (value: unknown, prefix = ''): void => {
+    const record = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+    const { cache_control: cacheControl, ...rest } = record ?? {};
+    items.push({ text: prefix + JSON.stringify(record ? rest : value), breakpoint: cacheControl != null });
+  };
+  for (const tool of body.tools ?? []) add(tool);
+  if (Array.isArray(body.system)) for (const block of body.system) add(block, 'system:');
+  else if (body.system !== undefined) add(body.system, 'system:');
+  for (const turn of (Array.isArray(body.messages) ? body.messages : []) as TurnLike[]) {
+    if (Array.isArray(turn.content)) for (const block of turn.content) add(block, `${String(turn.role)}:`);
+    else add(turn.content, `${String(turn.role)}:`);
+  }
+  const last = items.at(-1);
+  if (body.cache_control != null && last) last.breakpoint = true;
+  return items;
+}
+
+/** Simulated tokens: a token per 4 characters of the items' JSON. */
+function itemTokens(items: { text: string }[]): number {
+  return Math.ceil(items.reduce((sum, item) => sum + item.text.length, 0) / 4);
+}
+
+/** `count_tokens`: the whole prompt, however much of it a cache holds. */
+function promptTokens(body: MessagesBody): number {
+  return Math.max(1, itemTokens(promptItems(body)));
+}
+
+/**
+ * How the prompt's tokens split between the cache and fresh input: the longest prefix ending at a
+ * breakpoint that an earlier request wrote is read; the rest up to the last breakpoint is written;
+ * what follows is plain input. (Anthropic caches only prefixes of 1024+ tokens; the simulator caches any.)
+ */
+function inputUsage(body: MessagesBody, cache: Set<string>): InputUsage {
+  const items = promptItems(body);
+  const total = Math.max(1, itemTokens(items));
+  const prefixes: string[] = [];
+  let read = 0;
+  let written = 0;
+  items.forEach((item, i) => {
+    if (!item.breakpoint) return;
+    const key = createHash('sha256').update(items.slice(0, i + 1).map((it) => it.text).join('\u0000')).digest('base64');
+    prefixes.push(key);
+    const tokens = itemTokens(items.slice(0, i + 1));
+    if (cache.has(key)) read = tokens;
+    else written = tokens;
+  });
+  for (const key of prefixes) cache.add(key);
+  const cacheCreation = Math.max(0, written - read);
+  return { input: Math.max(0, total - read - cacheCreation), cacheCreation, cacheRead: read };
+}
+
+/** Anthropic's display name from a model id: `claude-sonnet-4-5` and `claude-sonnet-4-5-20250929` → `Claude Sonnet 4.5`. */
+function displayName(model: string): string {
+  return model.split('-').filter((part) => !/^\d{8}$/.test(part)).reduce<string[]>((words, part) => {
+    const last = words.at(-1);
+    if (/^\d+$/.test(part) && last !== undefined && /^\d+(\.\d+)*$/.test(last)) words[words.length - 1] = `${last}.${part}`;
+    else words.push(/^\d/.test(part) ? part : part.charAt(0).toUpperCase() + part.slice(1));
+    return words;
+  }, []).join(' ');
+}
+
+function modelInfo(model: string, index: number): Record<string, string> {
+  // Newest first, as Anthropic lists them: a day apart, counting back from a fixed date.
+  const created = new Date(Date.UTC(2025, 8, 29) - index * 86_400_000).toISOString().replace('.000Z', 'Z');
+  return { type: 'model', id: model, display_name: displayName(model), created_at: created };
+}
+
+/** `GET /v1/models`: one page, by `limit` (default 20), `after_id` and `before_id`. */
+function modelPage(models: string[], query: URLSearchParams): Record<string, unknown> {
+  const limit = Math.min(1000, Math.max(1, Number(query.get('limit') ?? 20) || 20));
+  let start = 0;
+  let end = models.length;
+  const after = query.get('after_id');
+  const before = query.get('before_id');
+  if (after !== null) start = models.indexOf(after) + 1 || models.length;
+  if (before !== null) {
+    end = Math.max(0, models.indexOf(before));
+    start = Math.max(start, end - limit);
+  }
+  const page = models.slice(start, Math.min(end, start + limit));
+  const hasMore = before !== null ? start > 0 : start + page.length < models.length;
+  return { data: page.map((m) => modelInfo(m, models.indexOf(m))), has_more: page.length > 0 && hasMore, first_id: page[0] ?? null, last_id: page.at(-1) ?? null };
 }

@@ -1,64 +1,79 @@
-import { Type } from '@sinclair/typebox';
-import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, parseSseEvent, SSE_KEEPALIVE } from '../framing.ts';
-import type { ChatChunk, Dialect, DialectError, StreamDecoder } from '../types.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, type AnthropicStreamEvent } from './backend.ts';
+import { setTopLevel, topLevelSpans } from '../json-bytes.ts';
+import type { Dialect, PassThroughOptions } from '../types.ts';
+import { anthropicAnswerToInternal, AnthropicStreamDecoder } from './backend-answer.ts';
+import { anthropicRequestFromInternal } from './backend-request.ts';
+import { ANTHROPIC_PING, AnthropicStreamEncoder, anthropicAnswerFromInternal } from './client-answer.ts';
+import { anthropicPromptToChat, anthropicRequestToInternal } from './client-request.ts';
+import { readCountTokensAnswer } from './count-tokens.ts';
+import { anthropicError, anthropicStreamError } from './errors.ts';
+import { CountTokensRequestSchema, MessagesRequestSchema, type CountTokensRequestPayload, type MessagesRequestPayload } from './schema.ts';
+import { AnthropicStreamWatch, readAnthropicAnswer } from './watch.ts';
 
-export * from './backend.ts';
+export * from './backend-answer.ts';
+export * from './backend-request.ts';
+export * from './client-answer.ts';
+export * from './client-request.ts';
+export * from './count-tokens.ts';
+export * from './errors.ts';
+export { CountTokensRequestSchema, MessagesRequestSchema, type CountTokensRequestPayload, type MessagesRequestPayload } from './schema.ts';
+export * from './watch.ts';
 
-// The backend side of the Anthropic Messages dialect (an OpenAI client served by Anthropic). The
-// client side (an Anthropic client) is built in this folder next.
-
-/** Anthropic's error body: `{"type":"error","error":{"type","message"}}`. */
-export function anthropicError(error: GatewayError): DialectError {
-  const type = error.status === 401 ? 'authentication_error' : error.status === 403 ? 'permission_error' : error.status === 404 ? 'not_found_error'
-    : error.status === 413 ? 'request_too_large' : error.status === 429 ? 'rate_limit_error' : error.status >= 500 ? 'api_error' : 'invalid_request_error';
-  return { status: error.status, body: JSON.stringify({ type: 'error', error: { type, message: error.message } }) };
+/**
+ * The client's bytes for an Anthropic backend: the backend's model, and the lab's defaults for
+ * fields the client left out. Nothing else changes: thinking, cache_control, betas' fields pass as sent.
+ * (Anthropic reports usage in every answer, so nothing need be asked for.)
+ */
+function anthropicPassThrough(bytes: Uint8Array, options: PassThroughOptions): Uint8Array {
+  const values: Record<string, unknown> = { model: options.model };
+  const defaults = Object.entries(options.defaults ?? {});
+  if (defaults.length > 0) {
+    const present = topLevelSpans(bytes, defaults.map(([key]) => key));
+    for (const [key, value] of defaults) if (!present?.has(key)) values[key] = value;
+  }
+  return setTopLevel(bytes, values);
 }
 
-/** Anthropic's stream as internal chat chunks. */
-class AnthropicStreamDecoder implements StreamDecoder<ChatChunk> {
-  readonly #splitter = new RecordSplitter('sse');
-  readonly #translator = new AnthropicChatStream();
-
-  get complete(): boolean {
-    return this.#translator.done;
-  }
-
-  push(bytes: Uint8Array): ChatChunk[] {
-    const cut = this.#splitter.push(bytes);
-    if (!cut) return [];
-    const chunks: ChatChunk[] = [];
-    for (const [start, end] of cut.records) {
-      const { data } = parseSseEvent(cut.data.subarray(start, end));
-      if (data === undefined) continue;
-      let event: AnthropicStreamEvent;
-      try {
-        event = JSON.parse(data) as AnthropicStreamEvent;
-      } catch {
-        throw new GatewayError('backend_error', 'anthropic sent a malformed stream event');
-      }
-      const chunk = this.#translator.push(event);
-      if (chunk) chunks.push(chunk);
-    }
-    return chunks;
-  }
-}
-
-export const anthropicMessages: Dialect<{ model: string; stream?: boolean }> = {
+/**
+ * The Anthropic Messages API (`POST /v1/messages`): what Claude Code and the Anthropic SDK speak.
+ * Anthropic's backend speaks it (requests pass through byte for byte, but the model); for the others
+ * the request goes through OpenAI's chat form and the answer comes back as a Message or its events.
+ */
+export const anthropicMessages: Dialect<MessagesRequestPayload> = {
   name: 'anthropic.messages',
   operation: 'generate',
-  schema: Type.Object({ model: Type.String({ minLength: 1 }), stream: Type.Optional(Type.Boolean()) }, { additionalProperties: true }),
+  schema: MessagesRequestSchema,
   routing: (body) => ({ model: body.model, stream: body.stream === true }),
   error: anthropicError,
-  streamError: (error) => `event: error\ndata: ${JSON.stringify(JSON.parse(anthropicError(error).body))}\n\n`,
-  framing: { contentType: 'text/event-stream', keepalive: SSE_KEEPALIVE },
-  requestFromInternal(internal, options) {
-    if (internal.form !== 'chat') throw new GatewayError('invalid_request', `anthropic serves chat requests only, not ${internal.form === 'completion' ? 'text completions' : internal.form}`);
-    const maxTokens = options.defaults?.['max_tokens'];
-    const body = toAnthropicRequest({ ...internal.request, model: options.model }, typeof maxTokens === 'number' ? { defaultMaxTokens: maxTokens } : {});
-    return { ...body, stream: options.stream };
-  },
-  answerToInternal: (body) => fromAnthropicMessage(body as Parameters<typeof fromAnthropicMessage>[0]),
-  createDecoder: () => new AnthropicStreamDecoder(),
+  streamError: anthropicStreamError,
+  // Keepalive: Anthropic's own `ping` event rather than an SSE comment (see ANTHROPIC_PING).
+  framing: { contentType: 'text/event-stream', keepalive: ANTHROPIC_PING },
+
+  requestToInternal: anthropicRequestToInternal,
+  answerFromInternal: anthropicAnswerFromInternal,
+  createEncoder: (context) => new AnthropicStreamEncoder(context),
+
+  passThrough: anthropicPassThrough,
+  watch: () => new AnthropicStreamWatch(),
+  readAnswer: readAnthropicAnswer,
+  requestFromInternal: anthropicRequestFromInternal,
+  answerToInternal: anthropicAnswerToInternal,
+  createDecoder: (context) => new AnthropicStreamDecoder(context),
+};
+
+/**
+ * Anthropic's token count (`POST /v1/messages/count_tokens`), answered `{"input_tokens": n}`.
+ * Anthropic counts for Claude models (the request passes through). For another backend the worker
+ * counts the prompt of `requestToInternal` with the backend's tokenizer where it has one (vLLM's
+ * `/tokenize`), else with `estimateInputTokens`, and answers with `countTokensAnswer`.
+ */
+export const anthropicCountTokens: Dialect<CountTokensRequestPayload> = {
+  name: 'anthropic.count_tokens',
+  operation: 'count_tokens',
+  schema: CountTokensRequestSchema,
+  routing: (body) => ({ model: body.model, stream: false }),
+  error: anthropicError,
+
+  requestToInternal: (body) => ({ form: 'chat', request: anthropicPromptToChat(body) }),
+  passThrough: anthropicPassThrough,
+  readAnswer: readCountTokensAnswer,
 };

@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import { RecordSplitter } from '../framing.ts';
+import { RecordSplitter, passingRecords } from '../framing.ts';
 import { topLevelSpans } from '../json-bytes.ts';
 import type { AnswerFacts, StreamWatch } from '../types.ts';
 import { ollamaLoadMs } from './backend-facts.ts';
@@ -78,14 +78,7 @@ export class OllamaStreamWatch implements StreamWatch {
   push(bytes: Uint8Array): Uint8Array | undefined {
     if (this.error) return undefined;
     const cut = this.#splitter.push(bytes);
-    if (!cut) return undefined;
-    for (const [start, end] of cut.records) {
-      this.#read(cut.data.subarray(start, end));
-      // An error line (or a malformed one) is not forwarded, nor anything after it: the worker ends
-      // the stream with the error in the client's dialect, or the router tries elsewhere.
-      if (this.error) return start > 0 ? cut.data.subarray(0, start) : undefined;
-    }
-    return cut.data;
+    return cut && passingRecords(cut, (record) => { this.#read(record); return true; }, () => this.error !== undefined);
   }
 
   flush(): Uint8Array | undefined {

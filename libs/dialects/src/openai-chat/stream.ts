@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, parseSseEvent, sseEvent } from '../framing.ts';
+import { RecordSplitter, parseSseEvent, passingRecords, sseEvent } from '../framing.ts';
 import { keyMarker, scanValueAfterKey } from '../json-bytes.ts';
 import type { AnswerFacts, ChatChunk, ChatUsage, Completion, StreamDecoder, StreamEncoder, StreamWatch, TranslationContext } from '../types.ts';
 
@@ -74,24 +74,7 @@ export class OpenAIStreamWatch implements StreamWatch {
   push(bytes: Uint8Array): Uint8Array | undefined {
     if (this.error) return undefined;
     const cut = this.#splitter.push(bytes);
-    if (!cut) return undefined;
-    let kept: Buffer[] | undefined;
-    let from = 0;
-    let until = cut.data.length;
-    for (const [start, end] of cut.records) {
-      const keep = this.#keep(cut.data.subarray(start, end));
-      if (!keep) {
-        // Drop this record: keep what came before it.
-        (kept ??= []).push(cut.data.subarray(from, start));
-        from = end;
-      }
-      // After an error nothing more of the backend's stream goes out: the worker ends it in the client's dialect.
-      if (this.error) { until = end; break; }
-    }
-    if (!kept && until === cut.data.length) return cut.data;
-    (kept ??= []).push(cut.data.subarray(from, Math.max(from, until)));
-    const out = Buffer.concat(kept);
-    return out.length > 0 ? out : undefined;
+    return cut && passingRecords(cut, (record) => this.#keep(record), () => this.error !== undefined);
   }
 
   flush(): Uint8Array | undefined {

@@ -2,30 +2,24 @@ import type {
   Base64ImageSource,
   ContentBlockParam,
   ImageBlockParam,
-  Message,
   MessageCreateParamsBase,
-  RawMessageStreamEvent,
-  StopReason,
   Tool,
   ToolChoice,
 } from '@anthropic-ai/sdk/resources/messages';
 import type OpenAI from 'openai';
 import { GatewayError } from '@homelab/bus';
-import type { ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatUsage, ChunkDeltaWithReasoning } from '../types.ts';
+import type { ChatMessage, ChatRequest, InternalRequest, PassThroughOptions } from '../types.ts';
+
+/*
+ * Internal (OpenAI chat) request → Anthropic Messages request: for a client of another dialect whose
+ * request goes to Anthropic.
+ */
 
 /**
- * Anthropic's request body. SDK 1.x types leave out `temperature` and `top_p`,
+ * Anthropic's request body. SDK 1.x types leave out `temperature`, `top_p` and `top_k`,
  * which the Messages API still takes, so they are added here.
  */
-export type AnthropicRequest = Omit<MessageCreateParamsBase, 'stream'> & { temperature?: number; top_p?: number };
-
-/** The events of an Anthropic stream: the SDK's typed ones plus `ping` and `error`, which it handles itself. */
-export type AnthropicStreamEvent =
-  | RawMessageStreamEvent
-  | { type: 'ping' }
-  | { type: 'error'; error: { type: string; message: string } };
-
-type ChatCompletionMessageWithReasoning = OpenAI.Chat.Completions.ChatCompletionMessage & { reasoning_content?: string };
+export type AnthropicRequest = Omit<MessageCreateParamsBase, 'stream'> & { temperature?: number; top_p?: number; top_k?: number };
 
 export interface ToAnthropicOptions {
   /** `max_tokens` is required by Anthropic; used when the client sets neither max field. Default 4096. */
@@ -35,9 +29,11 @@ export interface ToAnthropicOptions {
 /** Anthropic's `budget_tokens` per OpenAI `reasoning_effort` (Anthropic's minimum budget is 1024). */
 export const ANTHROPIC_THINKING_BUDGETS: Record<string, number> = { minimal: 1024, low: 1024, medium: 4096, high: 16384, xhigh: 32768, max: 32768 };
 
+/** A request that carries `top_k`, which vLLM and Ollama take beside OpenAI's fields. */
+type ChatRequestWithTopK = ChatRequest & { top_k?: number | null };
+
 type Turn = { role: 'user' | 'assistant'; content: ContentBlockParam[] };
 type TextParts = string | ReadonlyArray<{ type: string; text?: string; refusal?: string }>;
-type FinishReason = ChatCompletion['choices'][number]['finish_reason'];
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
 
@@ -66,6 +62,8 @@ export function toAnthropicRequest(request: ChatRequest, options: ToAnthropicOpt
     // reject temperature and top_p together: temperature wins. OpenAI's 0..2 is clamped to 0..1.
     if (request.temperature != null) body.temperature = Math.min(1, Math.max(0, request.temperature));
     else if (request.top_p != null) body.top_p = request.top_p;
+    const topK = (request as ChatRequestWithTopK).top_k;
+    if (typeof topK === 'number' && topK > 0) body.top_k = topK;
   }
   if (request.stop != null) body.stop_sequences = typeof request.stop === 'string' ? [request.stop] : request.stop;
   const userId = request.user ?? request.safety_identifier;
@@ -197,158 +195,13 @@ function invalid(message: string, param: string): GatewayError {
   return new GatewayError('invalid_request', message, { param });
 }
 
-export function fromAnthropicStopReason(reason: StopReason | null): FinishReason {
-  switch (reason) {
-    case 'max_tokens':
-    case 'model_context_window_exceeded':
-      return 'length';
-    case 'tool_use':
-      return 'tool_calls';
-    case 'refusal':
-      return 'content_filter';
-    default: // end_turn, stop_sequence, pause_turn
-      return 'stop';
-  }
-}
-
-interface AnthropicUsage {
-  input_tokens: number | null;
-  output_tokens: number;
-  cache_read_input_tokens: number | null;
-  cache_creation_input_tokens: number | null;
-  output_tokens_details?: { thinking_tokens: number } | null;
-}
-
-/** Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt_tokens includes them. */
-export function fromAnthropicUsage(usage: AnthropicUsage): ChatUsage {
-  const cacheRead = usage.cache_read_input_tokens ?? 0;
-  const cacheWrite = usage.cache_creation_input_tokens ?? 0;
-  const prompt = (usage.input_tokens ?? 0) + cacheRead + cacheWrite;
-  const out: ChatUsage = {
-    prompt_tokens: prompt,
-    completion_tokens: usage.output_tokens,
-    total_tokens: prompt + usage.output_tokens,
-    prompt_tokens_details: { cached_tokens: cacheRead, cache_write_tokens: cacheWrite },
-  };
-  const thinking = usage.output_tokens_details?.thinking_tokens;
-  if (thinking !== undefined) out.completion_tokens_details = { reasoning_tokens: thinking };
-  return out;
-}
-
-/** Translates a non-streaming Anthropic Message into an OpenAI `chat.completion`. */
-export function fromAnthropicMessage(message: Message, created = Math.floor(Date.now() / 1000)): ChatCompletion {
-  let text: string | null = null;
-  let reasoning: string | undefined;
-  const toolCalls: OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall[] = [];
-  for (const block of message.content) {
-    if (block.type === 'text') text = (text ?? '') + block.text;
-    else if (block.type === 'thinking') reasoning = (reasoning ?? '') + block.thinking;
-    else if (block.type === 'tool_use') {
-      toolCalls.push({ id: block.id, type: 'function', function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) } });
-    }
-  }
-  const out: ChatCompletionMessageWithReasoning = { role: 'assistant', content: text, refusal: null };
-  if (toolCalls.length > 0) out.tool_calls = toolCalls;
-  if (reasoning !== undefined) out.reasoning_content = reasoning;
-  return {
-    id: message.id,
-    object: 'chat.completion',
-    created,
-    model: message.model,
-    choices: [{ index: 0, message: out, finish_reason: fromAnthropicStopReason(message.stop_reason), logprobs: null }],
-    usage: fromAnthropicUsage(message.usage),
-  };
-}
-
-/** The GatewayError for an `error` event in the middle of a stream. */
-export function fromAnthropicStreamError(error: { type: string; message: string }): GatewayError {
-  const message = `anthropic: ${error.message}`;
-  if (error.type === 'overloaded_error') return new GatewayError('backend_unavailable', message);
-  if (error.type === 'rate_limit_error') return new GatewayError('rate_limited', message);
-  return new GatewayError('backend_error', message);
-}
-
 /**
- * Turns Anthropic stream events into OpenAI `chat.completion.chunk`s, one event at a time.
- * Each event yields at most one chunk; `done` tells whether `message_stop` arrived.
+ * The body for an Anthropic backend: the translation, with the backend's model and the stream flag.
+ * `options.defaults.max_tokens` (from the lab's config) stands in when the client set no maximum.
  */
-export class AnthropicChatStream {
-  #id = '';
-  #model = '';
-  readonly #created: number;
-  /** OpenAI tool call index per Anthropic content block index (tool calls count from 0). */
-  readonly #toolIndexByBlock: number[] = [];
-  #toolCount = 0;
-  #usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
-  #done = false;
-
-  constructor(created = Math.floor(Date.now() / 1000)) {
-    this.#created = created;
-  }
-
-  get done(): boolean {
-    return this.#done;
-  }
-
-  /** The chunk to emit for this event, if any. Throws GatewayError on an `error` event. */
-  push(event: AnthropicStreamEvent): ChatChunk | undefined {
-    switch (event.type) {
-      case 'message_start':
-        this.#id = event.message.id;
-        this.#model = event.message.model;
-        this.#usage = event.message.usage;
-        return this.#chunk({ role: 'assistant', content: '' });
-      case 'content_block_start': {
-        const block = event.content_block;
-        if (block.type === 'tool_use') {
-          const index = this.#toolCount++;
-          this.#toolIndexByBlock[event.index] = index;
-          return this.#chunk({ tool_calls: [{ index, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] });
-        }
-        if (block.type === 'text' && block.text) return this.#chunk({ content: block.text });
-        if (block.type === 'thinking' && block.thinking) return this.#chunk({ reasoning_content: block.thinking });
-        return undefined;
-      }
-      case 'content_block_delta': {
-        const delta = event.delta;
-        if (delta.type === 'text_delta') return this.#chunk({ content: delta.text });
-        if (delta.type === 'thinking_delta') return this.#chunk({ reasoning_content: delta.thinking });
-        if (delta.type === 'input_json_delta') {
-          const index = this.#toolIndexByBlock[event.index];
-          if (index === undefined || delta.partial_json === '') return undefined;
-          return this.#chunk({ tool_calls: [{ index, function: { arguments: delta.partial_json } }] });
-        }
-        return undefined; // signature_delta, citations_delta: nothing OpenAI can carry
-      }
-      case 'message_delta': {
-        // message_delta usage is cumulative; input fields may be null when unchanged.
-        const u = event.usage;
-        this.#usage = {
-          input_tokens: u.input_tokens ?? this.#usage.input_tokens,
-          output_tokens: u.output_tokens,
-          cache_read_input_tokens: u.cache_read_input_tokens ?? this.#usage.cache_read_input_tokens,
-          cache_creation_input_tokens: u.cache_creation_input_tokens ?? this.#usage.cache_creation_input_tokens,
-          output_tokens_details: u.output_tokens_details ?? this.#usage.output_tokens_details ?? null,
-        };
-        return this.#chunk({}, fromAnthropicStopReason(event.delta.stop_reason));
-      }
-      case 'message_stop':
-        this.#done = true;
-        return { id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [], usage: fromAnthropicUsage(this.#usage) };
-      case 'error':
-        throw fromAnthropicStreamError(event.error);
-      default: // content_block_stop, ping, and event types added later
-        return undefined;
-    }
-  }
-
-  #chunk(delta: ChunkDeltaWithReasoning, finishReason: FinishReason | null = null): ChatChunk {
-    return {
-      id: this.#id,
-      object: 'chat.completion.chunk',
-      created: this.#created,
-      model: this.#model,
-      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
-    };
-  }
+export function anthropicRequestFromInternal(internal: InternalRequest, options: PassThroughOptions): Record<string, unknown> {
+  if (internal.form !== 'chat') throw new TypeError(`anthropic.messages carries chat requests, not ${internal.form}`);
+  const defaultMaxTokens = options.defaults?.['max_tokens'];
+  const body = toAnthropicRequest(internal.request, typeof defaultMaxTokens === 'number' ? { defaultMaxTokens } : {});
+  return { ...body, model: options.model, stream: options.stream };
 }

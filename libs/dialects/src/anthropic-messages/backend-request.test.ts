@@ -1,8 +1,7 @@
-import type { Message, StopReason } from '@anthropic-ai/sdk/resources/messages';
-import { GatewayError } from '@homelab/bus';
 import { describe, expect, it } from 'vitest';
-import type { ChatChunk, ChatRequest } from '../types.ts';
-import { AnthropicChatStream, fromAnthropicMessage, toAnthropicRequest, fromAnthropicStopReason, type AnthropicStreamEvent } from './backend.ts';
+import { GatewayError } from '@homelab/bus';
+import type { ChatRequest } from '../types.ts';
+import { anthropicRequestFromInternal, toAnthropicRequest } from './backend-request.ts';
 
 const MODEL = 'claude-haiku-4-5';
 
@@ -22,27 +21,6 @@ const weatherTool = {
     },
   },
 };
-
-/** An Anthropic Message as the API reference shows it, with the fields SDK 1.x adds. */
-function message(overrides: Partial<Message>): Message {
-  return {
-    id: 'msg_013Zva2CMHLNnXjNJJKqJ2EF',
-    type: 'message',
-    role: 'assistant',
-    model: MODEL,
-    content: [{ type: 'text', text: 'Hi! My name is Claude.', citations: null }],
-    stop_reason: 'end_turn',
-    stop_sequence: null,
-    stop_details: null,
-    container: null,
-    diagnostics: null,
-    usage: {
-      input_tokens: 2095, output_tokens: 503, cache_creation_input_tokens: null, cache_read_input_tokens: null,
-      cache_creation: null, inference_geo: null, output_tokens_details: null, server_tool_use: null, service_tier: 'standard', speed: null,
-    },
-    ...overrides,
-  };
-}
 
 describe('toAnthropicRequest', () => {
   it('moves system and developer messages, wherever they are, into the top-level system prompt', () => {
@@ -220,171 +198,28 @@ describe('toAnthropicRequest', () => {
     expect(toAnthropicRequest({ model: MODEL, messages, reasoning_effort: 'high', max_completion_tokens: 32000 })).toMatchObject({ max_tokens: 32000 });
     expect(toAnthropicRequest({ model: MODEL, messages, reasoning_effort: 'none' })).not.toHaveProperty('thinking');
   });
-});
 
-describe('fromAnthropicMessage', () => {
-  it('translates a text answer, with cache tokens counted in prompt_tokens', () => {
-    const completion = fromAnthropicMessage(message({
-      usage: { ...message({}).usage, input_tokens: 21, output_tokens: 393, cache_creation_input_tokens: 188086, cache_read_input_tokens: 100 },
-    }), 1_700_000_000);
-    expect(completion).toEqual({
-      id: 'msg_013Zva2CMHLNnXjNJJKqJ2EF',
-      object: 'chat.completion',
-      created: 1_700_000_000,
-      model: MODEL,
-      choices: [{ index: 0, message: { role: 'assistant', content: 'Hi! My name is Claude.', refusal: null }, finish_reason: 'stop', logprobs: null }],
-      usage: {
-        prompt_tokens: 21 + 188086 + 100,
-        completion_tokens: 393,
-        total_tokens: 21 + 188086 + 100 + 393,
-        prompt_tokens_details: { cached_tokens: 100, cache_write_tokens: 188086 },
-      },
-    });
-  });
-
-  it('translates tool_use blocks into tool_calls and thinking blocks into reasoning_content', () => {
-    const completion = fromAnthropicMessage(message({
-      content: [
-        { type: 'thinking', thinking: 'The user wants the weather.', signature: 'EqQBCgIYAhIM' },
-        { type: 'text', text: "I'll check the weather.", citations: null },
-        { type: 'tool_use', id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', input: { location: 'San Francisco, CA', unit: 'celsius' }, caller: { type: 'direct' } },
-      ],
-      stop_reason: 'tool_use',
-    }));
-    const choice = completion.choices[0]!;
-    expect(choice.finish_reason).toBe('tool_calls');
-    expect(choice.message).toEqual({
-      role: 'assistant',
-      content: "I'll check the weather.",
-      refusal: null,
-      reasoning_content: 'The user wants the weather.',
-      tool_calls: [{ id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA","unit":"celsius"}' } }],
-    });
-    expect(completion.usage).toEqual({ prompt_tokens: 2095, completion_tokens: 503, total_tokens: 2598, prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 } });
-  });
-
-  it('gives null content when the answer is only a tool call', () => {
-    const completion = fromAnthropicMessage(message({
-      content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_time', input: {}, caller: { type: 'direct' } }],
-      stop_reason: 'tool_use',
-    }));
-    expect(completion.choices[0]!.message.content).toBeNull();
-    expect(completion.choices[0]!.message.tool_calls).toEqual([{ id: 'toolu_1', type: 'function', function: { name: 'get_time', arguments: '{}' } }]);
-  });
-
-  it('maps every stop_reason', () => {
-    const table: Array<[StopReason | null, string]> = [
-      ['end_turn', 'stop'], ['stop_sequence', 'stop'], ['pause_turn', 'stop'], [null, 'stop'], ['max_tokens', 'length'],
-      ['model_context_window_exceeded', 'length'], ['tool_use', 'tool_calls'], ['refusal', 'content_filter'],
-    ];
-    for (const [reason, finish] of table) expect([reason, fromAnthropicStopReason(reason)]).toEqual([reason, finish]);
+  it('passes top_k, which vLLM and Ollama clients send, but not with thinking', () => {
+    const messages: ChatRequest['messages'] = [{ role: 'user', content: 'hi' }];
+    const withTopK = { model: MODEL, messages, top_k: 40 } as ChatRequest;
+    expect(toAnthropicRequest(withTopK).top_k).toBe(40);
+    expect(toAnthropicRequest({ ...withTopK, reasoning_effort: 'low' } as ChatRequest)).not.toHaveProperty('top_k');
+    expect(toAnthropicRequest({ model: MODEL, messages, top_k: -1 } as ChatRequest)).not.toHaveProperty('top_k');
   });
 });
 
-/** A streamed tool call as Anthropic's streaming reference shows it: text, then tool input split over several deltas. */
-const toolStream: AnthropicStreamEvent[] = [
-  {
-    type: 'message_start',
-    message: {
-      ...message({}), id: 'msg_014p7gG3wDgGV9EUtLvnow3U', content: [], stop_reason: null,
-      usage: { ...message({}).usage, input_tokens: 472, output_tokens: 2, cache_read_input_tokens: 30, cache_creation_input_tokens: 5 },
-    },
-  },
-  { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '', citations: null } },
-  { type: 'ping' },
-  { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Okay' } },
-  { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ', let me check the weather:' } },
-  { type: 'content_block_stop', index: 0 },
-  { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6', name: 'get_weather', input: {}, caller: { type: 'direct' } } },
-  { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '' } },
-  { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"location":' } },
-  { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: ' "San Francisc' } },
-  { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: 'o, CA", "unit": "fah' } },
-  { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: 'renheit"}' } },
-  { type: 'content_block_stop', index: 1 },
-  {
-    type: 'message_delta',
-    delta: { stop_reason: 'tool_use', stop_sequence: null, stop_details: null, container: null },
-    usage: { output_tokens: 89, input_tokens: null, cache_read_input_tokens: null, cache_creation_input_tokens: null, output_tokens_details: null, server_tool_use: null },
-  },
-  { type: 'message_stop' },
-];
+describe('anthropicRequestFromInternal', () => {
+  const request: ChatRequest = { model: 'claude', messages: [{ role: 'user', content: 'hi' }], stream_options: { include_usage: true } };
 
-function run(events: AnthropicStreamEvent[]): { chunks: ChatChunk[]; stream: AnthropicChatStream } {
-  const stream = new AnthropicChatStream(1_700_000_000);
-  const chunks: ChatChunk[] = [];
-  for (const event of events) {
-    const chunk = stream.push(event);
-    if (chunk) chunks.push(chunk);
-  }
-  return { chunks, stream };
-}
-
-describe('AnthropicChatStream', () => {
-  it('turns a recorded tool call stream into the exact OpenAI chunks', () => {
-    const { chunks, stream } = run(toolStream);
-    const head = { id: 'msg_014p7gG3wDgGV9EUtLvnow3U', object: 'chat.completion.chunk', created: 1_700_000_000, model: MODEL };
-    const choice = (delta: object, finish_reason: string | null = null) => ({ ...head, choices: [{ index: 0, delta, finish_reason, logprobs: null }] });
-    expect(chunks).toEqual([
-      choice({ role: 'assistant', content: '' }),
-      choice({ content: 'Okay' }),
-      choice({ content: ', let me check the weather:' }),
-      choice({ tool_calls: [{ index: 0, id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
-      choice({ tool_calls: [{ index: 0, function: { arguments: '{"location":' } }] }),
-      choice({ tool_calls: [{ index: 0, function: { arguments: ' "San Francisc' } }] }),
-      choice({ tool_calls: [{ index: 0, function: { arguments: 'o, CA", "unit": "fah' } }] }),
-      choice({ tool_calls: [{ index: 0, function: { arguments: 'renheit"}' } }] }),
-      choice({}, 'tool_calls'),
-      {
-        ...head,
-        choices: [],
-        usage: { prompt_tokens: 507, completion_tokens: 89, total_tokens: 596, prompt_tokens_details: { cached_tokens: 30, cache_write_tokens: 5 } },
-      },
-    ]);
-    expect(stream.done).toBe(true);
-    const args = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls?.[0]?.function?.arguments ?? []).join('');
-    expect(JSON.parse(args)).toEqual({ location: 'San Francisco, CA', unit: 'fahrenheit' });
+  it('sets the backend model and the stream flag; the lab default max_tokens applies when the client set none', () => {
+    const body = anthropicRequestFromInternal({ form: 'chat', request }, { model: MODEL, stream: true, defaults: { max_tokens: 1234 } });
+    expect(body).toEqual({ model: MODEL, max_tokens: 1234, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], stream: true });
+    expect(anthropicRequestFromInternal({ form: 'chat', request: { ...request, max_tokens: 50 } }, { model: MODEL, stream: false, defaults: { max_tokens: 1234 } }))
+      .toMatchObject({ max_tokens: 50, stream: false });
+    expect(anthropicRequestFromInternal({ form: 'chat', request }, { model: MODEL, stream: false })).toMatchObject({ max_tokens: 4096 });
   });
 
-  it('counts tool calls from 0 whatever the block index, and streams thinking as reasoning_content', () => {
-    const { chunks, stream } = run([
-      toolStream[0]!,
-      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
-      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Two cities' } },
-      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'EqQBCgIYAhIM' } },
-      { type: 'content_block_stop', index: 0 },
-      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_a', name: 'get_weather', input: {}, caller: { type: 'direct' } } },
-      { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'toolu_b', name: 'get_time', input: {}, caller: { type: 'direct' } } },
-      { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{}' } },
-    ]);
-    expect(chunks.slice(1).map((c) => c.choices[0]!.delta)).toEqual([
-      { reasoning_content: 'Two cities' },
-      { tool_calls: [{ index: 0, id: 'toolu_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] },
-      { tool_calls: [{ index: 1, id: 'toolu_b', type: 'function', function: { name: 'get_time', arguments: '' } }] },
-      { tool_calls: [{ index: 1, function: { arguments: '{}' } }] },
-    ]);
-    expect(stream.done).toBe(false);
-  });
-
-  it('maps stop reasons on message_delta', () => {
-    const end = toolStream[13] as Extract<AnthropicStreamEvent, { type: 'message_delta' }>;
-    const { chunks } = run([toolStream[0]!, { ...end, delta: { ...end.delta, stop_reason: 'max_tokens' } }]);
-    expect(chunks[1]!.choices[0]!.finish_reason).toBe('length');
-  });
-
-  it('throws a GatewayError on an error event', () => {
-    const stream = new AnthropicChatStream();
-    stream.push(toolStream[0]!);
-    const codeOf = (type: string): unknown => {
-      try {
-        stream.push({ type: 'error', error: { type, message: 'Overloaded' } });
-      } catch (err) {
-        return [(err as GatewayError).code, (err as GatewayError).retryable];
-      }
-      return 'no error';
-    };
-    expect(codeOf('overloaded_error')).toEqual(['backend_unavailable', true]);
-    expect(codeOf('rate_limit_error')).toEqual(['rate_limited', true]);
-    expect(codeOf('api_error')).toEqual(['backend_error', true]);
+  it('refuses the other internal forms', () => {
+    expect(() => anthropicRequestFromInternal({ form: 'completion', request: { model: 'x', prompt: 'hi' } }, { model: MODEL, stream: false })).toThrow(TypeError);
   });
 });

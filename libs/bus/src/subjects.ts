@@ -18,8 +18,19 @@ import {
  * The schema is what the receiver validates.
  */
 export const Subjects = {
+  // Inference, one subject per API the house's clients speak: the body is the client's request in that
+  // dialect (libs/dialects), validated by the router against the dialect's schema; the answer comes
+  // back in the same dialect (docs/subjects.md).
   chatCompletions: { subject: 'inference.chat.completions', kind: 'request', schema: null, dialect: 'openai.chat' },
+  completions: { subject: 'inference.completions', kind: 'request', schema: null, dialect: 'openai.completions' },
+  responses: { subject: 'inference.responses', kind: 'request', schema: null, dialect: 'openai.responses' },
   embeddings: { subject: 'inference.embeddings', kind: 'request', schema: null, dialect: 'openai.embeddings' },
+  messages: { subject: 'inference.messages', kind: 'request', schema: null, dialect: 'anthropic.messages' },
+  messagesCountTokens: { subject: 'inference.messages.count_tokens', kind: 'request', schema: null, dialect: 'anthropic.count_tokens' },
+  ollamaChat: { subject: 'inference.ollama.chat', kind: 'request', schema: null, dialect: 'ollama.chat' },
+  ollamaGenerate: { subject: 'inference.ollama.generate', kind: 'request', schema: null, dialect: 'ollama.generate' },
+  ollamaEmbed: { subject: 'inference.ollama.embed', kind: 'request', schema: null, dialect: 'ollama.embed' },
+  ollamaEmbeddings: { subject: 'inference.ollama.embeddings', kind: 'request', schema: null, dialect: 'ollama.embeddings' },
   models: { subject: 'inference.models', kind: 'request', schema: ModelsRequestSchema },
   /** API key management (the `admin` identity only: nats.conf). */
   keysCreate: { subject: 'keys.create', kind: 'request', schema: KeyCreateSchema },

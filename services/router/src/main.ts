@@ -1,7 +1,7 @@
 import {
   GatewayError, H, KeyRegistry, Subjects, openKeyBuckets, exitOnStartFailure, respondJson, runService, waitUntilIdle, type SubjectSpec,
 } from '@homelab/bus';
-import { dialectOf, type Dialect } from '@homelab/dialects';
+import { dialectOf, implementedDialects, type Dialect } from '@homelab/dialects';
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
@@ -89,7 +89,8 @@ await runService({
 
 /** The public inference subjects with the dialect their bodies are in (the subject map's `dialect`). */
 function inferenceSubjects(): { name: string; subject: string; dialect: Dialect }[] {
+  const implemented = new Set<string>(implementedDialects());
   return Object.entries(Subjects as Record<string, SubjectSpec>)
-    .filter(([, spec]) => spec.kind === 'request' && spec.dialect)
+    .filter(([, spec]) => spec.kind === 'request' && spec.dialect && implemented.has(spec.dialect))
     .map(([name, spec]) => ({ name, subject: spec.subject, dialect: dialectOf(spec.dialect) }));
 }

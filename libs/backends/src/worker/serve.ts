@@ -6,6 +6,7 @@ import type { Logger } from '@homelab/logging';
 import type { Tracing } from '@homelab/tracing';
 import { operationName } from '@homelab/dialects';
 import type { Backend } from '../types.ts';
+import { countTokens } from './count-tokens.ts';
 import { readEnvelope, type WorkerEnvelope } from './envelope.ts';
 import { WorkerRequest } from './request.ts';
 import { startWorkerSpans } from './spans.ts';
@@ -75,6 +76,12 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     const envelope = readEnvelope(msg);
     if (cancelled.has(envelope.requestId)) return reportFailure(msg, envelope, new GatewayError('cancelled', 'the requester went away before the request arrived'));
     const controller = new AbortController();
+    if (envelope.dialect.operation === 'count_tokens') {
+      return countTokens(envelope, msg.data, {
+        backend, publish, signal: controller.signal, touch: () => {},
+        outcome: (word) => msg.respond(OUTCOMES[word]), reportFailure: (error) => reportFailure(msg, envelope, error),
+      });
+    }
     inFlight.set(envelope.requestId, { attempt: envelope.attempt, controller });
     const held = keepalive.hold(envelope.replyTo);
     const total = setTimeout(() => controller.abort(new GatewayError('timeout', `${provider} took longer than ${options.timeouts.totalTimeoutMs} ms in total`)), options.timeouts.totalTimeoutMs);
@@ -114,6 +121,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
   // Requests this worker is answering now (telemetry reads it from $SRV.STATS).
   endpoint('generate', serve, () => ({ in_flight: inFlight.size }));
   endpoint('embed', serve);
+  endpoint('count_tokens', serve);
   endpoint('models', async (msg) => {
     const models = await backend.listModels(AbortSignal.timeout(5000)).catch((err: unknown) => { throw toGatewayError(err, 'backend_unavailable'); });
     const reply: WorkerModels = { provider, models: models.map((m) => ({ id: m.id, ...(m.created !== undefined && { created: m.created }), ...(m.loaded !== undefined && { loaded: m.loaded }) })) };

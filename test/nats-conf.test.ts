@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Subjects, subjectMatches, type SubjectSpec } from '@homelab/bus';
+
+// nats.conf lists each identity's subjects by hand; the subject map is where subjects are declared.
+// This keeps the two in step: a new API subject that an identity cannot use fails here, not in a lab.
+
+const conf = readFileSync(new URL('../nats.conf', import.meta.url), 'utf8');
+
+/** The `allow` list of `publish` or `subscribe` in the block of one user. */
+function allowed(user: string, verb: 'publish' | 'subscribe'): string[] {
+  const start = conf.indexOf(`user: ${user},`);
+  expect(start, `user ${user} in nats.conf`).toBeGreaterThanOrEqual(0);
+  const block = conf.slice(start, conf.indexOf('allow_responses', start));
+  const list = new RegExp(`${verb}:\\s*\\{\\s*allow:\\s*\\[([^\\]]*)\\]`, 's').exec(block)?.[1] ?? '';
+  return [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+}
+
+const inferenceSubjects = Object.values(Subjects as Record<string, SubjectSpec>).filter((s) => s.kind === 'request' && s.dialect).map((s) => s.subject);
+
+describe('nats.conf against the subject map', () => {
+  it('every inference subject: the ingress and scripts may request it, the router serves it, nobody else may serve it', () => {
+    expect(inferenceSubjects.length).toBeGreaterThan(5);
+    for (const subject of inferenceSubjects) {
+      for (const [user, verb] of [['ingress', 'publish'], ['router', 'subscribe'], ['admin', 'publish']] as const) {
+        expect(allowed(user, verb).some((p) => subjectMatches(p, subject)), `${user} may ${verb} ${subject}`).toBe(true);
+      }
+      for (const user of ['worker-vllm', 'health', 'media', 'telemetry', 'ingress']) {
+        expect(allowed(user, 'subscribe').some((p) => subjectMatches(p, subject)), `${user} must not serve ${subject}`).toBe(false);
+      }
+    }
+  });
+
+  it('the router may reach every worker operation', () => {
+    for (const operation of ['generate', 'embed', 'count_tokens', 'models']) {
+      expect(allowed('router', 'publish').some((p) => subjectMatches(p, `worker.vllm.${operation}`)), operation).toBe(true);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { GatewayError } from './errors.ts';
+import { mostSpecificError } from './schema-errors.ts';
 
 /*
  * Payload schemas of every subject. Requests follow OpenAI's published API closely enough to
@@ -95,7 +96,8 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
     check: (value): value is Static<S> => compiled.Check(value),
     parse(value) {
       if (compiled.Check(value)) return value;
-      const first = compiled.Errors(value).First();
+      const error = compiled.Errors(value).First();
+      const first = error && mostSpecificError(error);
       const param = first ? pointerToParam(first.path) : null;
       const message = first ? `${param ? `'${param}'` : 'body'}: ${describe(first.message, first.value)}` : 'invalid payload';
       throw new GatewayError('invalid_request', message, { param });

@@ -67,19 +67,20 @@ function chooseObjectVariant(error: ValueError, variants: TSchema[], firsts: (Va
 /** A property that every object member tags with literals (`type`, `role`), if there is one. */
 function discriminatorKey(variants: TSchema[]): string | undefined {
   const objects = variants.filter(isObjectSchema);
-  if (objects.length < 2 || objects.length !== variants.length) return undefined;
+  if (objects.length < 2) return undefined;
   return Object.keys(objects[0]!.properties).find((name) => objects.every((variant) => {
     const property = variant.properties[name];
     return property !== undefined && literalsOf(property).length > 0;
   }));
 }
 
-/** The literal values a schema allows: a literal, or a union of literals. */
+/** The literal values a schema allows: a literal, or a union of literals (and null). */
 function literalsOf(schema: TSchema): unknown[] {
   if (schema[Kind] === 'Literal') return [schema.const];
   if (schema[Kind] === 'Union') {
     const members = schema.anyOf as TSchema[];
-    return members.every((member) => member[Kind] === 'Literal') ? members.map((member) => member.const as unknown) : [];
+    if (!members.every((member) => member[Kind] === 'Literal' || member[Kind] === 'Null')) return [];
+    return members.map((member) => (member[Kind] === 'Null' ? null : member.const as unknown));
   }
   return [];
 }

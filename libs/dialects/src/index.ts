@@ -4,5 +4,6 @@ export * from './json-bytes.ts';
 export * from './registry.ts';
 export * from './openai-chat/index.ts';
 export * from './openai-embeddings/index.ts';
+export * from './openai-responses/index.ts';
 export * from './anthropic-messages/backend.ts';
 export * from './ollama/chat-backend.ts';

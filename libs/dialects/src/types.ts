@@ -85,6 +85,8 @@ export interface TranslationContext {
   created: number;
   /** The client asked for a usage event in its stream (OpenAI's `stream_options.include_usage`). */
   includeUsage: boolean;
+  /** The client's request body as it sent it, for answers that repeat it (a Responses object echoes instructions, tools, …). */
+  clientRequest?: unknown;
 }
 
 /** How a dialect's streamed answer is framed on the wire. */

@@ -22,12 +22,11 @@ export function mostSpecificError(error: ValueError): ValueError {
   if (isRecord(value)) {
     const chosen = chooseObjectVariant(error, variants, firsts, value);
     if (chosen) return chosen;
-  } else {
-    // A member that failed below the union's own level accepted the value's kind (the array
-    // member of `string | array` for an array): its error is about the contents.
-    const deeper = firsts.find((first) => first !== undefined && first.path.startsWith(`${error.path}/`));
-    if (deeper) return mostSpecificError(deeper);
   }
+  // A member that failed below the union's own level accepted the value's kind (the array member
+  // of `string | array` for an array, the record of `record | null`): its error is about the contents.
+  const deeper = firsts.find((first) => first !== undefined && first.path.startsWith(`${error.path}/`));
+  if (deeper) return mostSpecificError(deeper);
   return { ...error, message: `Expected ${expectedKinds(variants)}` };
 }
 

@@ -1,5 +1,6 @@
 import { GatewayError } from '@homelab/bus';
 import { openAIChat } from './openai-chat/index.ts';
+import { openAICompletions } from './openai-completions/index.ts';
 import { openAIEmbeddings } from './openai-embeddings/index.ts';
 import { openAIResponses } from './openai-responses/index.ts';
 import type { Dialect, DialectName } from './types.ts';
@@ -7,6 +8,7 @@ import type { Dialect, DialectName } from './types.ts';
 /** Every dialect the gateway implements, by its name on the bus. */
 const DIALECTS: Partial<Record<DialectName, Dialect>> = {
   'openai.chat': openAIChat as Dialect,
+  'openai.completions': openAICompletions as Dialect,
   'openai.embeddings': openAIEmbeddings as Dialect,
   'openai.responses': openAIResponses as Dialect,
 };

@@ -1,10 +1,19 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
 import { simText, startOpenAISimulator, type Simulator } from '@homelab/simulators';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openAIResponses } from './index.ts';
 import { ResponsesStreamWatch, readResponsesAnswer, responsesEventName } from './watch.ts';
 
 let sim: Simulator | undefined;
-afterEach(async () => { await sim?.close(); sim = undefined; });
+let server: Server | undefined;
+afterEach(async () => {
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  server = undefined;
+  await sim?.close();
+  sim = undefined;
+});
 
 /** A client's request as the worker passes it to OpenAI: its bytes with only the model set. */
 async function passThrough(clientBody: string, stream: boolean): Promise<Buffer> {
@@ -56,16 +65,16 @@ describe('Responses pass-through to OpenAI', () => {
     expect(watch.hasContent).toBe(true);
   });
 
-  it('a function call item is content; a reasoning item alone is not', async () => {
+  it('a function call item is content; an encrypted reasoning item is not', async () => {
     const body = '{"model":"smart","input":"Weather?","stream":true,"reasoning":{"effort":"low"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]}';
     const stream = await passThrough(body, true);
-    const reasoningDone = stream.indexOf('event: response.output_item.done');
+    const callAdded = stream.indexOf('event: response.output_item.added', stream.indexOf('event: response.output_item.done'));
     const watch = new ResponsesStreamWatch();
-    expect(watch.push(stream.subarray(0, reasoningDone))).toBeUndefined();
+    // Created, in progress, the reasoning item added and done: nothing for the client yet.
+    expect(watch.push(stream.subarray(0, callAdded))).toBeUndefined();
     expect(watch.hasContent).toBe(false);
-    const callAdded = stream.indexOf('event: response.output_item.added', reasoningDone);
     const end = stream.indexOf('\n\n', callAdded) + 2;
-    expect(watch.push(stream.subarray(reasoningDone, end))).toBeDefined();
+    expect(Buffer.from(watch.push(stream.subarray(callAdded, end))!).equals(stream.subarray(0, end))).toBe(true);
     expect(watch.hasContent).toBe(true);
   });
 
@@ -117,5 +126,52 @@ describe('ResponsesStreamWatch: errors in the stream', () => {
     expect(responsesEventName(Buffer.from('data: {"type":"response.output_text.delta","delta":"x"}\n\n'))).toBe('response.output_text.delta');
     expect(responsesEventName(Buffer.from(': keepalive\n\n'))).toBeUndefined();
     expect(readResponsesAnswer(Buffer.from('[1]'))).toEqual({});
+  });
+});
+
+describe('the official openai SDK reads OpenAI through the pass-through', () => {
+  /** A worker in miniature for a client whose backend speaks Responses: bytes out with the model set, bytes back through the watch. */
+  async function startPassThrough(): Promise<{ client: OpenAI; watches: ResponsesStreamWatch[] }> {
+    sim = await startOpenAISimulator({ flavor: 'openai', models: ['gpt-5-mini'], tokens: 5 });
+    const backend = sim;
+    const watches: ResponsesStreamWatch[] = [];
+    server = createServer((req, res) => {
+      void (async () => {
+        const parts: Buffer[] = [];
+        for await (const part of req) parts.push(part as Buffer);
+        const stream = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { stream?: boolean }).stream === true;
+        const upstream = await fetch(`${backend.url}/v1/responses`, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: openAIResponses.passThrough!(Buffer.concat(parts), { model: 'gpt-5-mini', stream }),
+        });
+        res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
+        if (!stream || !upstream.ok) { res.end(Buffer.from(await upstream.arrayBuffer())); return; }
+        const watch = new ResponsesStreamWatch();
+        watches.push(watch);
+        for await (const chunk of upstream.body!) { const out = watch.push(chunk as Uint8Array); if (out) res.write(out); }
+        res.end(watch.flush());
+      })();
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    return { client: new OpenAI({ apiKey: 'lab-key', baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, maxRetries: 0 }), watches };
+  }
+
+  it('responses.stream(…).finalResponse(), a function call, a stored continuation', async () => {
+    const { client, watches } = await startPassThrough();
+    const tools = [{ type: 'function' as const, name: 'get_weather', strict: true, parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false } }];
+    const call = await client.responses.stream({ model: 'smart', input: 'Weather in Oslo?', tools }).finalResponse();
+    expect(call.output[0]).toMatchObject({ type: 'function_call', name: 'get_weather', arguments: '{"city":"sim"}' });
+    const callItem = call.output[0]!;
+    if (callItem.type !== 'function_call') throw new Error('expected a function call');
+    const answer = await client.responses.stream({
+      model: 'smart', tools, previous_response_id: call.id,
+      input: [{ type: 'function_call_output', call_id: callItem.call_id, output: '12 degrees' }],
+    }).finalResponse();
+    expect(answer.output_text).toBe(simText(5));
+    expect(answer.previous_response_id).toBe(call.id);
+    expect(watches.map((w) => [w.complete, w.hasContent, w.facts.finishReason])).toEqual([[true, true, 'completed'], [true, true, 'completed']]);
+    const whole = await client.responses.create({ model: 'smart', input: 'Hi', reasoning: { effort: 'low' } });
+    expect(whole.output_text).toBe(simText(5));
+    expect(whole.output[0]!.type).toBe('reasoning');
   });
 });

@@ -115,8 +115,10 @@ export class ResponsesStreamWatch implements StreamWatch {
       return;
     }
     if (this.hasContent || PREAMBLE.has(name)) return;
-    // An item opening is content only when it is not an empty message or reasoning item.
-    if (name === 'response.output_item.added') {
+    // A message or reasoning item opening, or a reasoning item closing that streamed no summary
+    // (OpenAI's encrypted reasoning), shows the client nothing yet; any other item (a function
+    // call, a built-in tool's call) is content.
+    if (name === 'response.output_item.added' || name === 'response.output_item.done') {
       const type = itemType(record);
       if (type === 'message' || type === 'reasoning') return;
     }

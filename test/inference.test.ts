@@ -130,7 +130,8 @@ describe('OpenAI SDK against the ingress', () => {
     await expect(client.chat.completions.create({ model: 'no-such-model', messages: hello })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     const err = await client.chat.completions.create({ model: 'fast', messages: [{ role: 'wizard' as 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0]');
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].role');
+    expect((err as Error).message).toContain('Unknown role "wizard"; expected one of "system", "developer", "user", "assistant", "tool"');
   });
 });
 

@@ -77,8 +77,11 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
       return sendError(res, 404, flavor === 'openai' ? `Invalid URL (${req.method} ${path})` : 'Not Found');
     }
 
-    inFlight++;
-    res.once('close', () => inFlight--);
+    // vLLM's /load counts the generation requests in flight, not tokenizer calls.
+    if (route !== 'POST /tokenize') {
+      inFlight++;
+      res.once('close', () => inFlight--);
+    }
     let body: unknown;
     try {
       body = await readJsonBody(req, ctx.record);

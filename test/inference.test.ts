@@ -132,7 +132,7 @@ describe('OpenAI SDK against the ingress', () => {
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     // As OpenAI names it: the field inside the message, with the values allowed.
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].role');
-    expect((err as Error).message).toContain('Expected one of "system", "developer", "user", "assistant", "tool" (got "wizard")');
+    expect((err as Error).message).toContain('Unknown role "wizard"; expected one of "system", "developer", "user", "assistant", "tool"');
   });
 });
 

@@ -1,8 +1,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { ProviderSchema } from '@homelab/config';
 import { GatewayError } from './errors.ts';
+import { mostSpecificError } from './schema-errors.ts';
 
 /*
  * Payload schemas of every subject. Requests follow OpenAI's published API closely enough to
@@ -102,52 +102,13 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
     check: (value): value is Static<S> => compiled.Check(value),
     parse(value) {
       if (compiled.Check(value)) return value;
-      const found = compiled.Errors(value).First();
-      const first = found && explainUnion(found);
+      const error = compiled.Errors(value).First();
+      const first = error && mostSpecificError(error);
       const param = first ? pointerToParam(first.path) : null;
-      const message = first ? `${param ? `'${param}'` : 'body'}: ${first.described ?? describe(first.message, first.value)}` : 'invalid payload';
+      const message = first ? `${param ? `'${param}'` : 'body'}: ${describe(first.message, first.value)}` : 'invalid payload';
       throw new GatewayError('invalid_request', message, { param });
     },
   };
-}
-
-/**
- * A union's own error says only "Expected union value". Where the value plainly meant one variant
- * (its `type` or `role` matches, its kind matches), the error of that variant says what is wrong:
- * `content[1].source.data: Expected string` rather than `content[1]: Expected union value`. Where
- * every variant fails on the same discriminating field, that field is named with its allowed values.
- */
-function explainUnion(error: ValueError): { path: string; message: string; value: unknown; described?: string } {
-  if (error.type !== ValueErrorType.Union || error.errors.length === 0) return error;
-  const literals = literalsOf(error.schema);
-  if (literals.length === (error.schema['anyOf'] as unknown[]).length) return { ...error, described: expectedOneOf(literals, error.value) };
-  const variants = error.errors.map((iterator) => [...iterator]);
-  const discriminating = (e: ValueError): boolean => {
-    if (e.path === error.path) return true;
-    const rest = e.path.slice(error.path.length + 1);
-    return e.path.startsWith(`${error.path}/`) && !rest.includes('/') && (rest === 'type' || rest === 'role' || e.type === ValueErrorType.Literal);
-  };
-  const candidates = variants.filter((errors) => errors.length > 0 && !errors.some(discriminating));
-  if (candidates.length === 1) return explainUnion(candidates[0]![0]!);
-  // Each variant's complaint about its discriminating field: when all name the same field, list its values.
-  const complaints = variants.map((errors) => errors.find((e) => e.path !== error.path && discriminating(e)));
-  const field = complaints[0]?.path;
-  if (field !== undefined && complaints.every((e) => e?.path === field)) {
-    const allowed = [...new Set(complaints.flatMap((e) => literalsOf(e!.schema)))];
-    if (allowed.length > 0) return { ...complaints[0]!, described: expectedOneOf(allowed, complaints[0]!.value) };
-  }
-  return error;
-}
-
-function expectedOneOf(allowed: unknown[], got: unknown): string {
-  return `Expected one of ${allowed.map((v) => JSON.stringify(v)).join(', ')} (got ${got === undefined ? 'missing' : JSON.stringify(got)})`;
-}
-
-/** The constant values a schema allows, where it is a literal or a union of literals. */
-function literalsOf(schema: TSchema): unknown[] {
-  if ('const' in schema) return [schema['const']];
-  if (Array.isArray(schema['anyOf'])) return (schema['anyOf'] as TSchema[]).flatMap(literalsOf);
-  return [];
 }
 
 /** `/messages/0/role` → `messages[0].role`, as OpenAI names params. */
@@ -157,6 +118,8 @@ function pointerToParam(path: string): string | null {
 }
 
 function describe(message: string, value: unknown): string {
+  // `Unknown role "wizard"; expected one of …` already says what came.
+  if (message.startsWith('Unknown ')) return message;
   const got = value === undefined ? 'missing' : Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
   return `${message} (got ${got})`;
 }

@@ -3,6 +3,8 @@ export * from './framing.ts';
 export * from './json-bytes.ts';
 export * from './registry.ts';
 export * from './openai-chat/index.ts';
+export * from './openai-completions/index.ts';
 export * from './openai-embeddings/index.ts';
 export * from './anthropic-messages/index.ts';
 export * from './ollama/index.ts';
+export * from './openai-responses/index.ts';

@@ -319,3 +319,283 @@ describe('OpenAI simulator: faults', () => {
     expect(sim!.requests[0]).toMatchObject({ aborted: true, completed: false });
   });
 });
+
+describe('OpenAI simulator: n choices in chat', () => {
+  it('non-streaming: n choices with their index, usage counts every choice', async () => {
+    await start({ flavor: 'vllm' });
+    const body = (await (await post('/v1/chat/completions', { model: 'm1', messages: USER, n: 3 })).json()) as Json;
+    expect(body.choices.map((c: Json) => c.index)).toEqual([0, 1, 2]);
+    expect(body.choices.every((c: Json) => c.message.content === simText(5))).toBe(true);
+    expect(body.usage).toMatchObject({ prompt_tokens: 7, completion_tokens: 15, total_tokens: 22 });
+    expect((await post('/v1/chat/completions', { model: 'm1', messages: USER, n: 0 })).status).toBe(400);
+  });
+
+  it('streaming: each choice opens with its role, tokens interleave, each finishes', async () => {
+    const { chunks } = await streamChunks({ messages: USER, n: 2, stream_options: { include_usage: true } }, { flavor: 'openai' });
+    const of = (index: number) => chunks.filter((c) => c.choices[0]?.index === index).map((c) => c.choices[0]);
+    for (const index of [0, 1]) {
+      const choice = of(index);
+      expect(choice[0].delta).toEqual({ role: 'assistant', content: '', refusal: null });
+      expect(choice.slice(1, -1).map((c: Json) => c.delta.content).join('')).toBe(simText(5));
+      expect(choice.at(-1).finish_reason).toBe('stop');
+    }
+    // Token by token: choice 0's first token, then choice 1's.
+    expect(chunks.slice(2, 4).map((c) => c.choices[0].index)).toEqual([0, 1]);
+    expect(chunks.at(-1)!.usage).toMatchObject({ completion_tokens: 10 });
+  });
+
+  it('tool calls: each choice calls with its own id', async () => {
+    await start({ flavor: 'openai' });
+    const body = (await (await post('/v1/chat/completions', { model: 'm1', messages: USER, tools: [WEATHER_TOOL], n: 2 })).json()) as Json;
+    const ids = body.choices.map((c: Json) => c.message.tool_calls[0].id);
+    expect(new Set(ids).size).toBe(2);
+  });
+});
+
+describe('OpenAI simulator: /v1/completions', () => {
+  it('vllm: a text completion field for field, max_tokens default 16', async () => {
+    await start({ flavor: 'vllm' });
+    const res = await post('/v1/completions', { model: 'm1', prompt: 'Once upon a time' });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Json;
+    expect(body).toMatchObject({ id: expect.stringMatching(/^cmpl-/), object: 'text_completion', model: 'm1', system_fingerprint: null, kv_transfer_params: null });
+    expect(body.choices).toEqual([{ index: 0, text: simText(5), logprobs: null, finish_reason: 'stop', stop_reason: null, prompt_logprobs: null }]);
+    expect(body.usage).toEqual({ prompt_tokens: 4, total_tokens: 9, completion_tokens: 5, prompt_tokens_details: null });
+  });
+
+  it('vllm refuses suffix as vLLM does; openai takes it', async () => {
+    await start({ flavor: 'vllm' });
+    const refused = await post('/v1/completions', { model: 'm1', prompt: 'def add(a, b):', suffix: '\n    return c' });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ error: { message: 'suffix is not currently supported', type: 'BadRequestError', param: null, code: 400 } });
+    await sim!.close();
+    await start({ flavor: 'openai' });
+    const taken = await post('/v1/completions', { model: 'm1', prompt: 'def add(a, b):', suffix: '\n    return c' });
+    expect(taken.status).toBe(200);
+    expect(((await taken.json()) as Json).choices[0]).toEqual({ text: simText(5), index: 0, logprobs: null, finish_reason: 'stop' });
+  });
+
+  it('a list of prompts times n choices; echo; max_tokens cuts with length', async () => {
+    await start({ flavor: 'openai' });
+    const body = (await (await post('/v1/completions', { model: 'm1', prompt: ['A', 'B c'], n: 2, echo: true, max_tokens: 2 })).json()) as Json;
+    expect(body.choices.map((c: Json) => [c.index, c.text, c.finish_reason])).toEqual([
+      [0, `A${simText(2)}`, 'length'], [1, `A${simText(2)}`, 'length'], [2, `B c${simText(2)}`, 'length'], [3, `B c${simText(2)}`, 'length'],
+    ]);
+    expect(body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 8, total_tokens: 11 });
+  });
+
+  it('logprobs: tokens, offsets, top alternatives; an echoed prompt starts without a log probability', async () => {
+    await start({ flavor: 'vllm' });
+    const body = (await (await post('/v1/completions', { model: 'm1', prompt: 'Hi there', max_tokens: 2, logprobs: 2, echo: true })).json()) as Json;
+    const logprobs = body.choices[0].logprobs;
+    expect(logprobs.tokens).toEqual(['Hi', ' there', simToken(0), simToken(1)]);
+    expect(logprobs.text_offset).toEqual([0, 2, 8, 8 + simToken(0).length]);
+    expect(logprobs.token_logprobs[0]).toBeNull();
+    expect(logprobs.top_logprobs[0]).toBeNull();
+    // vLLM: the sampled token and the top 2.
+    expect(Object.keys(logprobs.top_logprobs[2])).toHaveLength(3);
+  });
+
+  it('token prompts are accepted', async () => {
+    await start();
+    const body = (await (await post('/v1/completions', { model: 'm1', prompt: [[0, 1], [2]] })).json()) as Json;
+    expect(body.choices).toHaveLength(2);
+    expect(body.usage.prompt_tokens).toBe(3);
+  });
+
+  it('vllm streaming: a chunk per token, the last with its finish reason, usage, [DONE]', async () => {
+    await start({ flavor: 'vllm' });
+    const res = await post('/v1/completions', { model: 'm1', prompt: 'Go', stream: true, stream_options: { include_usage: true }, echo: true });
+    const events = sseEvents(await res.text());
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as Json);
+    expect(chunks).toHaveLength(6);
+    expect(chunks[0]).toEqual({ id: expect.stringMatching(/^cmpl-/), object: 'text_completion', created: expect.any(Number), model: 'm1', choices: [{ index: 0, text: `Go${simToken(0)}`, logprobs: null, finish_reason: null, stop_reason: null, prompt_token_ids: null, token_ids: null }] });
+    expect(chunks[4]!.choices[0]).toMatchObject({ text: simToken(4), finish_reason: 'stop' });
+    expect(chunks[5]).toMatchObject({ choices: [], usage: { prompt_tokens: 1, completion_tokens: 5, total_tokens: 6 } });
+  });
+
+  it('openai streaming: an empty last piece carries the finish reason; usage null until the usage chunk', async () => {
+    await start({ flavor: 'openai' });
+    const res = await post('/v1/completions', { model: 'm1', prompt: 'Go', stream: true, stream_options: { include_usage: true }, max_tokens: 3 });
+    const chunks = sseEvents(await res.text()).slice(0, -1).map((e) => JSON.parse(e) as Json);
+    expect(chunks.map((c) => c.choices[0]?.text)).toEqual([simToken(0), simToken(1), simToken(2), '', undefined]);
+    expect(chunks[3]!.choices[0]).toEqual({ text: '', index: 0, logprobs: null, finish_reason: 'length' });
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+    expect(chunks[4]!.usage).toEqual({ prompt_tokens: 1, completion_tokens: 3, total_tokens: 4, prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } });
+  });
+
+  it('errors: missing prompt, chat-only models at openai, faults', async () => {
+    await start({ flavor: 'openai', chatOnlyModels: ['m1'], models: ['m1', 'instruct'] });
+    expect((await post('/v1/completions', { model: 'instruct' })).status).toBe(400);
+    const chatOnly = await post('/v1/completions', { model: 'm1', prompt: 'x' });
+    expect(chatOnly.status).toBe(404);
+    expect(((await chatOnly.json()) as Json).error.message).toContain('This is a chat model');
+    sim!.setFaults({ status: 503, failCount: 1 });
+    expect((await post('/v1/completions', { model: 'instruct', prompt: 'x' })).status).toBe(503);
+  });
+
+  it('records the raw body bytes exactly as sent', async () => {
+    await start();
+    const raw = '{"model":"m1",  "prompt":"x", "top_k": 3, "z":[1,2]}';
+    await post('/v1/completions', raw);
+    expect(sim!.requests[0]!.rawBody?.toString('utf8')).toBe(raw);
+  });
+});
+
+describe('OpenAI simulator: vLLM /tokenize', () => {
+  it('a prompt or chat messages: count, max_model_len, tokens; messages count as the chat prompt does', async () => {
+    await start({ flavor: 'vllm' });
+    const prompt = (await (await post('/tokenize', { model: 'm1', prompt: 'Hello lab world' })).json()) as Json;
+    expect(prompt).toEqual({ count: 3, max_model_len: 32768, tokens: expect.any(Array), token_strs: null });
+    expect(prompt.tokens.every((t: number) => Number.isInteger(t) && t >= 0 && t < 32000)).toBe(true);
+    const chat = (await (await post('/tokenize', { model: 'm1', messages: USER, return_token_strs: true })).json()) as Json;
+    const completion = (await (await post('/v1/chat/completions', { model: 'm1', messages: USER })).json()) as Json;
+    expect(chat.count).toBe(completion.usage.prompt_tokens);
+    expect(chat.token_strs).toHaveLength(7);
+    expect((await post('/tokenize', { model: 'nope', prompt: 'x' })).status).toBe(404);
+    expect((await post('/tokenize', { model: 'm1' })).status).toBe(400);
+  });
+
+  it('openai has no /tokenize', async () => {
+    await start({ flavor: 'openai' });
+    expect((await post('/tokenize', { model: 'm1', prompt: 'x' })).status).toBe(404);
+  });
+});
+
+/** The Responses SSE events of a stream: each `event:` line matches its data's type. */
+function responsesEvents(text: string): Json[] {
+  expect(text.endsWith('\n\n')).toBe(true);
+  expect(text).not.toContain('[DONE]');
+  return text.slice(0, -2).split('\n\n').map((record) => {
+    const [eventLine, dataLine] = record.split('\n');
+    const data = JSON.parse(dataLine!.slice('data: '.length)) as Json;
+    expect(eventLine).toBe(`event: ${data.type}`);
+    return data;
+  });
+}
+
+const WEATHER_FUNCTION = { type: 'function', name: 'get_weather', parameters: WEATHER_TOOL.function.parameters };
+
+describe('OpenAI simulator: /v1/responses (openai flavor)', () => {
+  it('a Response object field for field', async () => {
+    await start({ flavor: 'openai' });
+    const res = await post('/v1/responses', { model: 'm1', input: 'What is the weather in Paris today?', instructions: 'Be brief.', metadata: { a: 'b' } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Json;
+    expect(body).toMatchObject({
+      id: expect.stringMatching(/^resp_[0-9a-f]{48}$/), object: 'response', status: 'completed', error: null, incomplete_details: null,
+      instructions: 'Be brief.', model: 'm1', store: true, metadata: { a: 'b' }, text: { format: { type: 'text' } }, tool_choice: 'auto', tools: [],
+    });
+    expect(body.output).toEqual([{ id: expect.stringMatching(/^msg_/), type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', annotations: [], logprobs: [], text: simText(5) }] }]);
+    expect(body.usage).toEqual({ input_tokens: 9, input_tokens_details: { cached_tokens: 0 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 14 });
+  });
+
+  it('streams the semantic events with sequence numbers, ending with response.completed', async () => {
+    await start({ flavor: 'openai' });
+    const res = await post('/v1/responses', { model: 'm1', input: 'Hi', stream: true });
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const events = responsesEvents(await res.text());
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+      ...Array<string>(5).fill('response.output_text.delta'),
+      'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed',
+    ]);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    expect(events[0]!.response).toMatchObject({ status: 'in_progress', output: [] });
+    expect(events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('')).toBe(simText(5));
+    expect(events.at(-1)!.response).toMatchObject({ status: 'completed', output: [{ type: 'message', content: [{ text: simText(5) }] }], usage: { output_tokens: 5 } });
+  });
+
+  it('calls a function tool, then answers the function output', async () => {
+    await start({ flavor: 'openai' });
+    const first = (await (await post('/v1/responses', { model: 'm1', input: 'Weather in Paris?', tools: [WEATHER_FUNCTION] })).json()) as Json;
+    const call = first.output[0];
+    expect(call).toEqual({ id: expect.stringMatching(/^fc_/), type: 'function_call', status: 'completed', arguments: '{"city":"sim","unit":"celsius","days":1}', call_id: expect.stringMatching(/^call_/), name: 'get_weather' });
+    const second = (await (await post('/v1/responses', {
+      model: 'm1', tools: [WEATHER_FUNCTION],
+      input: [{ role: 'user', content: 'Weather in Paris?' }, call, { type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }],
+    })).json()) as Json;
+    expect(second.output[0]).toMatchObject({ type: 'message', content: [{ text: simText(5) }] });
+  });
+
+  it('streams a function call: item added, argument deltas, done', async () => {
+    await start({ flavor: 'openai' });
+    const events = responsesEvents(await (await post('/v1/responses', { model: 'm1', input: 'Weather?', tools: [WEATHER_FUNCTION], stream: true })).text());
+    const types = events.map((e) => e.type);
+    expect(types.slice(0, 3)).toEqual(['response.created', 'response.in_progress', 'response.output_item.added']);
+    expect(events[2]!.item).toMatchObject({ type: 'function_call', status: 'in_progress', arguments: '', name: 'get_weather' });
+    const args = events.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => e.delta as string).join('');
+    expect(events.find((e) => e.type === 'response.function_call_arguments.done')!.arguments).toBe(args);
+    expect(types.slice(-2)).toEqual(['response.output_item.done', 'response.completed']);
+  });
+
+  it('max_output_tokens: incomplete with its reason; json_schema text format', async () => {
+    await start({ flavor: 'openai' });
+    const cut = (await (await post('/v1/responses', { model: 'm1', input: 'Hi', max_output_tokens: 2 })).json()) as Json;
+    expect(cut).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, output: [{ status: 'incomplete', content: [{ text: simText(2) }] }] });
+    const schema = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] };
+    const json = (await (await post('/v1/responses', { model: 'm1', input: 'Hi', text: { format: { type: 'json_schema', name: 'p', schema } } })).json()) as Json;
+    expect(JSON.parse(json.output[0].content[0].text)).toEqual({ name: 'sim' });
+  });
+
+  it('stores responses: previous_response_id continues, GET, input_items, DELETE', async () => {
+    await start({ flavor: 'openai' });
+    const first = (await (await post('/v1/responses', { model: 'm1', input: 'First question' })).json()) as Json;
+    const second = (await (await post('/v1/responses', { model: 'm1', input: 'Second question', previous_response_id: first.id })).json()) as Json;
+    expect(second.previous_response_id).toBe(first.id);
+    // The context counts the first question, its answer and the second question.
+    expect(second.usage.input_tokens).toBe(2 + 5 + 2);
+    expect(await (await fetch(`${sim!.url}/v1/responses/${first.id as string}`)).json()).toEqual(first);
+    const items = (await (await fetch(`${sim!.url}/v1/responses/${second.id as string}/input_items`)).json()) as Json;
+    expect(items).toMatchObject({ object: 'list', has_more: false });
+    // Newest first by default.
+    expect(items.data.map((i: Json) => i.content[0].text)).toEqual(['Second question', simText(5), 'First question']);
+    expect(items.first_id).toBe(items.data[0].id);
+    const asc = (await (await fetch(`${sim!.url}/v1/responses/${second.id as string}/input_items?order=asc&limit=1`)).json()) as Json;
+    expect(asc).toMatchObject({ data: [{ content: [{ text: 'First question' }] }], has_more: true });
+    const deleted = await fetch(`${sim!.url}/v1/responses/${first.id as string}`, { method: 'DELETE' });
+    expect(await deleted.json()).toEqual({ id: first.id, object: 'response.deleted', deleted: true });
+    const gone = await fetch(`${sim!.url}/v1/responses/${first.id as string}`);
+    expect(gone.status).toBe(404);
+    expect(await gone.json()).toEqual({ error: { message: `Response with id '${first.id as string}' not found.`, type: 'invalid_request_error', param: null, code: null } });
+  });
+
+  it('store false keeps nothing; an unknown previous_response_id is a 400', async () => {
+    await start({ flavor: 'openai' });
+    const unstored = (await (await post('/v1/responses', { model: 'm1', input: 'x', store: false })).json()) as Json;
+    expect(unstored.store).toBe(false);
+    expect((await fetch(`${sim!.url}/v1/responses/${unstored.id as string}`)).status).toBe(404);
+    const res = await post('/v1/responses', { model: 'm1', input: 'x', previous_response_id: unstored.id });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: { message: `Previous response with id '${unstored.id as string}' not found.`, type: 'invalid_request_error', param: 'previous_response_id', code: 'previous_response_not_found' } });
+  });
+
+  it('an unknown input item type is a 400 naming it; vllm has no /v1/responses', async () => {
+    await start({ flavor: 'openai' });
+    const res = await post('/v1/responses', { model: 'm1', input: [{ role: 'user', content: 'x' }, { type: 'telepathy' }] });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as Json).error).toMatchObject({ param: 'input[1].type', code: 'invalid_value', message: expect.stringContaining("Invalid value: 'telepathy'") });
+    await sim!.close();
+    await start({ flavor: 'vllm' });
+    expect((await post('/v1/responses', { model: 'm1', input: 'x' })).status).toBe(404);
+  });
+
+  it('reasoning: an encrypted reasoning item before the message, counted in usage', async () => {
+    await start({ flavor: 'openai' });
+    const body = (await (await post('/v1/responses', { model: 'm1', input: 'x', reasoning: { effort: 'low' } })).json()) as Json;
+    expect(body.output.map((i: Json) => i.type)).toEqual(['reasoning', 'message']);
+    expect(body.output[0]).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [] });
+    expect(body.usage.output_tokens_details.reasoning_tokens).toBe(2);
+  });
+
+  it('dropAfterChunks cuts the event stream after that many deltas', async () => {
+    await start({ flavor: 'openai', faults: { dropAfterChunks: 2 } });
+    const res = await post('/v1/responses', { model: 'm1', input: 'x', stream: true });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let received = '';
+    await expect((async () => { for (;;) { const { done, value } = await reader.read(); if (done) return; received += value; } })()).rejects.toThrow('terminated');
+    expect(received.match(/event: response\.output_text\.delta/g)).toHaveLength(2);
+    expect(received).not.toContain('response.completed');
+  });
+});

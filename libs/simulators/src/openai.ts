@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  FINGERPRINT, SSE_HEADERS, countWords, firstNumber, isObject, sampleObject, splitPieces, words,
+  type ErrorExtra, type Json, type OpenAISimulatorFlavor, type SendError,
+} from './openai-common.ts';
+import { ResponsesStore, handleResponsesRequest, handleStoredResponse } from './openai-responses.ts';
 import { readJsonBody, sendJson, simText, simToken, sleep, startSimServer, type SimContext, type SimOptions, type Simulator } from './sim.ts';
 
-export type OpenAISimulatorFlavor = 'vllm' | 'openai';
+export type { OpenAISimulatorFlavor } from './openai-common.ts';
 
 export interface OpenAISimulatorOptions extends SimOptions {
   /** Which server to imitate: vLLM's OpenAI-compatible server (default) or OpenAI's API. */
@@ -13,11 +18,9 @@ export interface OpenAISimulatorOptions extends SimOptions {
   reasoningTokens?: number;
   /** vllm flavor: errors in the flat shape of vLLM before 0.10.1 (`{"object":"error","message",…}`). */
   legacyErrors?: boolean;
+  /** openai flavor: models that are chat-only, which `/v1/completions` refuses as OpenAI does its chat models. */
+  chatOnlyModels?: string[];
 }
-
-type Json = Record<string, unknown>;
-type SendError = (res: ServerResponse, status: number, message: string, extra?: ErrorExtra) => void;
-interface ErrorExtra { code?: string | null; param?: string | null; headers?: Record<string, string> }
 
 interface Answer {
   reasoning: string[];
@@ -32,13 +35,21 @@ interface Answer {
 const VLLM_VERSION = '0.11.0';
 const MAX_MODEL_LEN = 32768;
 const EMBEDDING_DIMS = 8;
-const FINGERPRINT = 'fp_sim0001';
-const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' };
+const VOCABULARY = 32000;
+/** Routes that read a body and honour the simulator's faults (and /tokenize, which reads a body). */
+const BODY_ROUTES: Record<OpenAISimulatorFlavor, ReadonlySet<string>> = {
+  vllm: new Set(['POST /v1/chat/completions', 'POST /v1/embeddings', 'POST /v1/completions', 'POST /tokenize']),
+  openai: new Set(['POST /v1/chat/completions', 'POST /v1/embeddings', 'POST /v1/completions', 'POST /v1/responses']),
+};
 
 /**
- * An OpenAI Chat Completions server on 127.0.0.1, in the wire format of vLLM (default) or of OpenAI:
- * `/v1/chat/completions` (JSON and SSE, tools, JSON mode), `/v1/embeddings`, `/v1/models`, and for vLLM
- * `/health`, `/version`, `/load`. Honours every SimFault on the two generation endpoints.
+ * An OpenAI-compatible server on 127.0.0.1, in the wire format of vLLM (default) or of OpenAI:
+ * `/v1/chat/completions` (JSON and SSE, tools, JSON mode, `n` choices), `/v1/completions` (prompt
+ * lists, echo, logprobs, `n`; `suffix` at OpenAI, refused by vLLM as vLLM does), `/v1/embeddings`,
+ * `/v1/models`; for vLLM `/health`, `/version`, `/load`, `/tokenize`; for OpenAI `/v1/responses`
+ * (JSON and its semantic SSE events, function calls, `store`, `previous_response_id`) and
+ * `GET|DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`. Honours every SimFault on
+ * the generation endpoints, and records each request's body bytes.
  */
 export async function startOpenAISimulator(options: OpenAISimulatorOptions = {}): Promise<Simulator> {
   const flavor = options.flavor ?? 'vllm';
@@ -46,6 +57,7 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
   const sendError: SendError = (res, status, message, extra = {}) =>
     sendJson(res, status, errorBody(flavor, options.legacyErrors === true, status, message, extra), extra.headers);
   const created = Math.floor(Date.now() / 1000);
+  const stored = new ResponsesStore();
   let inFlight = 0;
 
   return startSimServer(options, async (req, res, ctx) => {
@@ -60,36 +72,51 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
     }
     const route = `${req.method} ${path}`;
     if (route === 'GET /v1/models') return sendJson(res, 200, modelList(flavor, ctx.options.models, created));
-    if (route !== 'POST /v1/chat/completions' && route !== 'POST /v1/embeddings') {
+    if (flavor === 'openai' && path.startsWith('/v1/responses/')) return handleStoredResponse(req, res, stored, sendError);
+    if (!BODY_ROUTES[flavor].has(route)) {
       return sendError(res, 404, flavor === 'openai' ? `Invalid URL (${req.method} ${path})` : 'Not Found');
     }
 
-    inFlight++;
-    res.once('close', () => inFlight--);
+    // vLLM's /load counts the generation requests in flight, not tokenizer calls.
+    if (route !== 'POST /tokenize') {
+      inFlight++;
+      res.once('close', () => inFlight--);
+    }
     let body: unknown;
     try {
-      body = await readJsonBody(req);
+      body = await readJsonBody(req, ctx.record);
     } catch {
       return sendError(res, 400, flavor === 'openai'
         ? 'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.'
         : 'JSON decode error');
     }
     ctx.record.body = body;
-    const fault = ctx.drawStatusFault();
-    if (fault) {
-      const headers: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
-      return sendError(res, fault.status, faultMessage(flavor, fault.status), { code: flavor === 'openai' && fault.status === 429 ? 'rate_limit_exceeded' : null, headers });
+    if (route !== 'POST /tokenize') {
+      const fault = ctx.drawStatusFault();
+      if (fault) {
+        const headers: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
+        return sendError(res, fault.status, faultMessage(flavor, fault.status), { code: flavor === 'openai' && fault.status === 429 ? 'rate_limit_exceeded' : null, headers });
+      }
     }
     if (!isObject(body)) return sendError(res, 400, 'The request body must be a JSON object.');
     const model = resolveModel(flavor, body, ctx.options.models);
-    if (model === undefined) return sendError(res, 400, 'you must provide a model parameter', { param: 'model' });
+    if (model === undefined) return sendError(res, 400, flavor === 'openai' ? "Missing required parameter: 'model'." : 'you must provide a model parameter', { param: 'model' });
     if (!ctx.options.models.includes(model)) {
       return flavor === 'openai'
         ? sendError(res, 404, `The model \`${model}\` does not exist or you do not have access to it.`, { code: 'model_not_found' })
         : sendError(res, 404, `The model \`${model}\` does not exist.`, { param: 'model' });
     }
-    if (path === '/v1/embeddings') return embeddings(res, ctx, flavor, body, model, sendError);
-    return chatCompletions(res, ctx, flavor, body, model, reasoningTokens, sendError);
+    switch (path) {
+      case '/v1/embeddings': return embeddings(res, ctx, flavor, body, model, sendError);
+      case '/v1/completions':
+        if (flavor === 'openai' && options.chatOnlyModels?.includes(model)) {
+          return sendError(res, 404, 'This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?');
+        }
+        return completions(res, ctx, flavor, body, model, sendError);
+      case '/tokenize': return tokenize(res, body, sendError);
+      case '/v1/responses': return handleResponsesRequest(res, ctx, body, model, stored, sendError);
+      default: return chatCompletions(res, ctx, flavor, body, model, reasoningTokens, sendError);
+    }
   });
 }
 
@@ -102,18 +129,16 @@ async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: Ope
       : sendError(res, 400, "[{'type': 'missing', 'loc': ('body', 'messages'), 'msg': 'Field required'}]", { param: 'messages' });
   }
   // Both servers reject stream_options on a non-streaming request.
-  if (body.stream_options != null && body.stream !== true) {
-    return sendError(res, 400, flavor === 'openai'
-      ? "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-      : 'Stream options can only be defined when `stream=True`.', { param: 'stream_options' });
-  }
-  const answer = planAnswer(body, body.messages as unknown[], ctx.options.tokens, reasoningTokens);
+  if (body.stream_options != null && body.stream !== true) return sendStreamOptionsError(res, flavor, sendError);
+  const n = choiceCount(body.n);
+  if (n === undefined) return sendError(res, 400, flavor === 'openai' ? "Invalid 'n': integer below minimum value. Expected a value >= 1." : 'n must be at least 1.', { param: 'n' });
+  const answers = Array.from({ length: n }, () => planAnswer(body, body.messages as unknown[], ctx.options.tokens, reasoningTokens));
   const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
   const reply = { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model };
-  if (body.stream === true) return streamAnswer(res, ctx, flavor, reply, answer, includeUsage);
+  if (body.stream === true) return streamAnswer(res, ctx, flavor, reply, answers, includeUsage);
 
   const { faults, abortSignal } = ctx;
-  await sleep((faults.stallBeforeFirstTokenMs ?? 0) + ctx.options.tokenIntervalMs * answer.completionTokens, abortSignal);
+  await sleep((faults.stallBeforeFirstTokenMs ?? 0) + ctx.options.tokenIntervalMs * answers[0]!.completionTokens, abortSignal);
   if (abortSignal.aborted) return;
   if (faults.dropAfterChunks !== undefined) { res.destroy(); return; }
   if (faults.malformedAfterChunks !== undefined) {
@@ -121,32 +146,43 @@ async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: Ope
     res.end('{not json');
     return;
   }
+  const choices = answers.map((answer, index) => chatChoice(flavor, answer, index));
+  const usageValue = usage(flavor, answers[0]!.promptTokens, sum(answers.map((a) => a.completionTokens)));
+  sendJson(res, 200, flavor === 'openai'
+    ? { id: reply.id, object: 'chat.completion', created: reply.created, model, choices, usage: usageValue, service_tier: 'default', system_fingerprint: FINGERPRINT }
+    : { id: reply.id, object: 'chat.completion', created: reply.created, model, choices, service_tier: null, system_fingerprint: null, usage: usageValue, prompt_logprobs: null, kv_transfer_params: null });
+}
+
+function chatChoice(flavor: OpenAISimulatorFlavor, answer: Answer, index: number): Json {
   const content = answer.toolCall ? null : answer.content.join('');
   const toolCalls = answer.toolCall
     ? [{ id: answer.toolCall.id, type: 'function', function: { name: answer.toolCall.name, arguments: answer.toolCall.argumentPieces.join('') } }]
     : undefined;
-  const choice = flavor === 'openai'
-    ? { index: 0, message: { role: 'assistant', content, refusal: null, annotations: [], ...(toolCalls && { tool_calls: toolCalls }) }, logprobs: null, finish_reason: answer.finishReason }
+  return flavor === 'openai'
+    ? { index, message: { role: 'assistant', content, refusal: null, annotations: [], ...(toolCalls && { tool_calls: toolCalls }) }, logprobs: null, finish_reason: answer.finishReason }
     : {
-        index: 0,
+        index,
         message: { role: 'assistant', content, refusal: null, annotations: null, audio: null, function_call: null, tool_calls: toolCalls ?? [], reasoning_content: answer.reasoning.length ? answer.reasoning.join('') : null },
         logprobs: null, finish_reason: answer.finishReason, stop_reason: null,
       };
-  sendJson(res, 200, flavor === 'openai'
-    ? { id: reply.id, object: 'chat.completion', created: reply.created, model, choices: [choice], usage: usage(flavor, answer), service_tier: 'default', system_fingerprint: FINGERPRINT }
-    : { id: reply.id, object: 'chat.completion', created: reply.created, model, choices: [choice], service_tier: null, system_fingerprint: null, usage: usage(flavor, answer), prompt_logprobs: null, kv_transfer_params: null });
 }
 
-async function streamAnswer(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, reply: { id: string; created: number; model: string }, answer: Answer, includeUsage: boolean): Promise<void> {
+/** `n` as both servers take it: absent or null is 1; below 1 is refused (undefined). */
+function choiceCount(n: unknown): number | undefined {
+  if (n === undefined || n === null) return 1;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 ? n : undefined;
+}
+
+async function streamAnswer(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, reply: { id: string; created: number; model: string }, answers: Answer[], includeUsage: boolean): Promise<void> {
   const { faults, abortSignal } = ctx;
   // OpenAI puts `usage: null` on every chunk when usage was asked for; vLLM leaves unset fields out.
   const envelope = flavor === 'openai'
     ? (choices: unknown[], usageValue: unknown = null) => ({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, service_tier: 'default', system_fingerprint: FINGERPRINT, choices, ...(includeUsage && { usage: usageValue }) })
     : (choices: unknown[], usageValue?: unknown) => ({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, choices, ...(usageValue !== undefined && { usage: usageValue }) });
-  const write = (delta: Json, finishReason: string | null = null): void => {
+  const write = (index: number, delta: Json, finishReason: string | null = null): void => {
     const choice = flavor === 'vllm' && finishReason
-      ? { index: 0, delta, logprobs: null, finish_reason: finishReason, stop_reason: null }
-      : { index: 0, delta, logprobs: null, finish_reason: finishReason };
+      ? { index, delta, logprobs: null, finish_reason: finishReason, stop_reason: null }
+      : { index, delta, logprobs: null, finish_reason: finishReason };
     res.write(`data: ${JSON.stringify(envelope([choice]))}\n\n`);
   };
 
@@ -155,37 +191,53 @@ async function streamAnswer(res: ServerResponse, ctx: SimContext, flavor: OpenAI
   await sleep(faults.stallBeforeFirstTokenMs ?? 0, abortSignal);
   if (abortSignal.aborted) return;
 
-  const deltas: Json[] = answer.reasoning.map((piece) => ({ reasoning_content: piece }));
-  const call = answer.toolCall;
-  if (call) {
-    const header = { index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: '' } };
-    if (flavor === 'openai') write({ role: 'assistant', content: null, tool_calls: [header], refusal: null });
-    else { write({ role: 'assistant', content: '' }); write({ tool_calls: [header] }); }
-    for (const piece of call.argumentPieces) deltas.push({ tool_calls: [{ index: 0, function: { arguments: piece } }] });
-  } else {
-    write(flavor === 'openai' ? { role: 'assistant', content: '', refusal: null } : { role: 'assistant', content: '' });
-    for (const piece of answer.content) deltas.push({ content: piece });
+  // Each choice opens with the role (OpenAI names a tool call there), then its deltas; the choices'
+  // deltas interleave token by token, as both servers send them.
+  const bodies = answers.map((answer, index) => {
+    const deltas: Json[] = answer.reasoning.map((piece) => ({ reasoning_content: piece }));
+    const call = answer.toolCall;
+    if (call) {
+      const header = { index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: '' } };
+      if (flavor === 'openai') write(index, { role: 'assistant', content: null, tool_calls: [header], refusal: null });
+      else { write(index, { role: 'assistant', content: '' }); deltas.push({ tool_calls: [header] }); }
+      for (const piece of call.argumentPieces) deltas.push({ tool_calls: [{ index: 0, function: { arguments: piece } }] });
+    } else {
+      write(index, flavor === 'openai' ? { role: 'assistant', content: '', refusal: null } : { role: 'assistant', content: '' });
+      for (const piece of answer.content) deltas.push({ content: piece });
+    }
+    return deltas;
+  });
+  const steps: { index: number; delta: Json }[] = [];
+  for (let step = 0; step < Math.max(...bodies.map((b) => b.length)); step++) {
+    for (const [index, deltas] of bodies.entries()) if (deltas[step]) steps.push({ index, delta: deltas[step]! });
   }
 
-  const dropAt = ctx.drawDrop(deltas.length);
+  if (!(await writeSteps(res, ctx, steps.length, (i) => write(steps[i]!.index, steps[i]!.delta)))) return;
+  for (const [index, answer] of answers.entries()) write(index, flavor === 'openai' ? {} : { content: '' }, answer.finishReason);
+  if (includeUsage) res.write(`data: ${JSON.stringify(envelope([], usage(flavor, answers[0]!.promptTokens, sum(answers.map((a) => a.completionTokens)))))}\n\n`);
+  res.end('data: [DONE]\n\n');
+}
+
+/**
+ * Writes `count` content chunks with the token interval between them, applying the drop and
+ * malformed-line faults. False when the answer ended early (dropped, or the client left).
+ */
+async function writeSteps(res: ServerResponse, ctx: SimContext, count: number, writeStep: (i: number) => void): Promise<boolean> {
+  const { faults, abortSignal } = ctx;
+  const dropAt = ctx.drawDrop(count);
   for (let written = 0; ; written++) {
     if (written === dropAt) {
       // Let the chunks already written reach the client first, as when a server dies mid-answer.
       await new Promise((resolve) => setImmediate(resolve));
       res.destroy();
-      return;
+      return false;
     }
     if (written === faults.malformedAfterChunks) res.write('data: {not json\n\n');
-    const delta = deltas[written];
-    if (delta === undefined) break;
+    if (written >= count) return true;
     if (written > 0) await sleep(ctx.options.tokenIntervalMs, abortSignal);
-    if (abortSignal.aborted) return;
-    write(delta);
+    if (abortSignal.aborted) return false;
+    writeStep(written);
   }
-
-  write(flavor === 'openai' ? {} : { content: '' }, answer.finishReason);
-  if (includeUsage) res.write(`data: ${JSON.stringify(envelope([], usage(flavor, answer)))}\n\n`);
-  res.end('data: [DONE]\n\n');
 }
 
 function planAnswer(body: Json, messages: unknown[], tokens: number, reasoningTokens: number): Answer {
@@ -221,30 +273,7 @@ function pickTool(body: Json, messages: unknown[]): { name: string; parameters: 
   return { name: String(fn.name ?? 'tool'), parameters: fn.parameters };
 }
 
-/** A value that satisfies a JSON schema's required properties, with simple values. */
-function sampleObject(schema: unknown): Json {
-  const out: Json = {};
-  if (!isObject(schema) || !Array.isArray(schema.required)) return out;
-  const properties = isObject(schema.properties) ? schema.properties : {};
-  for (const key of schema.required) out[String(key)] = sampleValue(properties[String(key)]);
-  return out;
-}
-
-function sampleValue(schema: unknown): unknown {
-  if (!isObject(schema)) return 'sim';
-  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
-  switch (Array.isArray(schema.type) ? schema.type[0] : schema.type) {
-    case 'integer': case 'number': return 1;
-    case 'boolean': return true;
-    case 'array': return [];
-    case 'object': return sampleObject(schema);
-    case 'null': return null;
-    default: return 'sim';
-  }
-}
-
-function usage(flavor: OpenAISimulatorFlavor, answer: Answer): Json {
-  const { promptTokens, completionTokens } = answer;
+function usage(flavor: OpenAISimulatorFlavor, promptTokens: number, completionTokens: number): Json {
   return flavor === 'openai'
     ? {
         prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens,
@@ -256,13 +285,181 @@ function usage(flavor: OpenAISimulatorFlavor, answer: Answer): Json {
 
 /** Prompt tokens: the words of every text in the messages (deterministic, close enough for accounting tests). */
 function countPromptTokens(messages: unknown[]): number {
-  let words = 0;
-  for (const m of messages) {
-    if (!isObject(m)) continue;
-    if (typeof m.content === 'string') words += countWords(m.content);
-    else if (Array.isArray(m.content)) for (const part of m.content) if (isObject(part) && typeof part.text === 'string') words += countWords(part.text);
+  return sum(messages.map((m) => promptWords(m).length));
+}
+
+function promptWords(message: unknown): string[] {
+  if (!isObject(message)) return [];
+  if (typeof message.content === 'string') return words(message.content);
+  if (!Array.isArray(message.content)) return [];
+  return message.content.flatMap((part: unknown) => (isObject(part) && typeof part.text === 'string' ? words(part.text) : []));
+}
+
+function sendStreamOptionsError(res: ServerResponse, flavor: OpenAISimulatorFlavor, sendError: SendError): void {
+  sendError(res, 400, flavor === 'openai'
+    ? "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+    : 'Stream options can only be defined when `stream=True`.', { param: 'stream_options' });
+}
+
+// ---- legacy completions -----------------------------------------------------------------------
+
+interface CompletionPrompt { text: string; tokens: string[] }
+
+/**
+ * `/v1/completions`: one choice per prompt and `n` (index = prompt × n + choice), `echo` puts the
+ * prompt before the text, `logprobs` gives each token's log probability and its top alternatives.
+ * vLLM refuses `suffix` ("suffix is not currently supported", in every version to date); OpenAI
+ * takes it (its answer is the middle that fits before the suffix).
+ */
+async function completions(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, body: Json, model: string, sendError: SendError): Promise<void> {
+  const prompts = completionPrompts(body.prompt);
+  if (!prompts) {
+    return flavor === 'openai'
+      ? sendError(res, 400, "Missing required parameter: 'prompt'.", { param: 'prompt', code: 'missing_required_parameter' })
+      : sendError(res, 400, 'Either prompt or prompt_embeds must be provided and non-empty.');
   }
-  return words;
+  if (flavor === 'vllm' && body.suffix != null) return sendError(res, 400, 'suffix is not currently supported');
+  if (body.stream_options != null && body.stream !== true) return sendStreamOptionsError(res, flavor, sendError);
+  const n = choiceCount(body.n);
+  if (n === undefined) return sendError(res, 400, flavor === 'openai' ? "Invalid 'n': integer below minimum value. Expected a value >= 1." : 'n must be at least 1.', { param: 'n' });
+  const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : 16;
+  const count = Math.max(0, Math.min(ctx.options.tokens, maxTokens));
+  const generated = Array.from({ length: count }, (_, i) => simToken(i));
+  const finishReason = count < ctx.options.tokens ? 'length' : 'stop';
+  const echo = body.echo === true;
+  const topLogprobs = typeof body.logprobs === 'number' ? body.logprobs : undefined;
+  const promptTokens = sum(prompts.map((p) => p.tokens.length));
+  const completionTokens = prompts.length * n * count;
+  const reply = { id: `cmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model };
+  const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
+  const choices = prompts.flatMap((prompt) => Array.from({ length: n }, () => prompt));
+
+  if (body.stream === true) {
+    return streamCompletion(res, ctx, flavor, reply, { choices, generated, finishReason, echo, topLogprobs, includeUsage, usage: usage(flavor, promptTokens, completionTokens) });
+  }
+  const { faults, abortSignal } = ctx;
+  await sleep((faults.stallBeforeFirstTokenMs ?? 0) + ctx.options.tokenIntervalMs * count, abortSignal);
+  if (abortSignal.aborted) return;
+  if (faults.dropAfterChunks !== undefined) { res.destroy(); return; }
+  const data = choices.map((prompt, index) => {
+    const tokens = echo ? [...prompt.tokens, ...generated] : generated;
+    const text = (echo ? prompt.text : '') + generated.join('');
+    const logprobs = topLogprobs === undefined ? null : completionLogprobs(flavor, tokens, topLogprobs, 0, echo ? prompt.tokens.length : 0);
+    return flavor === 'openai'
+      ? { text, index, logprobs, finish_reason: finishReason }
+      : { index, text, logprobs, finish_reason: finishReason, stop_reason: null, prompt_logprobs: null };
+  });
+  const usageValue = flavor === 'openai'
+    ? { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+    : { ...usage(flavor, promptTokens, completionTokens), prompt_tokens_details: null };
+  sendJson(res, 200, flavor === 'openai'
+    ? { id: reply.id, object: 'text_completion', created: reply.created, model, choices: data, usage: usageValue }
+    : { id: reply.id, object: 'text_completion', created: reply.created, model, choices: data, service_tier: null, system_fingerprint: null, usage: usageValue, kv_transfer_params: null });
+}
+
+interface CompletionPlan {
+  choices: CompletionPrompt[];
+  generated: string[];
+  finishReason: string;
+  echo: boolean;
+  topLogprobs: number | undefined;
+  includeUsage: boolean;
+  usage: Json;
+}
+
+async function streamCompletion(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, reply: { id: string; created: number; model: string }, plan: CompletionPlan): Promise<void> {
+  const chunk = (choices: Json[], usageValue?: unknown): string => {
+    const body = flavor === 'openai'
+      ? { id: reply.id, object: 'text_completion', created: reply.created, choices, model: reply.model, ...(plan.includeUsage && { usage: usageValue ?? null }) }
+      : { id: reply.id, object: 'text_completion', created: reply.created, model: reply.model, choices, ...(usageValue !== undefined && { usage: usageValue }) };
+    return `data: ${JSON.stringify(body)}\n\n`;
+  };
+  const offsets = plan.choices.map(() => 0);
+  const piece = (index: number, step: number): Json => {
+    const prompt = plan.choices[index]!;
+    // The first piece of an echo carries the whole prompt; vLLM marks the last piece with the finish reason.
+    const tokens = [...(plan.echo && step === 0 ? prompt.tokens : []), ...(step < plan.generated.length ? [plan.generated[step]!] : [])];
+    const text = (plan.echo && step === 0 ? prompt.text : '') + (plan.generated[step] ?? '');
+    const logprobs = plan.topLogprobs === undefined ? null : completionLogprobs(flavor, tokens, plan.topLogprobs, offsets[index]!, plan.echo && step === 0 ? prompt.tokens.length : 0);
+    offsets[index]! += text.length;
+    const last = step >= plan.generated.length - 1;
+    return flavor === 'openai'
+      ? { text, index, logprobs, finish_reason: null }
+      : { index, text, logprobs, finish_reason: last ? plan.finishReason : null, stop_reason: null, prompt_token_ids: null, token_ids: null };
+  };
+  const steps = Math.max(1, plan.generated.length);
+  const order = Array.from({ length: steps * plan.choices.length }, (_, i) => ({ step: Math.floor(i / plan.choices.length), index: i % plan.choices.length }));
+
+  res.writeHead(200, SSE_HEADERS);
+  res.flushHeaders();
+  await sleep(ctx.faults.stallBeforeFirstTokenMs ?? 0, ctx.abortSignal);
+  if (ctx.abortSignal.aborted) return;
+  if (!(await writeSteps(res, ctx, order.length, (i) => res.write(chunk([piece(order[i]!.index, order[i]!.step)]))))) return;
+  // OpenAI ends each choice with an empty piece that carries the finish reason.
+  if (flavor === 'openai') for (const index of plan.choices.keys()) res.write(chunk([{ text: '', index, logprobs: null, finish_reason: plan.finishReason }]));
+  if (plan.includeUsage) res.write(chunk([], plan.usage));
+  res.end('data: [DONE]\n\n');
+}
+
+/** The prompts of a completion request: a string, strings, a token list or token lists. */
+function completionPrompts(prompt: unknown): CompletionPrompt[] | undefined {
+  const fromText = (text: string): CompletionPrompt => ({ text, tokens: text.split(/(?=\s)/).filter(Boolean) });
+  const fromTokens = (ids: number[]): CompletionPrompt => {
+    const tokens = ids.map((id) => simToken(id));
+    return { text: tokens.join(''), tokens };
+  };
+  if (typeof prompt === 'string') return [fromText(prompt)];
+  if (!Array.isArray(prompt) || prompt.length === 0) return undefined;
+  if (prompt.every((p) => typeof p === 'string')) return prompt.map(fromText);
+  if (prompt.every((p) => typeof p === 'number')) return [fromTokens(prompt)];
+  if (prompt.every((p) => Array.isArray(p) && p.every((id) => typeof id === 'number'))) return (prompt as number[][]).map(fromTokens);
+  return undefined;
+}
+
+/**
+ * Log probabilities in the completions shape. The first `promptTokens` tokens are an echoed prompt:
+ * the first of them has no log probability, as in both servers. vLLM lists the sampled token and the
+ * top `k` (k + 1 entries); OpenAI the top `k`.
+ */
+function completionLogprobs(flavor: OpenAISimulatorFlavor, tokens: string[], k: number, offset: number, promptTokens: number): Json {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const token of tokens) { textOffset.push(at); at += token.length; }
+  const logprob = (i: number) => -0.25 * ((i % 4) + 1);
+  const tops = tokens.map((token, i) => {
+    if (promptTokens > 0 && i === 0) return null;
+    const entries: [string, number][] = [[token, logprob(i)]];
+    for (let j = 1; j < (flavor === 'vllm' ? k + 1 : k); j++) entries.push([`${token}~${j}`, logprob(i) - j]);
+    return Object.fromEntries(entries);
+  });
+  return {
+    text_offset: textOffset,
+    token_logprobs: tokens.map((_, i) => (promptTokens > 0 && i === 0 ? null : logprob(i))),
+    tokens,
+    top_logprobs: tops,
+  };
+}
+
+// ---- vLLM's tokenizer endpoint ----------------------------------------------------------------
+
+/**
+ * vLLM's `POST /tokenize`: `{prompt}` or `{messages}` (counted as the chat endpoint counts its
+ * prompt tokens) → `{count, max_model_len, tokens, token_strs}`.
+ */
+function tokenize(res: ServerResponse, body: Json, sendError: SendError): void {
+  let pieces: string[];
+  if (typeof body.prompt === 'string') pieces = words(body.prompt);
+  else if (Array.isArray(body.messages)) pieces = body.messages.flatMap(promptWords);
+  else return sendError(res, 400, "[{'type': 'missing', 'loc': ('body', 'prompt'), 'msg': 'Field required'}]");
+  const tokens = pieces.map(tokenId);
+  sendJson(res, 200, { count: tokens.length, max_model_len: MAX_MODEL_LEN, tokens, token_strs: body.return_token_strs === true ? pieces : null });
+}
+
+/** A word's token id: deterministic, within a 32k vocabulary. */
+function tokenId(word: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < word.length; i++) hash = Math.imul(hash ^ word.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % VOCABULARY;
 }
 
 // ---- embeddings and models --------------------------------------------------------------------
@@ -314,7 +511,7 @@ function modelList(flavor: OpenAISimulatorFlavor, models: string[], created: num
 
 function errorBody(flavor: OpenAISimulatorFlavor, legacy: boolean, status: number, message: string, extra: ErrorExtra): Json {
   const param = extra.param ?? null;
-  if (flavor === 'openai') return { error: { message, type: openaiErrorType(status), param, code: extra.code ?? null } };
+  if (flavor === 'openai') return { error: { message, type: extra.type ?? openaiErrorType(status), param, code: extra.code ?? null } };
   const type = status === 400 ? 'BadRequestError' : status === 404 ? 'NotFoundError' : status === 500 ? 'InternalServerError' : (STATUS_CODES[status] ?? 'Error');
   return legacy ? { object: 'error', message, type, param, code: status } : { error: { message, type, param, code: status } };
 }
@@ -352,30 +549,6 @@ function resolveModel(flavor: OpenAISimulatorFlavor, body: Json, models: string[
   return flavor === 'vllm' ? models[0] : undefined;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function firstNumber(...values: unknown[]): number | undefined {
-  for (const v of values) if (typeof v === 'number') return v;
-  return undefined;
-}
-
-function countWords(text: string): number {
-  let words = 0;
-  let inWord = false;
-  for (let i = 0; i < text.length; i++) {
-    const space = text.charCodeAt(i) <= 32;
-    if (!space && !inWord) words++;
-    inWord = !space;
-  }
-  return words;
-}
-
-/** Splits text into up to `count` pieces of (nearly) equal length, as a streamed answer arrives. */
-function splitPieces(text: string, count: number): string[] {
-  const size = Math.max(1, Math.ceil(text.length / count));
-  const pieces: string[] = [];
-  for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
-  return pieces;
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }

@@ -43,6 +43,8 @@ export interface SimRequestRecord {
   headers: IncomingMessage['headers'];
   /** Parsed JSON body, or undefined when there was none or it did not parse. */
   body: unknown;
+  /** The body's bytes exactly as they arrived (for tests that prove a request passed through unchanged). */
+  rawBody?: Buffer;
   /** The client went away before the answer was complete. */
   aborted: boolean;
   /** The answer was written to the end. */
@@ -98,12 +100,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Reads the whole body; undefined when empty. Throws SyntaxError on bad JSON. */
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+/** Reads the whole body; undefined when empty. Throws SyntaxError on bad JSON. Keeps the bytes in `record` when given. */
+export async function readJsonBody(req: IncomingMessage, record?: SimRequestRecord): Promise<unknown> {
   const parts: Buffer[] = [];
   for await (const part of req) parts.push(part as Buffer);
   if (parts.length === 0) return undefined;
-  const text = Buffer.concat(parts).toString('utf8');
+  const raw = Buffer.concat(parts);
+  if (record) record.rawBody = raw;
+  const text = raw.toString('utf8');
   return text.length === 0 ? undefined : JSON.parse(text);
 }
 

@@ -78,7 +78,7 @@ describe('MessagesRequestSchema', () => {
       [{ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/bmp', data: 'Qk0=' } }] }] },
         `'messages[0].content[0].source.media_type': Expected one of "image/jpeg", "image/png", "image/gif", "image/webp" (got string)`],
       [{ model: 'm', max_tokens: 5, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n' }] }] }, "'messages[0].content[0].input': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, system: 42 }, "'system': Expected union value (got number)"],
+      [{ model: 'm', max_tokens: 5, messages: USER, system: 42 }, "'system': Expected string or array (got number)"],
       [{ model: 'm', max_tokens: 5, messages: USER, tools: [{ name: 'f' }] }, "'tools[0].input_schema': Expected required property (got missing)"],
       [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'tool' } }, "'tool_choice.name': Expected required property (got missing)"],
       [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'sometimes' } }, `'tool_choice.type': Expected one of "auto", "any", "tool", "none" (got "sometimes")`],

@@ -81,11 +81,11 @@ describe('MessagesRequestSchema', () => {
       [{ model: 'm', max_tokens: 5, messages: USER, system: 42 }, "'system': Expected string or array (got number)"],
       [{ model: 'm', max_tokens: 5, messages: USER, tools: [{ name: 'f' }] }, "'tools[0].input_schema': Expected required property (got missing)"],
       [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'tool' } }, "'tool_choice.name': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'sometimes' } }, `'tool_choice.type': Expected one of "auto", "any", "tool", "none" (got "sometimes")`],
+      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'sometimes' } }, `'tool_choice.type': Unknown type "sometimes"; expected one of "auto", "any", "tool", "none"`],
       [{ model: 'm', max_tokens: 5000, messages: USER, thinking: { type: 'enabled', budget_tokens: 100 } }, "'thinking.budget_tokens': Expected integer to be greater or equal to 1024 (got number)"],
       [{ model: 'm', max_tokens: 5, messages: USER, temperature: 1.5 }, "'temperature': Expected number to be less or equal to 1 (got number)"],
       [{ model: 'm', max_tokens: 5, messages: USER, stop_sequences: 'END' }, "'stop_sequences': Expected array (got string)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, metadata: { user_id: 5 } }, "'metadata.user_id': Expected union value (got number)"],
+      [{ model: 'm', max_tokens: 5, messages: USER, metadata: { user_id: 5 } }, "'metadata.user_id': Expected string or null (got number)"],
       [{ model: 'm', max_tokens: 5, messages: USER, stream: 'yes' }, "'stream': Expected boolean (got string)"],
     ];
     for (const [body, message] of cases) expect(errorOf(messages, body)).toBe(message);

@@ -5,3 +5,4 @@ export * from './openai/index.ts';
 export * from './ollama/index.ts';
 export * from './anthropic/index.ts';
 export * from './worker.ts';
+export * from './images/jobs.ts';

@@ -21,7 +21,7 @@ export const KeyPolicySchema = Type.Object({
   /** Models and aliases the key may ask for (`*` at the end matches a prefix, e.g. `ollama/*`); none = all. */
   models: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   /** Backends the key may use; none = all. */
-  backends: Type.Optional(Type.Array(ProviderSchema)),
+  backends: Type.Optional(Type.Array(Type.Union([ProviderSchema, Type.Literal('comfyui')]))),
   /** Requests of this key never leave the lab. */
   localOnly: Type.Optional(Type.Boolean()),
   /** Requests per minute (all ingress replicas together). */

@@ -64,7 +64,8 @@ export async function followLedger(nc: NatsConnection, usage: KV, log: Logger): 
   });
 }
 
-async function addUsage(kv: KV, key: string, tokens: number): Promise<void> {
+/** Adds one request's cloud tokens to a ledger entry (compare-and-set, retried when another writer got there first). */
+export async function addUsage(kv: KV, key: string, tokens: number): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const entry = await kv.get(key);
     const current: KeyUsage = entry && entry.operation === 'PUT' ? checkUsage.parse(entry.json()) : { cloudTokens: 0, requests: 0 };

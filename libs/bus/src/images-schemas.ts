@@ -44,7 +44,7 @@ export const ImageRequestSchema = Type.Object({
   user: Type.Optional(Type.String()),
   seed: Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   negative_prompt: Nullable(Type.String({ maxLength: 32_000 })),
-  steps: Nullable(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  steps: Nullable(Type.Integer({ minimum: 1, maximum: 100_000 })),
   /** Edits: how much the input changes (0..1; the workflow's denoise). */
   strength: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
   /** Edits: the input image(s); the first one is the workflow's input image. */
@@ -180,6 +180,8 @@ export const ImageSubmitReplySchema = Type.Object({
   outputFormat: Type.Union([Type.Literal('png'), Type.Literal('jpeg'), Type.Literal('webp')]),
   size: Type.Optional(Type.String()),
   created: Type.Integer(),
+  /** When it was accepted (ISO 8601): a follower reads the IMAGES stream from (just before) then. */
+  submittedAt: Type.String(),
 }, Open);
 export type ImageSubmitReply = Static<typeof ImageSubmitReplySchema>;
 

@@ -255,7 +255,7 @@ const ImageModelSchema = Obj({
   /** The largest width or height a request may ask (the GPU's memory decides); default 2048. */
   maxSide: Opt(Type.Integer({ minimum: 16, maximum: 16384 })),
   /** Default 150. */
-  maxSteps: Opt(Type.Integer({ minimum: 1, maximum: 10000 })),
+  maxSteps: Opt(Type.Integer({ minimum: 1, maximum: 100_000 })),
 });
 const ImagesSchema = Type.Object({
   comfyui: Type.Object({

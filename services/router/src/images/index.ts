@@ -173,7 +173,7 @@ class Submitter {
     return {
       id, state: 'queued', model: job.model, backend: job.backend, routeReason: job.routeReason, ...(position !== undefined && { position }),
       stream, partialImages: job.partialImages, responseFormat, outputFormat: job.outputFormat, ...(job.size && { size: job.size }),
-      ...(job.width && job.height && { size: `${job.width}x${job.height}` }), created: Math.floor(Date.parse(submittedAt) / 1000),
+      ...(job.width && job.height && { size: `${job.width}x${job.height}` }), created: Math.floor(Date.parse(submittedAt) / 1000), submittedAt,
     };
   }
 
@@ -288,7 +288,7 @@ async function followImageSpend(nc: NatsConnection, log: Logger): Promise<{ read
   let spent = 0;
   const today = (): string => new Date().toISOString().slice(0, 10);
   const consumer = await jetstream(nc).consumers.get('IMAGES', {
-    filter_subjects: ['images.completed.*'], deliver_policy: DeliverPolicy.StartTime, opt_start_time: `${today()}T00:00:00Z`,
+    filter_subjects: 'images.completed.*', deliver_policy: DeliverPolicy.StartTime, opt_start_time: `${today()}T00:00:00Z`,
   });
   const messages = await consumer.consume();
   const check = eventValidator('images.completed.x')!;

@@ -51,3 +51,105 @@ describe('images over NATS', () => {
     expect((unknown as { status: number }).status).toBe(404);
   });
 });
+
+describe('image jobs on the work queue', () => {
+  it('with concurrency 1, several jobs run one by one in the order they came, each with its progress, none lost', async () => {
+    await using lab = await startImageStack();
+    await waitForImageModels(lab.script);
+    const since = new Date(Date.now() - 1000);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: `job ${i}`, steps: 4, seed: i })).id);
+    const follow = await followEvents(lab.script, undefined, since);
+    const events = await follow.until((e) => ids.every((id) => e.some((x) => x.kind === 'completed' && x.data['jobId'] === id)), 30_000);
+    await follow.stop();
+    const mine = events.filter((e) => ids.includes(e.data['jobId'] as string));
+    // In stream order: each job starts only after the one before it completed, and in submission order.
+    const lifecycle = mine.filter((e) => e.kind === 'started' || e.kind === 'completed').map((e) => `${e.kind}:${ids.indexOf(e.data['jobId'] as string)}`);
+    expect(lifecycle).toEqual(['started:0', 'completed:0', 'started:1', 'completed:1', 'started:2', 'completed:2', 'started:3', 'completed:3']);
+    for (const id of ids) {
+      const steps = mine.filter((e) => e.kind === 'progress' && e.data['jobId'] === id).map((e) => e.data['step']);
+      expect(steps, id).toEqual([1, 2, 3, 4]);
+      expect(mine.filter((e) => e.kind === 'completed' && e.data['jobId'] === id)).toHaveLength(1);
+    }
+    // ComfyUI saw them one at a time, in the same order.
+    expect(lab.comfy.prompts.map((p) => p.clientId)).toEqual(ids);
+    expect(lab.comfy.prompts.every((p) => p.status === 'success')).toBe(true);
+  }, 60_000);
+
+  it('a worker killed mid-job: the job is taken up again by the next worker and completes once, without a second generation', async () => {
+    await using lab = await startImageStack({ comfy: { stepIntervalMs: 40 }, images: { ackWaitMs: 1500 } });
+    await waitForImageModels(lab.script);
+    const reply = await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: 'a fox', steps: 60 });
+    const follow = await followEvents(lab.script, reply.id, new Date(Date.parse(reply.submittedAt) - 1000));
+    await follow.until((e) => e.filter((x) => x.kind === 'progress').length >= 3);
+    const worker = lab.stack.services.find((s) => s.name === 'worker-comfyui')!;
+    await worker.stop('SIGKILL');
+    await lab.stack.startService('worker-comfyui');
+    const events = await follow.until((e) => e.some((x) => x.kind === 'completed' || x.kind === 'failed'), 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await follow.stop();
+    expect(follow.events.filter((e) => e.kind === 'completed')).toHaveLength(1);
+    expect(follow.events.filter((e) => e.kind === 'failed')).toHaveLength(0);
+    expect(events.filter((e) => e.kind === 'started').map((e) => e.data['attempt'])).toEqual([1, 2]);
+    // One prompt at ComfyUI for the job: the second worker followed the first one's prompt to its end.
+    expect(lab.comfy.prompts.filter((p) => p.clientId === reply.id).map((p) => p.status)).toEqual(['success']);
+    const status = await natsRequest<JobRecord>(lab.script, `images.jobs.${reply.id}.status`, undefined);
+    expect(status).toMatchObject({ state: 'completed', attempts: 2 });
+    expect(status.images).toHaveLength(1);
+  }, 60_000);
+
+  it('ComfyUI restarted mid-job: the lost prompt is submitted again once, then the job fails clearly', async () => {
+    await using lab = await startImageStack({ comfy: { stepIntervalMs: 30 }, images: { resubmitLost: 1 } });
+    await waitForImageModels(lab.script);
+    const reply = await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: 'a boat', steps: 30 });
+    const follow = await followEvents(lab.script, reply.id, new Date(Date.parse(reply.submittedAt) - 1000));
+    await follow.until((e) => e.filter((x) => x.kind === 'progress').length >= 2);
+    await lab.comfy.restart({ downMs: 300 });
+    await follow.until((e) => e.some((x) => x.kind === 'completed' || x.kind === 'failed'), 30_000);
+    expect(follow.events.filter((e) => e.kind === 'completed')).toHaveLength(1);
+    expect(lab.comfy.prompts.filter((p) => p.clientId === reply.id).map((p) => p.status)).toEqual(['lost', 'success']);
+
+    // The second loss of the same job is one too many (images.comfyui.resubmitLost: 1).
+    const second = await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: 'a boat', steps: 40 });
+    const again = await followEvents(lab.script, second.id, new Date(Date.parse(second.submittedAt) - 1000));
+    for (let loss = 1; loss <= 2; loss++) {
+      await again.until(() => lab.comfy.prompts.filter((p) => p.clientId === second.id && p.status === 'running' && p.steps >= 2).length === 1, 20_000);
+      await lab.comfy.restart({ downMs: 200 });
+    }
+    const events = await again.until((e) => e.some((x) => x.kind === 'completed' || x.kind === 'failed'), 30_000);
+    await Promise.all([follow.stop(), again.stop()]);
+    const failed = events.find((e) => e.kind === 'failed')!;
+    expect(failed.data['error']).toMatchObject({ code: 'backend_unavailable', reason: 'lost', message: expect.stringContaining('ComfyUI lost the job\'s prompt') });
+    const status = await natsRequest<JobRecord>(lab.script, `images.jobs.${second.id}.status`, undefined);
+    expect(status).toMatchObject({ state: 'failed', error: { reason: 'lost', status: 503 } });
+  }, 60_000);
+
+  it('cancels a queued job before it reaches ComfyUI, and interrupts a running one', async () => {
+    await using lab = await startImageStack({ comfy: { stepIntervalMs: 30 } });
+    await waitForImageModels(lab.script);
+    const since = new Date(Date.now() - 1000);
+    const running = await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: 'first', steps: 200 });
+    const queued = await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: 'second', steps: 4 });
+    expect(queued.position).toBe(1);
+    const follow = await followEvents(lab.script, undefined, since);
+    await follow.until((e) => e.some((x) => x.kind === 'progress' && x.data['jobId'] === running.id));
+
+    expect(await natsRequest(lab.script, `images.jobs.${queued.id}.cancel`, undefined)).toEqual({ id: queued.id, state: 'cancelled', cancelRequested: false });
+    expect(await natsRequest(lab.script, `images.jobs.${running.id}.cancel`, { ifQueued: true })).toEqual({ id: running.id, state: 'running', cancelRequested: false });
+    expect(await natsRequest(lab.script, `images.jobs.${running.id}.cancel`, undefined)).toEqual({ id: running.id, state: 'running', cancelRequested: true });
+    await follow.until((e) => e.filter((x) => x.kind === 'cancelled').length === 2, 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    await follow.stop();
+    const cancelled = follow.events.filter((e) => e.kind === 'cancelled').map((e) => [e.data['jobId'], e.data['phase']]);
+    expect(cancelled).toEqual(expect.arrayContaining([[queued.id, 'queued'], [running.id, 'running']]));
+    expect(follow.events.filter((e) => e.kind === 'started').map((e) => e.data['jobId'])).toEqual([running.id]);
+    expect(lab.comfy.prompts.map((p) => [p.clientId, p.status])).toEqual([[running.id, 'interrupted']]);
+    expect((await natsRequest<JobRecord>(lab.script, `images.jobs.${running.id}.status`, undefined)).state).toBe('cancelled');
+    // A job that ended cannot be cancelled again; an unknown one is 404.
+    expect(await natsRequest(lab.script, `images.jobs.${queued.id}.cancel`, undefined)).toEqual({ id: queued.id, state: 'cancelled', cancelRequested: false });
+    const missing = await natsRequest(lab.script, 'images.jobs.imgjob_nothere000.cancel', undefined).catch((e: { status: number }) => e);
+    expect((missing as { status: number }).status).toBe(404);
+    const list = await natsRequest<{ jobs: JobRecord[] }>(lab.script, 'images.jobs.list', { limit: 10 });
+    expect(list.jobs.map((j) => j.id)).toEqual([queued.id, running.id]);
+  }, 60_000);
+});

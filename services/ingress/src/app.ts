@@ -5,6 +5,7 @@ import {
   type KeyRecord, type KeyRegistry, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import { RateLimiter } from './rate-limit.ts';
+import { imagesPlugin, isSignedImageFileUrl } from './images.ts';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
 import { HomelabSpanAttr, type Tracing } from '@homelab/tracing';
@@ -131,7 +132,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
       sendError(reply.header('retry-after', String(byIp.retryAfterS)), new GatewayError('rate_limited', `too many requests from ${request.ip}; retry in ${byIp.retryAfterS} s`), requestIdOf(request));
       return reply;
     }
-    if (!keys) return;
+    if (!keys || isSignedImageFileUrl(request.url)) return;
     const presented = bearer(request.headers.authorization) ?? headerValue(request.headers['x-api-key']);
     const key = keys.authenticate(presented);
     if (!key) {
@@ -184,6 +185,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
     return relay(request, reply, Subjects.models.subject, Buffer.from(JSON.stringify({ id })));
   });
   app.get('/status', (request, reply) => relay(request, reply, 'health.status', Buffer.alloc(0)));
+  void app.register(imagesPlugin, { config, log, bus, keysOn: keys !== undefined });
 
   /** Sends a request on the bus and writes the answer: one JSON, or an SSE stream of chunks. */
   async function relay(request: FastifyRequest, reply: FastifyReply, subject: string, body: Uint8Array): Promise<void> {
@@ -277,7 +279,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** `GET /v1/models` for a key: only what it may use (its models and backends). Undefined: the one model asked for is not allowed. */
 function modelsForKey(data: Uint8Array, key: KeyRecord): Buffer | undefined {
   const allowed = (m: { id: string; owned_by: string }): boolean =>
-    keyAllowsModel(key, m.id) && (!key.backends || (key.backends as string[]).includes(m.owned_by)) && (!key.localOnly || m.owned_by === 'vllm' || m.owned_by === 'ollama');
+    keyAllowsModel(key, m.id) && (!key.backends || (key.backends as string[]).includes(m.owned_by)) && (!key.localOnly || m.owned_by === 'vllm' || m.owned_by === 'ollama' || m.owned_by === 'comfyui');
   const body = JSON.parse(Buffer.from(data).toString('utf8')) as { object: string; data?: { id: string; owned_by: string }[]; id?: string; owned_by?: string };
   if (body.object === 'list' && body.data) return Buffer.from(JSON.stringify({ ...body, data: body.data.filter(allowed) }));
   return allowed(body as { id: string; owned_by: string }) ? Buffer.from(JSON.stringify(body)) : undefined;

@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Objm } from '@nats-io/obj';
 import { describe, expect, it } from 'vitest';
 import { pngSize } from '@homelab/simulators';
-import { followEvents, natsRequest, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
+import { startServiceProcess } from '@homelab/testing';
+import { WORKFLOWS, followEvents, natsRequest, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
 
 /*
  * The NATS API of image generation as a script uses it (docs/images.md): submit, follow by events,
@@ -49,6 +53,26 @@ describe('images over NATS', () => {
     expect((refused as { body: { error: { message: string; code: string } } }).body.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('KSampler (node 3): steps: Value 15000 bigger than max of 10000') });
     const unknown = await natsRequest(lab.script, 'images.jobs.submit', { model: 'nope', prompt: 'x' }).catch((e: Error & { status: number }) => e);
     expect((unknown as { status: number }).status).toBe(404);
+  });
+
+  it('a worker whose workflow mapping names a node the file does not have refuses to start, naming the file and the node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homelab-bad-workflow-'));
+    const file = join(dir, 'bad.json');
+    const workflow = JSON.parse(readFileSync(join(WORKFLOWS, 'sdxl-text-to-image.json'), 'utf8')) as Record<string, unknown>;
+    delete workflow['7'];
+    writeFileSync(file, JSON.stringify(workflow));
+    try {
+      await using lab = await startImageStack({ services: [], images: { extraModels: `    bad:\n      workflow: ${file}\n      mapping: { prompt: 6.text, negativePrompt: 7.text }\n` } });
+      await using worker = await startServiceProcess('worker-comfyui', { nats: lab.stack.nats, waitReady: false, env: { HOMELAB_CONFIG: lab.stack.configFile, COMFYUI_URL: lab.comfy.url } });
+      const code = await new Promise((resolve) => worker.proc.once('exit', resolve));
+      expect(code).toBe(1);
+      const fatal = worker.logs.find((l) => l['level'] === 'fatal')!;
+      // The first problem found: the sampler's link to the missing node (the mapping's would come next).
+      expect(JSON.stringify(fatal)).toContain(`${file}: image model 'bad': node '3' (KSampler) input 'negative' links to node '7', which is not in the workflow`);
+      expect(fatal['msg']).toBe('failed to start');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -41,6 +41,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The gateway's extensions of OpenAI's parameters (`steps`, `seed`, `negative_prompt`), which the SDK passes on as given. */
+const withExtensions = (params: OpenAI.ImageGenerateParamsNonStreaming, extra: Record<string, unknown>): OpenAI.ImageGenerateParamsNonStreaming => ({ ...params, ...extra });
+
 const client = (key = keys.owner, options: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}): OpenAI =>
   new OpenAI({ apiKey: key, baseURL: `${lab.stack.ingressUrl}/v1`, maxRetries: 0, ...options });
 
@@ -117,7 +120,7 @@ describe('OpenAI images API (official SDK)', () => {
   it('answers a workflow with a missing node, and a prompt the workflow rejects, with clear 400s in OpenAI\'s shape', async () => {
     const missing = await client().images.generate({ model: 'broken', prompt: 'x', size: '64x64' }).catch((e: unknown) => e);
     expect(missing).toMatchObject({ status: 400, error: { type: 'invalid_request_error', code: 'invalid_request', param: 'prompt', message: expect.stringContaining('Cannot execute because node VAEDecodeTiledXL does not exist') } });
-    const rejected = await client().images.generate({ model: 'sdxl', prompt: 'x', size: '64x64', steps: 15000 } as OpenAI.ImageGenerateParamsNonStreaming).catch((e: unknown) => e);
+    const rejected = await client().images.generate(withExtensions({ model: 'sdxl', prompt: 'x', size: '64x64' }, { steps: 15000 })).catch((e: unknown) => e);
     expect(rejected).toMatchObject({ status: 400, error: { code: 'invalid_request', message: 'ComfyUI refused the workflow: KSampler (node 3): steps: Value 15000 bigger than max of 10000' } });
     const badSize = await client().images.generate({ model: 'sdxl', prompt: 'x', size: '100x7' }).catch((e: unknown) => e);
     expect(badSize).toMatchObject({ status: 400, error: { param: 'size' } });
@@ -132,7 +135,7 @@ describe('OpenAI images API (official SDK)', () => {
     const since = new Date();
     const slow = new AbortController();
     const queuedClient = new AbortController();
-    const running = client().images.generate({ model: 'sdxl', prompt: 'slow', size: '64x64', steps: 150 }, { signal: slow.signal }).catch((e: unknown) => e);
+    const running = client().images.generate(withExtensions({ model: 'sdxl', prompt: 'slow', size: '64x64' }, { steps: 150 }), { signal: slow.signal }).catch((e: unknown) => e);
     const follow = await followEvents(lab.script, undefined, since);
     await follow.until((e) => e.some((x) => x.kind === 'progress' && x.data['step'] === 2));
     const runningId = follow.events.find((e) => e.kind === 'progress')!.data['jobId'] as string;

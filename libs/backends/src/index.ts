@@ -6,3 +6,4 @@ export * from './ollama/index.ts';
 export * from './anthropic/index.ts';
 export * from './worker.ts';
 export * from './images/jobs.ts';
+export * from './openai/images.ts';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { openAIImages, simImageFile } from './openai-images.ts';
 import { readJsonBody, sendJson, simText, simToken, sleep, startSimServer, type SimContext, type SimOptions, type Simulator } from './sim.ts';
 
 export type OpenAISimulatorFlavor = 'vllm' | 'openai';
@@ -55,10 +56,15 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
       if (path === '/version') return sendJson(res, 200, { version: VLLM_VERSION });
       if (path === '/load') return sendJson(res, 200, { server_load: inFlight });
     }
+    if (flavor === 'openai' && req.method === 'GET' && simImageFile(path, res)) return;
     if (options.apiKey !== undefined && path.startsWith('/v1/') && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       return sendUnauthorized(res, flavor, req, sendError);
     }
     const route = `${req.method} ${path}`;
+    // OpenAI's images API (openai flavor); the files its dall-e URLs point at need no key.
+    if (flavor === 'openai' && req.method === 'POST' && (path === '/v1/images/generations' || path === '/v1/images/edits')) {
+      return openAIImages(req, res, ctx, path, sendError, `http://${req.headers.host ?? '127.0.0.1'}`);
+    }
     if (route === 'GET /v1/models') return sendJson(res, 200, modelList(flavor, ctx.options.models, created));
     if (route !== 'POST /v1/chat/completions' && route !== 'POST /v1/embeddings') {
       return sendError(res, 404, flavor === 'openai' ? `Invalid URL (${req.method} ${path})` : 'Not Found');

@@ -1,9 +1,9 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { createAnthropicBackend, createOpenAIBackend, serveBackend } from '@homelab/backends';
+import { createAnthropicBackend, createOpenAIBackend, serveBackend, serveOpenAIImageJobs } from '@homelab/backends';
 
 await runService({
   name: 'worker-cloud',
-  streams: ['INFERENCE'],
+  streams: ['INFERENCE', 'IMAGES', 'IMAGE_JOBS'],
   description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) when their keys are configured',
   async start({ nc, log, config, service, events, tracing }) {
     const stops: (() => Promise<void>)[] = [];
@@ -12,6 +12,8 @@ await runService({
       const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, timeoutMs: openai.totalTimeoutMs, connectTimeoutMs: openai.connectTimeoutMs });
       stops.push(serveBackend({ nc, log, service, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
+      // OpenAI's images (docs/images.md): jobs from the work queue, as the ComfyUI worker takes its own.
+      stops.push((await serveOpenAIImageJobs({ nc, log, events, openai, images: config.images, replicas: config.nats.replicas })).stop);
     }
     if (anthropic) {
       const backend = createAnthropicBackend({

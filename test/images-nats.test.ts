@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { pngSize } from '@homelab/simulators';
 import { startServiceProcess } from '@homelab/testing';
 import { WORKFLOWS, followEvents, natsRequest, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
+import { sampleSum, startTelemetry, waitFor } from './telemetry-kit.ts';
 
 /*
  * The NATS API of image generation as a script uses it (docs/images.md): submit, follow by events,
@@ -175,5 +176,26 @@ describe('image jobs on the work queue', () => {
     expect((missing as { status: number }).status).toBe(404);
     const list = await natsRequest<{ jobs: JobRecord[] }>(lab.script, 'images.jobs.list', { limit: 10 });
     expect(list.jobs.map((j) => j.id)).toEqual([queued.id, running.id]);
+  }, 60_000);
+
+  it('telemetry counts the jobs from their events and reads the queue\'s depth from JetStream', async () => {
+    await using lab = await startImageStack({ comfy: { stepIntervalMs: 5, faults: { hold: true } } });
+    const telemetry = await startTelemetry(lab.stack);
+    await waitForImageModels(lab.script);
+    for (let i = 0; i < 3; i++) await natsRequest<SubmitReply>(lab.script, 'images.jobs.submit', { model: 'sdxl', prompt: `held ${i}`, steps: 3 });
+    // One held at ComfyUI (the worker's one slot), two waiting in the work queue.
+    await waitFor(async () => {
+      const text = await telemetry.scrape();
+      return sampleSum(text, 'homelab_image_jobs_running', { backend: 'comfyui' }) === 1 && sampleSum(text, 'homelab_image_jobs_queued', { backend: 'comfyui' }) === 2;
+    }, 15_000, 'queue depth 2 waiting, 1 running');
+    lab.comfy.release();
+    await waitFor(async () => sampleSum(await telemetry.scrape(), 'homelab_image_jobs_total', { backend: 'comfyui', model: 'sdxl', outcome: 'completed' }) === 3, 20_000, 'three completed jobs');
+    const text = await telemetry.scrape();
+    expect(sampleSum(text, 'homelab_image_jobs_submitted_total', { backend: 'comfyui' })).toBe(3);
+    expect(sampleSum(text, 'homelab_image_images_total', { model: 'sdxl' })).toBe(3);
+    expect(sampleSum(text, 'homelab_image_queue_wait_seconds_count', { backend: 'comfyui' })).toBe(3);
+    expect(sampleSum(text, 'homelab_image_steps_per_second_count', { backend: 'comfyui' })).toBe(3);
+    await waitFor(async () => sampleSum(await telemetry.scrape(), 'homelab_image_jobs_queued', { backend: 'comfyui' }) === 0, 15_000, 'an empty queue');
+    await telemetry.stop();
   }, 60_000);
 });

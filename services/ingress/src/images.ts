@@ -80,6 +80,14 @@ export const imagesPlugin: FastifyPluginAsync<ImagesPluginOptions> = async (app,
   });
 
   app.get('/v1/images/files/:id', async (request, reply) => {
+    try {
+      await serveFile(request, reply);
+    } catch (err) {
+      sendError(reply, asGatewayError(err, 'the image could not be read'), requestIdOf(request));
+    }
+  });
+
+  async function serveFile(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const { id } = request.params as { id: string };
     const requestId = requestIdOf(request);
     const store = await openFiles();
@@ -102,7 +110,7 @@ export const imagesPlugin: FastifyPluginAsync<ImagesPluginOptions> = async (app,
     if (!data) return notFound();
     reply.header('x-request-id', requestId).header('content-type', meta['contentType'] ?? 'image/png')
       .header('cache-control', 'private, max-age=3600').header('content-length', data.byteLength).send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  });
+  }
 
   /**
    * Submits a job and answers the HTTP request with its outcome. Resolves to whether the job was
@@ -128,26 +136,29 @@ export const imagesPlugin: FastifyPluginAsync<ImagesPluginOptions> = async (app,
     if (key) headers.set(H.apiKey, key.name);
     if (wantsLocalOnly(request.headers['x-homelab-route']) || key?.localOnly) headers.set(H.route, 'local-only');
 
+    // Listening for a hang-up from the start: a client gone while its job is being submitted still cancels it.
+    const hangup = (): void => { if (!reply.raw.writableFinished) follower.push({ kind: 'hangup' }); };
+    reply.raw.once('close', hangup);
     let job: ImageSubmitReply;
     try {
       const answer = await mux.request(nc, Subjects.imagesSubmit.subject, body, { headers, timeoutMs: 10_000 });
       const error = errorFromReply(answer.headers, answer.data);
       if (error) {
         inbox.close();
+        reply.raw.off('close', hangup);
         sendError(reply, error, requestId);
         return false;
       }
       job = JSON.parse(Buffer.from(answer.data).toString('utf8')) as ImageSubmitReply;
     } catch (err) {
       inbox.close();
+      reply.raw.off('close', hangup);
       sendError(reply, asGatewayError(err, 'the image job could not be submitted'), requestId);
       return false;
     }
 
     reply.header('x-request-id', requestId).header('x-homelab-job-id', job.id).header('x-homelab-backend', job.backend)
       .header('x-homelab-model', job.model).header('x-homelab-route-reason', job.routeReason);
-    const hangup = (): void => { if (!reply.raw.writableFinished) follower.push({ kind: 'hangup' }); };
-    reply.raw.once('close', hangup);
     const deadline = setTimeout(() => follower.push({ kind: 'deadline' }), config.images.jobs.waitTimeoutMs);
     const sse = job.stream ? new SseWriter(reply, operation, job) : undefined;
     try {

@@ -164,8 +164,15 @@ class Submitter {
     // The record first: the worker that takes the job finds it.
     await this.#jobs.create(record);
     const position = await queuedAhead(nc, job.backend);
-    const ack = await jetstream(nc).publish(imageJobSubject(job.backend), encodeJson(job), { msgID: id, timeout: 5000 });
-    if (ack.duplicate) throw new GatewayError('internal_error', `image job ${id} was already queued`);
+    try {
+      const ack = await jetstream(nc).publish(imageJobSubject(job.backend), encodeJson(job), { msgID: id, timeout: 5000 });
+      if (ack.duplicate) throw new GatewayError('internal_error', `image job ${id} was already queued`);
+    } catch (err) {
+      // Not queued: the record must not say it is.
+      const error = { code: 'backend_unavailable', status: 503, message: 'the image job could not be queued (JetStream unavailable); retry', reason: 'queue' };
+      await this.#jobs.update(id, (r) => (r.state === 'queued' ? { ...r, state: 'failed', error, finishedAt: new Date().toISOString() } : undefined)).catch(() => undefined);
+      throw err instanceof GatewayError ? err : new GatewayError('backend_unavailable', error.message, { cause: err });
+    }
     await events.publish('imageSubmitted', {
       jobId: id, model: job.model, backend: job.backend, requestedModel: job.requestedModel, kind, n: job.n, requestId, routeReason: job.routeReason,
       ...(key && { apiKey: key.name }), at: submittedAt,

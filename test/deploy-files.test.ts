@@ -279,7 +279,7 @@ interface ComposeFile { services: Record<string, ComposeService>; secrets?: Reco
 describe('deploy/compose', () => {
   const nodes: Record<string, string[]> = {
     'ai-gateway': ['ingress', 'router', 'worker-cloud', 'health', 'telemetry'],
-    'ai-node': ['worker-vllm', 'worker-ollama'],
+    'ai-node': ['worker-vllm', 'worker-ollama', 'worker-comfyui'],
     'media-node': ['media'],
   };
   const load = (node: string) => parse(readFileSync(join(DEPLOY, 'compose', node, 'compose.yml'), 'utf8'), { merge: true }) as ComposeFile;

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  EventPublisher, ReplyMux, inboxPrefixOf, eventValidator, healthEventSubject, healthProbeSubject, mediaWebhookSubject, Subjects,
+  EventPublisher, ReplyMux, inboxPrefixOf, eventValidator, healthEventSubject, healthProbeSubject, imageEventSubject, mediaWebhookSubject, Subjects,
   type EventKey, type EventPayload,
 } from '@homelab/bus';
 import { connectAs, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
-import { GatewayMetric, GenAiAttr, GenAiMetric, HealthMetric, MediaMetric, TelemetryMetric } from '@homelab/telemetry/semconv';
+import { GatewayMetric, GenAiAttr, GenAiMetric, HealthMetric, ImageMetric, MediaMetric, TelemetryMetric } from '@homelab/telemetry/semconv';
 import {
   healthChangedEvent, healthProbeEvent, mediaDownloadEvent, mediaLibraryEvents, mediaQueueEvent, mediaServiceErrorEvent, mediaServiceRecoveredEvent,
   mediaSessionsEvent, mediaStorageAlertEvent, mediaStorageEvent, mediaStreamEvent, mediaTransferEvent, mediaWebhookEvent,
@@ -35,11 +35,13 @@ const counters = new Set<string>([
   GatewayMetric.requests, GatewayMetric.fallbacks, GatewayMetric.retries, GatewayMetric.routeSkips, GatewayMetric.cost, GatewayMetric.circuitTransitions,
   HealthMetric.stateChanges, HealthMetric.probes, MediaMetric.downloads, MediaMetric.streams, MediaMetric.storageAlerts, MediaMetric.serviceErrors,
   MediaMetric.webhooks, TelemetryMetric.events,
+  ImageMetric.submitted, ImageMetric.jobs, ImageMetric.images, ImageMetric.failures, ImageMetric.takeovers, ImageMetric.cost,
 ]);
 const histograms = new Set<string>([
   ...Object.values(GenAiMetric).map((n) => n.replaceAll('.', '_')), GatewayMetric.overhead, HealthMetric.probeDuration, MediaMetric.streamDuration,
+  ImageMetric.queueWait, ImageMetric.duration, ImageMetric.stepsPerSecond,
 ]);
-const families = [...Object.values(GenAiMetric).map((n) => n.replaceAll('.', '_')), ...Object.values(GatewayMetric), ...Object.values(HealthMetric), ...Object.values(MediaMetric), ...Object.values(TelemetryMetric)];
+const families = [...Object.values(GenAiMetric).map((n) => n.replaceAll('.', '_')), ...Object.values(GatewayMetric), ...Object.values(HealthMetric), ...Object.values(MediaMetric), ...Object.values(ImageMetric), ...Object.values(TelemetryMetric)];
 const sampleNames = new Set(families.flatMap((f) => (counters.has(f) ? [`${f}_total`] : histograms.has(f) ? [`${f}_bucket`, `${f}_sum`, `${f}_count`] : [f])));
 
 describe('Grafana dashboards (static)', () => {
@@ -103,8 +105,8 @@ async function publish<K extends EventKey>(events: EventPublisher, key: K, paylo
   await events.publish(key, payload, subject ? { subject } : {});
 }
 
-/** One round of everything the dashboards show: inference traffic, a health transition, media events. */
-async function scriptedRound(health: EventPublisher, media: EventPublisher): Promise<number> {
+/** One round of everything the dashboards show: inference traffic, a health transition, media events, image jobs. */
+async function scriptedRound(health: EventPublisher, media: EventPublisher, images: { router: EventPublisher; worker: EventPublisher }, round: number): Promise<number> {
   let inference = 0;
   const ok = async (status: Promise<number>): Promise<void> => { expect(await status).toBe(200); inference++; };
   await ok(chat(stack, 'fast'));
@@ -146,6 +148,24 @@ async function scriptedRound(health: EventPublisher, media: EventPublisher): Pro
   await publish(media, 'mediaServiceError', mediaServiceErrorEvent());
   await publish(media, 'mediaServiceRecovered', mediaServiceRecoveredEvent());
   await publish(media, 'mediaWebhook', mediaWebhookEvent(), mediaWebhookSubject('sonarr'));
+
+  // Image jobs, as the router and the ComfyUI worker publish them: one completed (after a takeover), one failed.
+  const at = iso(0);
+  for (const [n, end] of [[1, 'completed'], [2, 'failed']] as const) {
+    const jobId = `imgjob_dash${round}${n}xyz`;
+    const base = { jobId, model: 'sdxl', backend: 'comfyui' as const, at };
+    await publish(images.router, 'imageSubmitted', { ...base, requestedModel: 'image', kind: 'generate', n: 1, requestId: `req_${jobId}`, routeReason: 'alias:image > comfyui' }, imageEventSubject('submitted', jobId));
+    await publish(images.worker, 'imageStarted', { ...base, attempt: 1, queueWaitMs: 1200 }, imageEventSubject('started', jobId));
+    if (end === 'completed') {
+      await publish(images.worker, 'imageStarted', { ...base, attempt: 2, queueWaitMs: 9000 }, imageEventSubject('started', jobId));
+      await publish(images.worker, 'imageCompleted', {
+        ...base, requestedModel: 'image', attempts: 2, queueWaitMs: 1200, durationMs: 6400, steps: 20, stepsPerSecond: 3.1,
+        images: [{ id: `img_dash${round}abcdefghijklmnop`, contentType: 'image/png', bytes: 1000, width: 1024, height: 1024 }],
+      }, imageEventSubject('completed', jobId));
+    } else {
+      await publish(images.worker, 'imageFailed', { ...base, attempts: 1, error: { code: 'backend_error', status: 507, message: 'ComfyUI ran out of GPU memory in KSampler (node 3)', reason: 'out_of_memory' } }, imageEventSubject('failed', jobId));
+    }
+  }
   return inference;
 }
 
@@ -155,16 +175,20 @@ describe('Grafana dashboards against a real Prometheus', () => {
     await using mediaNc = await connectAs(stack.nats, 'media');
     const health = new EventPublisher(healthNc, new ReplyMux(healthNc, inboxPrefixOf(healthNc)));
     const media = new EventPublisher(mediaNc, new ReplyMux(mediaNc, inboxPrefixOf(mediaNc)));
+    await using routerNc = await connectAs(stack.nats, 'router');
+    await using workerNc = await connectAs(stack.nats, 'worker-comfyui');
+    const images = { router: new EventPublisher(routerNc, new ReplyMux(routerNc, inboxPrefixOf(routerNc))), worker: new EventPublisher(workerNc, new ReplyMux(workerNc, inboxPrefixOf(workerNc))) };
     let inference = 0;
     // Two rounds with scrapes in between, so every counter and histogram moved within the rate windows.
     for (let round = 1; round <= 2; round++) {
-      inference += await scriptedRound(health, media);
+      inference += await scriptedRound(health, media, images, round);
       let text = '';
       await waitFor(async () => {
         text = await telemetry.scrape();
         return sampleSum(text, 'homelab_telemetry_events_total', { event: 'inferenceCompleted', result: 'applied' }) >= inference
           && sampleSum(text, 'homelab_telemetry_events_total', { event: 'mediaWebhook', result: 'applied' }) >= round
-          && sampleSum(text, 'homelab_telemetry_events_total', { event: 'healthProbe', result: 'applied' }) >= 5 * round;
+          && sampleSum(text, 'homelab_telemetry_events_total', { event: 'healthProbe', result: 'applied' }) >= 5 * round
+          && sampleSum(text, 'homelab_telemetry_events_total', { event: 'imageFailed', result: 'applied' }) >= round;
       }, 20_000, `round ${round} applied`).catch((err: Error) => {
         throw new Error(`${err.message}; ${inference} requests; telemetry counted:\n${text.split('\n').filter((l) => l.startsWith('homelab_telemetry_events_total')).join('\n')}`);
       });

@@ -1,4 +1,4 @@
-import { startAnthropicSimulator, startOllamaSimulator, startOpenAISimulator, type Simulator } from '@homelab/simulators';
+import { startAnthropicSimulator, startComfyUISimulator, startOllamaSimulator, startOpenAISimulator, type Simulator } from '@homelab/simulators';
 
 /**
  * The backends of `npm run demo`, on the loopback ports config/demo.yaml names. Answers are paced
@@ -6,8 +6,8 @@ import { startAnthropicSimulator, startOllamaSimulator, startOpenAISimulator, ty
  */
 export async function startDemoSimulators(out: NodeJS.WritableStream): Promise<() => Promise<void>> {
   const pace = { tokens: 40, tokenIntervalMs: 30 };
-  const started: Simulator[] = [];
-  const start = async (what: string, port: number, make: () => Promise<Simulator>): Promise<void> => {
+  const started: Pick<Simulator, 'close'>[] = [];
+  const start = async (what: string, port: number, make: () => Promise<Pick<Simulator, 'close'>>): Promise<void> => {
     try {
       started.push(await make());
       out.write(`demo: simulated ${what} on http://127.0.0.1:${port}\n`);
@@ -19,6 +19,8 @@ export async function startDemoSimulators(out: NodeJS.WritableStream): Promise<(
   await start('vLLM', 18000, () => startOpenAISimulator({ ...pace, port: 18000, flavor: 'vllm', models: ['Qwen/Qwen2.5-7B-Instruct'] }));
   await start('Ollama', 18434, () => startOllamaSimulator({ ...pace, port: 18434, models: ['llama3.2:3b', 'qwen2.5:32b', 'nomic-embed-text'], loaded: ['llama3.2:3b'], coldLoadMs: 3000 }));
   await start('OpenAI', 18001, () => startOpenAISimulator({ ...pace, port: 18001, flavor: 'openai', models: ['gpt-5.4-mini', 'text-embedding-3-small'], apiKey: 'sk-demo-openai' }));
+  // ComfyUI: a step every 100 ms, so progress and partial images are visible (docs/images.md).
+  await start('ComfyUI', 18188, () => startComfyUISimulator({ port: 18188, stepIntervalMs: 100 }));
   await start('Anthropic', 18002, () => startAnthropicSimulator({ ...pace, port: 18002, models: ['claude-sonnet-5-5'], apiKey: 'sk-ant-demo' }));
   return async () => { await Promise.allSettled(started.map((s) => s.close())); };
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { busCredentialsFromEnv, inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
 import { chatCommand, modelsCommand } from './commands/chat.ts';
+import { imagesCommand } from './commands/images.ts';
 import { keysCommand } from './commands/keys.ts';
 import { mediaCommand } from './commands/media.ts';
 import { statusCommand } from './commands/status.ts';
@@ -22,6 +23,7 @@ const USAGE = `homelab — control plane of the home lab
   homelab status                every node and service of the lab (exit 1 if anything is down)  [--help]
   homelab media                 downloads, streams, storage of the media node  [--help]
   homelab keys create|list|revoke   API keys of the HTTP edge (as the NATS user 'admin')
+  homelab images generate|jobs|status|cancel   image jobs (generate PROMPT -o file.png)  [--help]
 
 Environment: NATS_URL (default nats://127.0.0.1:4222), NATS_USER / NATS_PASSWORD, NATS_PORT, HOMELAB_CONFIG.
 `;
@@ -54,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
       return withBus((nc) => statusCommand(nc, rest, process.stdout));
     case 'media':
       return withBus((nc) => mediaCommand(nc, rest, process.stdout));
+    case 'images':
+      return withBus((nc) => imagesCommand(nc, rest, process.stdout, process.stderr));
     case 'keys':
       return withBus((nc) => keysCommand(nc, rest, process.stdout, process.stderr), 'admin');
     case undefined:

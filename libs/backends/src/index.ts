@@ -9,3 +9,4 @@ export * from './worker/request.ts';
 export * from './worker/envelope.ts';
 export * from './worker/answer-channel.ts';
 export * from './worker/completion-event.ts';
+export * from './images/jobs.ts';

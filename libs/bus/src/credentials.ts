@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 /** The NATS users of nats.conf; each service connects as its own. */
-export const NATS_USERS = ['ingress', 'router', 'worker-vllm', 'worker-ollama', 'worker-cloud', 'health', 'media', 'telemetry', 'admin', 'scripts'] as const;
+export const NATS_USERS = ['ingress', 'router', 'worker-vllm', 'worker-ollama', 'worker-cloud', 'worker-comfyui', 'health', 'media', 'telemetry', 'admin', 'scripts'] as const;
 export type NatsUser = (typeof NATS_USERS)[number];
 
 /** `worker-vllm` → `HOMELAB_NATS_PASS_WORKER_VLLM`, the variable nats.conf reads. */

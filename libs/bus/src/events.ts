@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
@@ -20,6 +20,7 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
     const config = {
       name: spec.name, subjects: spec.subjects, description: spec.description, storage: StorageType.File,
       max_age: spec.maxAgeDays * DAY_NS, num_replicas: replicas, duplicate_window: 120 * 1e9,
+      ...(spec.retention === 'workqueue' && { retention: RetentionPolicy.Workqueue }),
     };
     let info: StreamInfo | undefined;
     try {

@@ -3,6 +3,8 @@ export * from './headers.ts';
 export * from './schemas.ts';
 export * from './health-schemas.ts';
 export * from './media-schemas.ts';
+export * from './images-schemas.ts';
+export * from './images-jobs.ts';
 export * from './subjects.ts';
 export * from './connect.ts';
 export * from './service.ts';

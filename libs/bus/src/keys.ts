@@ -3,7 +3,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
-import { ProviderSchema, validator } from './schemas.ts';
+import { KeyBackendSchema } from '@homelab/config';
+import { validator } from './schemas.ts';
 
 /*
  * API keys of the HTTP edge. A key is `hlk_` + 32 random bytes (base64url): high entropy, so a
@@ -21,7 +22,7 @@ export const KeyPolicySchema = Type.Object({
   /** Models and aliases the key may ask for (`*` at the end matches a prefix, e.g. `ollama/*`); none = all. */
   models: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   /** Backends the key may use; none = all. */
-  backends: Type.Optional(Type.Array(ProviderSchema)),
+  backends: Type.Optional(Type.Array(KeyBackendSchema)),
   /** Requests of this key never leave the lab. */
   localOnly: Type.Optional(Type.Boolean()),
   /** Requests per minute (all ingress replicas together). */

@@ -9,6 +9,10 @@ import {
   MediaSessionsSnapshotSchema, MediaStatusRequestSchema, MediaStorageAlertSchema, MediaStorageSnapshotSchema, MediaStreamEventSchema,
   MediaTransferSnapshotSchema, MediaWebhookEventSchema,
 } from './media-schemas.ts';
+import {
+  ImageCancelledSchema, ImageCancelRequestSchema, ImageCompletedSchema, ImageFailedSchema, ImageJobSchema, ImageListRequestSchema, ImageProgressEventSchema,
+  ImageRequestSchema, ImageStartedSchema, ImageSubmittedSchema,
+} from './images-schemas.ts';
 
 /**
  * Every subject the system uses, in one place. Three kinds:
@@ -70,6 +74,28 @@ export const Subjects = {
   /** Every accepted webhook: `media.webhook.<kind>` (`mediaWebhookSubject()`). */
   mediaWebhook: { subject: 'media.webhook.*', kind: 'event', stream: 'MEDIA', schema: MediaWebhookEventSchema },
   // --- end media service ---
+  // --- images (docs/images.md) ---
+  /** Generates and waits: the reply is the result (or the error), sent by whoever ends the job. */
+  imagesGenerate: { subject: 'images.generate', kind: 'request', schema: ImageRequestSchema },
+  /** Accepts a job and answers at once with its id (ImageSubmitReply). */
+  imagesSubmit: { subject: 'images.jobs.submit', kind: 'request', schema: ImageRequestSchema },
+  /** `images.jobs.<id>.status`: the job's record (`imageJobStatusSubject()`). */
+  imagesStatus: { subject: 'images.jobs.*.status', kind: 'request', schema: null },
+  /** `images.jobs.<id>.cancel` (`imageJobCancelSubject()`); the workers listen too, to interrupt a running job. */
+  imagesCancel: { subject: 'images.jobs.*.cancel', kind: 'request', schema: ImageCancelRequestSchema },
+  imagesList: { subject: 'images.jobs.list', kind: 'request', schema: ImageListRequestSchema },
+  /** The work queue: `worker.comfyui.images`, `worker.openai.images` (`imageJobSubject()`); the router publishes, one worker takes each. */
+  imageJobs: { subject: 'worker.*.images', kind: 'internal', stream: 'IMAGE_JOBS', schema: ImageJobSchema },
+  /** The router asks the ComfyUI worker what it serves (ImageWorkerModels). */
+  imageWorkerModels: { subject: 'worker.comfyui.models', kind: 'internal', schema: null },
+  /** `images.<kind>.<job id>` (`imageEventSubject()`): `images.*.<id>` follows one job. */
+  imageSubmitted: { subject: 'images.submitted.*', kind: 'event', stream: 'IMAGES', schema: ImageSubmittedSchema },
+  imageStarted: { subject: 'images.started.*', kind: 'event', stream: 'IMAGES', schema: ImageStartedSchema },
+  imageProgress: { subject: 'images.progress.*', kind: 'event', stream: 'IMAGES', schema: ImageProgressEventSchema },
+  imageCompleted: { subject: 'images.completed.*', kind: 'event', stream: 'IMAGES', schema: ImageCompletedSchema },
+  imageFailed: { subject: 'images.failed.*', kind: 'event', stream: 'IMAGES', schema: ImageFailedSchema },
+  imageCancelled: { subject: 'images.cancelled.*', kind: 'event', stream: 'IMAGES', schema: ImageCancelledSchema },
+  // --- end images ---
 } as const satisfies Record<string, SubjectSpec>;
 
 export interface SubjectSpec {
@@ -96,7 +122,11 @@ export const workerSubject = (provider: string, operation: WorkerOperation): str
 export const WorkerModelsReply = WorkerModelsSchema;
 
 /** JetStream streams, derived from the event subjects above. */
-export interface StreamSpec { name: string; subjects: string[]; description: string; maxAgeDays: number }
+export interface StreamSpec {
+  name: string; subjects: string[]; description: string; maxAgeDays: number;
+  /** `workqueue`: each message is removed once a consumer acks it (jobs); default: kept until max age (events). */
+  retention?: 'workqueue';
+}
 export const Streams: StreamSpec[] = [
   { name: 'INFERENCE', subjects: [Subjects.inferenceCompleted.subject, Subjects.circuitChanged.subject], description: 'Finished inference requests and circuit breaker changes', maxAgeDays: 14 },
   { name: 'HEALTH', subjects: [Subjects.healthChanged.subject], description: 'Health state changes of the lab\'s targets', maxAgeDays: 30 },
@@ -106,6 +136,13 @@ export const Streams: StreamSpec[] = [
     name: 'MEDIA', description: 'The media node: queue, transfer, library, sessions and storage snapshots; downloads, streams, alerts, webhooks', maxAgeDays: 7,
     subjects: ['media.queue', 'media.transfer', 'media.library', 'media.sessions', 'media.storage', 'media.download.*', 'media.stream.*', 'media.storage.*', 'media.service.*', 'media.webhook.*'],
   },
+  // --- images ---
+  {
+    name: 'IMAGES', description: 'Image jobs: submitted, started, progress, completed, failed, cancelled', maxAgeDays: 7,
+    subjects: ['images.submitted.*', 'images.started.*', 'images.progress.*', 'images.completed.*', 'images.failed.*', 'images.cancelled.*'],
+  },
+  { name: 'IMAGE_JOBS', description: 'Image jobs waiting for a worker (a work queue: a job leaves it once a worker is done with it)', maxAgeDays: 2, retention: 'workqueue', subjects: ['worker.comfyui.images', 'worker.openai.images'] },
+  // --- end images ---
 ];
 
 // --- media service ---

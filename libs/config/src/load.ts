@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -6,7 +7,7 @@ import { parseDocument } from 'yaml';
 import { CLOUD_PROVIDERS, LOCAL_PROVIDERS, PROVIDER_PREFIX_PATTERN } from './providers.ts';
 import {
   LabConfigSchema, type CloudBackendConfig, type LabConfigFile, type LocalBackendConfig, type ServiceConfig, type ServiceKind,
-  type HealthConfig,
+  type HealthConfig, type ImageModelConfig, type ImagesConfigFile,
 } from './schema.ts';
 
 /** The default lab: the seed's IP scheme, ports and storage paths. */
@@ -60,14 +61,36 @@ export interface LabConfig {
   readonly health: HealthConfig;
   /** The telemetry service's settings, environment applied (docs/telemetry.md). */
   readonly telemetry: LabConfigFile['telemetry'];
+  /** Image generation: ComfyUI, the workflows that are the lab's image models, jobs and files (docs/images.md). */
+  readonly images: ImagesConfig;
   /** What is left unconfigured and why, for one line each at start by the service of that area. */
   readonly notConfigured: readonly NotConfigured[];
 }
 
+// --- images ---
+/** One image model of the lab: a ComfyUI workflow, its file resolved. */
+export interface ImageModel extends Omit<ImageModelConfig, 'defaults' | 'maxSide' | 'maxSteps'> {
+  name: string;
+  defaults: NonNullable<ImageModelConfig['defaults']>;
+  maxSide: number;
+  maxSteps: number;
+  /** Absolute path of the workflow file. */
+  workflowFile: string;
+  /** What the mapping makes of it: an input image makes it an edit model, a mask an inpainting one. */
+  kind: 'text-to-image' | 'image-to-image' | 'inpainting';
+}
+
+export interface ImagesConfig extends Omit<ImagesConfigFile, 'comfyui' | 'models'> {
+  /** ComfyUI when it has an address (undefined: planned, or no address). */
+  readonly comfyui: (ImagesConfigFile['comfyui'] & { url: string }) | undefined;
+  readonly models: Readonly<Record<string, ImageModel>>;
+}
+// --- end images ---
+
 const check = TypeCompiler.Compile(LabConfigSchema);
 
 /** Kinds whose address and secrets the environment can override (`<KIND>_URL`, `<KIND>_API_KEY`, …). */
-const ENV_KINDS: ServiceKind[] = ['vllm', 'ollama', 'sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich', 'proxmox'];
+const ENV_KINDS: ServiceKind[] = ['vllm', 'ollama', 'comfyui', 'sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich', 'proxmox'];
 
 export interface LoadConfigOptions {
   /** Path of the YAML; default `HOMELAB_CONFIG`, then the seed's lab. */
@@ -195,6 +218,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     auth: { ...cfg.auth, mode: parseAuthMode(env['HOMELAB_AUTH'], cfg.auth.mode, file) },
     media,
     health: resolveHealth(cfg.health, cfg.nodes, file, env, notConfigured),
+    images: resolveImages(cfg.images, services, file, notConfigured, Boolean(backends.openai)),
     telemetry: {
       metricsPort: env['METRICS_PORT'] ? parsePort(env['METRICS_PORT'], file, 'METRICS_PORT') : cfg.telemetry.metricsPort,
       metricsHost: env['METRICS_HOST'] || cfg.telemetry.metricsHost,
@@ -228,6 +252,35 @@ function resolveHealth(
   return health;
 }
 // --- end health service ---
+
+// --- images ---
+/** The `images:` section: ComfyUI's address, workflow files next to the config, aliases checked. */
+function resolveImages(cfg: ImagesConfigFile, services: LabService[], file: string, notConfigured: NotConfigured[], openai: boolean): ImagesConfig {
+  const [node, name] = cfg.comfyui.service.split('/');
+  const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === 'comfyui' && s.node === 'env');
+  if (svc && svc.kind !== 'comfyui') throw new ConfigError(file, 'images.comfyui.service', `'${cfg.comfyui.service}' is a ${svc.kind} service, not comfyui`);
+  const comfyui = svc?.url && !svc.planned ? { ...cfg.comfyui, url: svc.url } : undefined;
+  if (!comfyui && Object.keys(cfg.models).length > 0) {
+    notConfigured.push({ area: 'inference', message: `comfyui: ${svc ? `${cfg.comfyui.service} has no address${svc.planned ? ' (planned)' : ''}` : `no service '${cfg.comfyui.service}' in nodes`} (COMFYUI_URL)` });
+  }
+  const base = dirname(file);
+  const models: Record<string, ImageModel> = {};
+  for (const [modelName, model] of Object.entries(cfg.models)) {
+    if (model.mapping.mask && !model.mapping.image) throw new ConfigError(file, `images.models.${modelName}.mapping.mask`, 'a mask needs an input image (mapping.image) too');
+    const kind = model.mapping.mask ? 'inpainting' : model.mapping.image ? 'image-to-image' : 'text-to-image';
+    models[modelName] = { ...model, defaults: model.defaults ?? {}, maxSide: model.maxSide ?? 2048, maxSteps: model.maxSteps ?? 150, name: modelName, workflowFile: isAbsolute(model.workflow) ? model.workflow : resolvePath(base, model.workflow), kind };
+  }
+  for (const [alias, candidates] of Object.entries(cfg.aliases)) {
+    if (/^(comfyui|openai)\//.test(alias) || models[alias]) throw new ConfigError(file, `images.aliases.${alias}`, 'an alias cannot start with a provider prefix or be the name of a model');
+    for (const candidate of candidates) {
+      const model = candidate.slice(candidate.indexOf('/') + 1);
+      if (candidate.startsWith('comfyui/') && !models[model]) throw new ConfigError(file, `images.aliases.${alias}`, `no image model '${model}' in images.models`);
+    }
+  }
+  if (!openai && cfg.cloudModels.length > 0) notConfigured.push({ area: 'inference', message: 'openai images: no API key (OPENAI_API_KEY)' });
+  return { ...cfg, comfyui, models };
+}
+// --- end images ---
 
 // --- media service ---
 /** The kinds the media service polls. */

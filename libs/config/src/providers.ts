@@ -29,3 +29,10 @@ export const ProviderSchema = Type.Union(PROVIDERS.map((p) => Type.Literal(p)));
 
 /** `provider/…`: a model named with its provider's prefix. */
 export const PROVIDER_PREFIX_PATTERN = `^(${PROVIDERS.join('|')})/`;
+
+/**
+ * Every backend an API key may be limited to (`auth.keys[].backends`, `homelab keys create --backends`):
+ * the inference providers, and ComfyUI for images (docs/images.md).
+ */
+export const KEY_BACKENDS = [...PROVIDERS, 'comfyui'] as const;
+export const KeyBackendSchema = Type.Union(KEY_BACKENDS.map((b) => Type.Literal(b)));

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { PROVIDER_PREFIX_PATTERN, ProviderSchema } from './providers.ts';
+import { KeyBackendSchema, PROVIDER_PREFIX_PATTERN } from './providers.ts';
 
 /*
  * The lab's YAML, as a schema. Unknown keys are errors (a typo must not silently become a
@@ -208,7 +208,7 @@ const AuthSchema = Type.Object({
     /** SHA-256 of the key, hex (`printf %s "$KEY" | sha256sum`): never the key itself. */
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     models: Opt(Type.Array(Type.String({ minLength: 1 }))),
-    backends: Opt(Type.Array(ProviderSchema)),
+    backends: Opt(Type.Array(KeyBackendSchema)),
     localOnly: Opt(Type.Boolean()),
     rateLimitPerMinute: Opt(Type.Integer({ minimum: 1 })),
     dailyTokens: Opt(Type.Integer({ minimum: 0 })),
@@ -220,7 +220,7 @@ const AuthSchema = Type.Object({
    */
   scripts: Type.Object({
     models: Opt(Type.Array(Type.String({ minLength: 1 }))),
-    backends: Opt(Type.Array(ProviderSchema)),
+    backends: Opt(Type.Array(KeyBackendSchema)),
     localOnly: Type.Boolean({ default: true }),
     dailyTokens: Opt(Type.Integer({ minimum: 0 })),
     monthlyTokens: Opt(Type.Integer({ minimum: 0 })),
@@ -231,6 +231,95 @@ const AuthSchema = Type.Object({
   corsOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
 }, { additionalProperties: false, default: {} });
 export type AuthConfig = Static<typeof AuthSchema>;
+
+// --- images (services/worker-comfyui, services/router/src/images; docs/images.md) ---
+/** `<node id>.<input name>` in a workflow in ComfyUI's API format, e.g. `6.text`. */
+const NodeInput = Type.String({ pattern: '^[^.\\s]+\\.[A-Za-z0-9_]+$' });
+const ImageMappingSchema = Obj({
+  /** The positive prompt's text input (required: every model takes a prompt). */
+  prompt: NodeInput,
+  negativePrompt: Opt(NodeInput),
+  width: Opt(NodeInput),
+  height: Opt(NodeInput),
+  seed: Opt(NodeInput),
+  steps: Opt(NodeInput),
+  /** Images per run (`n`); without it the model makes one image per request. */
+  batchSize: Opt(NodeInput),
+  /** The input image of image-to-image and inpainting (a LoadImage's `image`): the model serves `/v1/images/edits`. */
+  image: Opt(NodeInput),
+  /** The inpainting mask (a LoadImage(Mask)'s `image`). */
+  mask: Opt(NodeInput),
+  /** How much an edit changes its input (a KSampler's `denoise`), when a request says (`strength`). */
+  denoise: Opt(NodeInput),
+});
+const ImageModelSchema = Obj({
+  /** The workflow in ComfyUI's API format ("Export (API)"), relative to this config file. */
+  workflow: Type.String({ minLength: 1 }),
+  mapping: ImageMappingSchema,
+  description: Opt(Type.String()),
+  /** Values used when a request gives none (the workflow's own values otherwise). */
+  defaults: Opt(Obj({
+    width: Opt(Type.Integer({ minimum: 16, maximum: 16384 })),
+    height: Opt(Type.Integer({ minimum: 16, maximum: 16384 })),
+    steps: Opt(Type.Integer({ minimum: 1, maximum: 1000 })),
+    negativePrompt: Opt(Type.String()),
+  })),
+  /** The largest width or height a request may ask (the GPU's memory decides); default 2048. */
+  maxSide: Opt(Type.Integer({ minimum: 16, maximum: 16384 })),
+  /** Default 150. */
+  maxSteps: Opt(Type.Integer({ minimum: 1, maximum: 100_000 })),
+});
+const ImagesSchema = Type.Object({
+  comfyui: Type.Object({
+    /** `node/service` in `nodes` of kind comfyui (`COMFYUI_URL` overrides its address). */
+    service: Type.String({ pattern: '^[a-z0-9-]+/[a-z0-9-]+$', default: 'ai-node/comfyui' }),
+    /** Jobs the worker gives ComfyUI at once (the rest wait in the work queue, in order): the GPU decides. */
+    concurrency: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+    connectTimeoutMs: Ms(5000),
+    /** Longest a job may run at ComfyUI before it fails (`timeout`). */
+    jobTimeoutMs: Ms(600_000),
+    /** How long ComfyUI may be unreachable during a job before the job fails. */
+    downTimeoutMs: Ms(60_000),
+    /** A prompt that ComfyUI lost (it restarted) is submitted again this many times, then the job fails. */
+    resubmitLost: Type.Integer({ minimum: 0, maximum: 5, default: 1 }),
+  }, { additionalProperties: false, default: {} }),
+  /** The lab's image models: each a ComfyUI workflow and the mapping of its inputs. */
+  models: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]*$' }), ImageModelSchema, { default: {} }),
+  /** alias → candidates in order, `comfyui/<model>` or `openai/<model>`. */
+  aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: '^(comfyui|openai)/.+' }), { minItems: 1 }), { default: {} }),
+  /** OpenAI's image models the lab offers when OPENAI_API_KEY is set (`gpt-image-*`, `dall-e-*` route by name too). */
+  cloudModels: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+  /** USD per image, by `openai/<model>` (or `openai/*`); what the image budget counts. */
+  prices: Type.Record(Type.String({ pattern: '^(openai|comfyui)/.+' }), Type.Number({ minimum: 0 }), { default: {} }),
+  /** Cloud images stop (local ones go on) once today's image spend (UTC day) reaches this, in USD. */
+  cloudDailyBudgetUsd: Opt(Type.Number({ minimum: 0 })),
+  /** Most images one request may ask for (`n`). */
+  maxImagesPerRequest: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
+  jobs: Type.Object({
+    /** A job whose worker died is delivered again; after this many deliveries it fails. */
+    maxAttempts: Type.Integer({ minimum: 1, maximum: 20, default: 3 }),
+    /** A worker that stops confirming it works on a job for this long is presumed dead: the job goes to another. */
+    ackWaitMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+    /** Job records (status, outputs) are kept this long. */
+    keepHours: Type.Integer({ minimum: 1, maximum: 24 * 90, default: 72 }),
+    /** The longest an HTTP request (or `images.generate`) waits for its job, queue included. */
+    waitTimeoutMs: Ms(900_000),
+    /** A client that hangs up: a job not started is cancelled; a running one finishes into the object store when true. */
+    finishOnHangup: Type.Boolean({ default: true }),
+  }, { additionalProperties: false, default: {} }),
+  files: Type.Object({
+    /** Generated images (object store bucket `images`) are deleted after this many hours. */
+    ttlHours: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 24 }),
+    /** Signed `url` answers work without a key for this long (an `<img src>`). */
+    urlTtlSeconds: Type.Integer({ minimum: 10, default: 3600 }),
+    /** The origin in `url` answers (default: the request's own, `X-Forwarded-*` from a loopback proxy). */
+    baseUrl: Opt(Type.String({ pattern: '^https?://[^/]+$' })),
+  }, { additionalProperties: false, default: {} }),
+}, { additionalProperties: false, default: {} });
+export type ImagesConfigFile = Static<typeof ImagesSchema>;
+export type ImageModelConfig = Static<typeof ImageModelSchema>;
+export type ImageMapping = Static<typeof ImageMappingSchema>;
+// --- end images ---
 
 export const LabConfigSchema = Obj({
   lab: Type.Object({ name: Type.String({ default: 'homelab' }) }, { additionalProperties: false, default: {} }),
@@ -308,6 +397,7 @@ export const LabConfigSchema = Obj({
     // --- end media service ---
   }, { additionalProperties: false, default: {} }),
   health: HealthConfigSchema,
+  images: ImagesSchema,
   // --- telemetry service (services/telemetry; docs/telemetry.md) ---
   telemetry: Type.Object({
     /** Port of the Prometheus endpoint `GET /metrics` (`METRICS_PORT`); 0 picks a free port. */

@@ -3,3 +3,5 @@ export * from './openai.ts';
 export * from './ollama.ts';
 export * from './anthropic.ts';
 export * from './media.ts';
+export * from './comfyui.ts';
+export * from './png.ts';

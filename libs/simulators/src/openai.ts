@@ -5,6 +5,7 @@ import {
   type ErrorExtra, type Json, type OpenAISimulatorFlavor, type SendError,
 } from './openai-common.ts';
 import { ResponsesStore, handleResponsesRequest, handleStoredResponse } from './openai-responses.ts';
+import { openAIImages, simImageFile } from './openai-images.ts';
 import { readJsonBody, sendJson, simText, simToken, sleep, startSimServer, type SimContext, type SimOptions, type Simulator } from './sim.ts';
 
 export type { OpenAISimulatorFlavor } from './openai-common.ts';
@@ -67,10 +68,15 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
       if (path === '/version') return sendJson(res, 200, { version: VLLM_VERSION });
       if (path === '/load') return sendJson(res, 200, { server_load: inFlight });
     }
+    if (flavor === 'openai' && req.method === 'GET' && simImageFile(path, res)) return;
     if (options.apiKey !== undefined && path.startsWith('/v1/') && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       return sendUnauthorized(res, flavor, req, sendError);
     }
     const route = `${req.method} ${path}`;
+    // OpenAI's images API (openai flavor); the files its dall-e URLs point at need no key.
+    if (flavor === 'openai' && req.method === 'POST' && (path === '/v1/images/generations' || path === '/v1/images/edits')) {
+      return openAIImages(req, res, ctx, path, sendError, `http://${req.headers.host ?? '127.0.0.1'}`);
+    }
     if (route === 'GET /v1/models') return sendJson(res, 200, modelList(flavor, ctx.options.models, created));
     if (flavor === 'openai' && path.startsWith('/v1/responses/')) return handleStoredResponse(req, res, stored, sendError);
     if (!BODY_ROUTES[flavor].has(route)) {

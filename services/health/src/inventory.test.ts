@@ -14,7 +14,7 @@ describe('inventory from the seed lab (config/lab.yaml)', () => {
       'router.host': 'tcp 192.168.1.1:80',
       'ai-node.vllm': 'http http://192.168.1.7:8000/health',
       'ai-node.ollama': 'ollama http://192.168.1.7:11434/api/version',
-      'ai-node.comfyui': 'none (planned)',
+      'ai-node.comfyui': 'comfyui http://192.168.1.7:8188/system_stats',
       'proxmox.proxmox': 'tls tls://192.168.1.8:8006',
       'ai-gateway.http': 'tcp 192.168.1.20:80',
       'ai-gateway.https': 'http https://192.168.1.20/',

@@ -167,6 +167,7 @@ function builtinProbe(svc: LabService, origin: URL, host: string, port: number, 
     case 'ssh':
       return { type: 'tcp', host, port, expectBanner: o?.expectBanner ?? 'SSH-' };
     case 'comfyui':
+      return o?.path || o?.body || o?.expectStatus ? http(origin, '/system_stats', [200], [], insecureTls, o, h) : { type: 'comfyui', baseUrl: root };
     case 'http':
     case 'https':
     case 'gateway':
@@ -180,6 +181,7 @@ function display(spec: ProbeSpec): string {
     case 'tcp': return `${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}`;
     case 'tls': return `tls://${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}`;
     case 'ollama': return redactUrl(new URL('/api/version', spec.baseUrl).toString());
+    case 'comfyui': return redactUrl(new URL('/system_stats', spec.baseUrl).toString());
     case 'qbittorrent': return redactUrl(new URL('/api/v2/app/version', spec.baseUrl).toString());
   }
 }

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type LabService } from '@homelab/config';
+import { startComfyUISimulator } from '@homelab/simulators';
 import { serviceTarget } from './inventory.ts';
 import { runProbe, type ProbeMemory, type ProbeOptions, type ProbeSpec } from './probes.ts';
 import { closedPort, hasOpenssl, selfSignedCert, sleep, startHttpServer, startTcpServer, type LocalServer, type SelfSignedCert } from './testkit.ts';
@@ -218,6 +220,21 @@ describe('built-in probes per service kind (servers speaking the real APIs)', ()
     const degraded = await runProbe(builtin('ollama', s.url), opts());
     expect(degraded).toMatchObject({ outcome: 'degraded', detail: { version: '0.12.3' } });
     expect(degraded.error).toMatch(/^api\/ps: HTTP 500/);
+  });
+
+  it('ComfyUI: /system_stats up with its version and VRAM, /queue\'s lengths in detail; ComfyUI gone is down', async () => {
+    const comfy = await startComfyUISimulator({ vramTotalBytes: 24 * 1024 ** 3, faults: { hold: true } });
+    try {
+      // One prompt held at the GPU, one waiting behind it.
+      const workflow = readFileSync(new URL('../../../config/workflows/sdxl-text-to-image.json', import.meta.url), 'utf8');
+      for (let i = 0; i < 2; i++) await fetch(`${comfy.url}/prompt`, { method: 'POST', body: `{"prompt": ${workflow}}` });
+      const ok = await runProbe(builtin('comfyui', comfy.url), opts());
+      expect(ok).toMatchObject({ outcome: 'ok', detail: { version: expect.stringMatching(/^\d+\.\d+\.\d+$/), vramTotalBytes: 24 * 1024 ** 3, queueRunning: 1, queuePending: 1, device: expect.stringContaining('cuda:0') } });
+      expect(ok.detail!['vramFreeBytes']).toBeLessThanOrEqual(24 * 1024 ** 3);
+    } finally {
+      await comfy.close();
+    }
+    expect(await runProbe(builtin('comfyui', comfy.url), opts())).toMatchObject({ outcome: 'fail', error: 'connection refused' });
   });
 
   it('Jellyfin: /health says Healthy; Unhealthy (503) is down', async () => {

@@ -61,6 +61,12 @@ export interface OllamaProbeSpec {
   baseUrl: string;
 }
 
+/** `GET /system_stats` (up: ComfyUI's version; VRAM in detail) plus `GET /queue` (prompts running and waiting). */
+export interface ComfyuiProbeSpec {
+  type: 'comfyui';
+  baseUrl: string;
+}
+
 /** `GET /api/v2/app/version`, logging in first when credentials are configured. */
 export interface QbittorrentProbeSpec {
   type: 'qbittorrent';
@@ -69,7 +75,7 @@ export interface QbittorrentProbeSpec {
   password?: string;
 }
 
-export type ProbeSpec = HttpProbeSpec | TcpProbeSpec | TlsProbeSpec | OllamaProbeSpec | QbittorrentProbeSpec;
+export type ProbeSpec = HttpProbeSpec | TcpProbeSpec | TlsProbeSpec | OllamaProbeSpec | ComfyuiProbeSpec | QbittorrentProbeSpec;
 
 export interface ProbeOptions {
   timeoutMs: number;
@@ -104,6 +110,7 @@ export async function runProbe(spec: ProbeSpec, options: ProbeOptions): Promise<
       case 'tcp': result = await tcpCheck(spec, deadline); break;
       case 'tls': result = await tlsCheck(spec, options, deadline); break;
       case 'ollama': result = await ollamaCheck(spec, options, deadline); break;
+      case 'comfyui': result = await comfyuiCheck(spec, options, deadline); break;
       case 'qbittorrent': result = await qbittorrentCheck(spec, options, deadline); break;
     }
   } catch (err) {
@@ -426,6 +433,34 @@ async function ollamaCheck(spec: OllamaProbeSpec, options: ProbeOptions, deadlin
     const vram = models.reduce((sum: number, m) => sum + (Number((m as { size_vram?: unknown })?.size_vram) || 0), 0);
     if (vram > 0) detail['vramBytes'] = vram;
   }
+  return { ...result, detail };
+}
+
+async function comfyuiCheck(spec: ComfyuiProbeSpec, options: ProbeOptions, deadline: Deadline): Promise<ProbeResult> {
+  const base = spec.baseUrl.replace(/\/$/, '');
+  const common = { type: 'http', method: 'GET', headers: {}, expectStatus: [200], insecureTls: false, maxRedirects: 0 } as const;
+  const [stats, queue] = await Promise.allSettled([
+    httpCheck({ ...common, url: `${base}/system_stats`, body: [{ json: 'system.comfyui_version', exists: true }], extract: { version: 'system.comfyui_version' } }, options, deadline),
+    httpCheck({ ...common, url: `${base}/queue`, body: [{ json: 'queue_running', exists: true }] }, options, deadline),
+  ]);
+  if (stats.status === 'rejected') return fail(describeError(stats.reason, options.timeoutMs));
+  const result = stats.value.result;
+  if (result.outcome === 'fail') return result;
+  const detail: HealthDetail = { ...result.detail };
+  const device = (jsonPath(stats.value.json, 'devices') as { name?: unknown; vram_total?: unknown; vram_free?: unknown }[] | undefined)?.[0];
+  if (device) {
+    if (typeof device.name === 'string') detail['device'] = snippet(device.name, 80);
+    if (typeof device.vram_total === 'number') detail['vramTotalBytes'] = device.vram_total;
+    if (typeof device.vram_free === 'number') detail['vramFreeBytes'] = device.vram_free;
+  }
+  if (queue.status === 'rejected' || queue.value.result.outcome === 'fail') {
+    const why = queue.status === 'rejected' ? describeError(queue.reason, options.timeoutMs) : queue.value.result.error;
+    return { outcome: 'degraded', latencyMs: result.latencyMs, error: `queue: ${why}`, detail };
+  }
+  const running = jsonPath(queue.value.json, 'queue_running');
+  const pending = jsonPath(queue.value.json, 'queue_pending');
+  detail['queueRunning'] = Array.isArray(running) ? running.length : 0;
+  detail['queuePending'] = Array.isArray(pending) ? pending.length : 0;
   return { ...result, detail };
 }
 

@@ -4,6 +4,7 @@ import { GatewayError, type KeyRecord, type KeyRegistry } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import { dialectOf, type Dialect, type DialectName } from '@homelab/dialects';
 import { RateLimiter } from './rate-limit.ts';
+import { isSignedImageFileUrl } from './images.ts';
 import { sendError } from './relay.ts';
 
 declare module 'fastify' {
@@ -76,7 +77,8 @@ export const edge = fp<EdgeOptions>(async (app, { config, keys, replicas }) => {
       const byIp = limiter.take(`ip:${request.ip}`, config.auth.ipRateLimitPerMinute);
       if (!byIp.ok) return refuse(request, reply.header('retry-after', String(byIp.retryAfterS)), new GatewayError('rate_limited', `too many requests from ${request.ip}; retry in ${byIp.retryAfterS} s`));
     }
-    if (!keys) return;
+    // A signed image file URL needs no key (an `<img src>` cannot send one): its route checks the signature.
+    if (!keys || isSignedImageFileUrl(request.url)) return;
     const presented = bearer(request.headers.authorization) ?? headerValue(request.headers['x-api-key']);
     const key = keys.authenticate(presented);
     if (!key) {
@@ -106,10 +108,4 @@ function bearer(value: string | undefined): string | undefined {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** `local-only` anywhere in the header (any case, repeated, in a list): when in doubt, the request stays in the lab. */
-export function wantsLocalOnly(value: string | string[] | undefined): boolean {
-  const text = Array.isArray(value) ? value.join(',') : value ?? '';
-  return text.split(',').some((token) => token.trim().toLowerCase() === 'local-only');
 }

@@ -244,3 +244,9 @@ export function sendError(reply: FastifyReply, dialect: Dialect, error: GatewayE
   if (error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
   reply.send(msg && msg.data.length > 0 ? asBuffer(msg.data) : shaped.body);
 }
+
+/** `local-only` anywhere in the header (any case, repeated, in a list): when in doubt, the request stays in the lab. */
+export function wantsLocalOnly(value: string | string[] | undefined): boolean {
+  const text = Array.isArray(value) ? value.join(',') : value ?? '';
+  return text.split(',').some((token) => token.trim().toLowerCase() === 'local-only');
+}

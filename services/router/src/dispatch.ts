@@ -12,7 +12,7 @@ import { ConcurrencyLimiter } from './limiter.ts';
 import { planRequest, type PlanContext } from './plan.ts';
 import type { BackendConditions } from './policy.ts';
 import type { Candidate, ModelView } from './resolve.ts';
-import type { UsageBook } from './keys.ts';
+import { keyOfRequest, scriptsScopeOf, type UsageBook } from './keys.ts';
 import { natsWorkerLink } from './worker-link.ts';
 
 export interface DispatcherDeps {
@@ -91,7 +91,7 @@ export class Dispatcher {
       config: deps.config, gates: this.gates, now: Date.now, random: Math.random,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     };
-    this.#scriptsScope = { name: 'scripts', sha256: '', createdAt: 'config', ...deps.config.auth.scripts };
+    this.#scriptsScope = scriptsScopeOf(deps.config);
   }
 
   /** Requests this router is still placing (queued, trying, backing off). */
@@ -147,7 +147,7 @@ export class Dispatcher {
     const headers = p.msg.headers;
     let key: KeyRecord | undefined;
     try {
-      key = this.#keyOf(headers);
+      key = keyOfRequest(headers, this.#deps.keys, this.#scriptsScope);
     } catch (err) {
       return this.#refuse(p, 0, err as GatewayError, ['rejected'], undefined);
     }
@@ -173,21 +173,6 @@ export class Dispatcher {
       return this.#record(p, placement.attempts, error, plan.route, key);
     }
     return this.#refuse(p, placement.attempts, placement.error, plan.route, key);
-  }
-
-  /**
-   * The key the request presented (the ingress passes the client's; a script may present its own),
-   * verified here as the ingress does: nobody can act as a key they do not hold. Without one, a
-   * script gets the scope the lab gives scripts. No keys at all when the lab runs without them.
-   */
-  #keyOf(headers: MsgHeaders | undefined): KeyRecord | undefined {
-    const registry = this.#deps.keys;
-    if (!registry) return undefined;
-    const presented = headers?.get(H.apiKey);
-    if (!presented) return this.#scriptsScope;
-    const key = registry.authenticate(presented);
-    if (!key) throw new GatewayError('invalid_api_key', 'the API key presented is not valid (revoked?)');
-    return key;
   }
 
   #workerHeaders(p: Placing, candidate: Candidate, attempt: number, reason: string, key: KeyRecord | undefined): MsgHeaders {

@@ -2,8 +2,9 @@ import type { KV } from '@nats-io/kv';
 import type { KeyRegistry} from '@homelab/bus';
 import {
   GatewayError, KeyUsageSchema, Subjects, consumeEvents, hashApiKey, newApiKey, usageKeys, validator,
-  type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type NatsConnection,
+  H, type InferenceCompleted, type KeyCreate, type KeyRecord, type KeyUsage, type MsgHeaders, type NatsConnection,
 } from '@homelab/bus';
+import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
 import { isCloudProvider } from '@homelab/config';
 
@@ -64,7 +65,8 @@ export async function followLedger(nc: NatsConnection, usage: KV, log: Logger): 
   });
 }
 
-async function addUsage(kv: KV, key: string, tokens: number): Promise<void> {
+/** Adds one request's cloud tokens to a ledger entry (compare-and-set, retried when another writer got there first). */
+export async function addUsage(kv: KV, key: string, tokens: number): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const entry = await kv.get(key);
     const current: KeyUsage = entry && entry.operation === 'PUT' ? checkUsage.parse(entry.json()) : { cloudTokens: 0, requests: 0 };
@@ -108,4 +110,23 @@ export function listKeys(registry: KeyRegistry, usage: UsageBook, at = new Date(
       return { ...record, usage: { today: usage.get(day), month: usage.get(month) } };
     }),
   };
+}
+
+/**
+ * The key a request presented (the ingress passes the client's; a script may present its own),
+ * verified here as the ingress does: nobody can act as a key they do not hold. Without one, a
+ * script gets the scope the lab gives scripts (`auth.scripts`). No keys when the lab runs without them.
+ */
+export function keyOfRequest(headers: MsgHeaders | undefined, registry: KeyRegistry | undefined, scriptsScope: KeyRecord): KeyRecord | undefined {
+  if (!registry) return undefined;
+  const presented = headers?.get(H.apiKey);
+  if (!presented) return scriptsScope;
+  const key = registry.authenticate(presented);
+  if (!key) throw new GatewayError('invalid_api_key', 'the API key presented is not valid (revoked?)');
+  return key;
+}
+
+/** What a script that presents no key may do (keys on): the lab's `auth.scripts`, as a key record named `scripts`. */
+export function scriptsScopeOf(config: Pick<LabConfig, 'auth'>): KeyRecord {
+  return { name: 'scripts', sha256: '', createdAt: 'config', ...config.auth.scripts };
 }

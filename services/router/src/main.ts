@@ -7,6 +7,7 @@ import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
 import { UsageBook, createKey, followLedger, listKeys, revokeKey } from './keys.ts';
 import { SpendTracker, followSpend } from './spend.ts';
+import { startImages } from './images/index.ts';
 
 await runService({
   configArea: 'inference',
@@ -70,10 +71,12 @@ await runService({
       subject: Subjects.keysRevoke.subject, queue: 'router', schema: Subjects.keysRevoke.schema,
       handler: async ({ msg, payload }) => respondJson(msg, await revokeKey(buckets.keys, keys, payload.name)),
     });
+    // Image generation (docs/images.md): its own endpoints, and its models in the list below.
+    const images = await startImages({ nc, log, config, service, events, ...(keysOn && { keys, usage, usageKv: buckets.usage }) });
     service.addEndpoint('models', {
       subject: Subjects.models.subject, queue: 'router', schema: Subjects.models.schema,
       handler: ({ msg, payload }) => {
-        const list = catalog.list();
+        const list = images.withModels(catalog.list());
         if (!payload?.id) return respondJson(msg, list);
         const model = list.data.find((m) => m.id === payload.id) ?? (payload.id.includes('/') ? list.data.find((m) => `${m.owned_by}/${m.id}` === payload.id) : undefined);
         if (!model) throw new GatewayError('model_not_found', `The model '${payload.id}' does not exist`, { param: 'model' });
@@ -83,6 +86,7 @@ await runService({
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);
+      await images.stop();
       catalog.stop(); dispatcher.stop(); await health.stop(); keys.stop(); usage.stop(); await ledger?.stop(); cancels.unsubscribe(); await spendFeed?.stop(); };
   },
 }).catch(exitOnStartFailure('router'));

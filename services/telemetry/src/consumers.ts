@@ -14,6 +14,13 @@ export function eventHandlers(metrics: TelemetryMetrics): EventHandlers {
     circuitChanged: (e) => metrics.applyCircuitEvent(e),
     healthChanged: (e) => metrics.applyHealthEvent(e),
     healthProbe: (e) => metrics.applyHealthEvent(e),
+    imageSubmitted: (e) => metrics.images.submitted(e),
+    imageStarted: (e) => metrics.images.started(e),
+    // Progress is for the requester and the CLI; the duration and steps per second come with the end.
+    imageProgress: () => undefined,
+    imageCompleted: (e) => metrics.images.completed(e),
+    imageFailed: (e) => metrics.images.failed(e),
+    imageCancelled: (e) => metrics.images.cancelled(e),
   };
   // Every media event goes to the media metrics, which know each kind.
   for (const key of eventKeys()) {
@@ -63,7 +70,7 @@ export async function startConsumers(options: StartConsumersOptions): Promise<{ 
   const handlers = eventHandlers(metrics);
   const running: { stop(): Promise<void> }[] = [];
   try {
-    for (const stream of options.streams ?? Streams.map((s) => s.name)) {
+    for (const stream of options.streams ?? Streams.filter((s) => s.retention !== 'workqueue').map((s) => s.name)) {
       const keyOf = eventKeyResolver(stream);
       const applied = new AppliedSequences();
       running.push(await consumeEvents({

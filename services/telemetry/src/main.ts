@@ -1,6 +1,7 @@
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { Streams, exitOnStartFailure, runService } from '@homelab/bus';
 import { pollInFlight } from './inflight.ts';
+import { pollImageQueue } from './image-queue.ts';
 import { primeFromSnapshots, startConsumers } from './consumers.ts';
 import { METER_NAME, TelemetryMetrics, createMeterProvider, metricsOptionsFromConfig } from './metrics.ts';
 import { startMetricsServer, type MetricsServer } from './server.ts';
@@ -8,7 +9,8 @@ import { startMetricsServer, type MetricsServer } from './server.ts';
 // The exporter is a pull reader: Prometheus's scrape of /metrics is the collection.
 const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
 const provider = createMeterProvider([exporter]);
-const streams = Streams.map((s) => s.name);
+// Event streams only: a work queue (image jobs) is its workers'; its depth is read from its info instead.
+const streams = Streams.filter((s) => s.retention !== 'workqueue').map((s) => s.name);
 let metrics: TelemetryMetrics | undefined;
 let server: MetricsServer | undefined;
 let connected = false;
@@ -30,9 +32,11 @@ await runService({
     await primeFromSnapshots(nc, metrics!, log);
     const consumers = await startConsumers({ nc, log, metrics: metrics!, streams });
     const inFlight = pollInFlight(nc, (byProvider, faults) => metrics!.inference.recordInFlight(byProvider, faults), log);
+    const imageQueue = pollImageQueue(nc, (backend, queued, running) => metrics!.images.recordQueue(backend, queued, running), log);
     consuming = true;
     return async () => {
       inFlight.stop();
+      imageQueue.stop();
       consuming = false;
       await consumers.stop();
       await server?.close();

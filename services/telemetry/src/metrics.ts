@@ -5,6 +5,7 @@ import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic
 import type { CircuitChanged, EventPayload, HealthChanged, HealthProbeResult, HealthSnapshot, InferenceCompleted, MediaStatus } from '@homelab/bus';
 import { CLOUD_PROVIDERS, type LabConfig } from '@homelab/config';
 import { HealthMetrics } from './metrics-health.ts';
+import { ImageMetrics } from './metrics-images.ts';
 import { InferenceMetrics, type InferenceMetricsOptions } from './metrics-inference.ts';
 import { MediaMetrics, type MediaEventKey } from './metrics-media.ts';
 import { TelemetryAttr, TelemetryMetric } from './semconv.ts';
@@ -26,12 +27,14 @@ export class TelemetryMetrics {
   readonly inference: InferenceMetrics;
   readonly health: HealthMetrics;
   readonly media: MediaMetrics;
+  readonly images: ImageMetrics;
   readonly #events: Counter;
 
   constructor(meter: Meter, options: InferenceMetricsOptions = {}) {
     this.inference = new InferenceMetrics(meter, options);
     this.health = new HealthMetrics(meter);
     this.media = new MediaMetrics(meter);
+    this.images = new ImageMetrics(meter);
     this.#events = meter.createCounter(TelemetryMetric.events, {
       unit: '{event}', description: 'Events the telemetry service consumed, by stream, event and result (applied, invalid, ignored, failed).',
     });

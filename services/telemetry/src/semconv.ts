@@ -157,6 +157,46 @@ export const MediaAttr = {
 /** Watched time of one playback: a minute to six hours. */
 export const StreamDurationBuckets = [60, 300, 600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 21600];
 
+// ------------------------------------------------------------------ images (docs/images.md)
+
+export const ImageMetric = {
+  /** Jobs accepted (`images.submitted`). */
+  submitted: 'homelab_image_jobs_submitted',
+  /** Jobs ended, by outcome (completed, failed, cancelled). */
+  jobs: 'homelab_image_jobs',
+  /** Jobs waiting in the work queue now, and running at a backend now. */
+  queued: 'homelab_image_jobs_queued',
+  running: 'homelab_image_jobs_running',
+  /** Time from accepted to started, and from started to done. */
+  queueWait: 'homelab_image_queue_wait_seconds',
+  duration: 'homelab_image_job_duration_seconds',
+  /** Sampler steps per second of each completed job. */
+  stepsPerSecond: 'homelab_image_steps_per_second',
+  /** Images made. */
+  images: 'homelab_image_images',
+  failures: 'homelab_image_failures',
+  /** A job given to a worker again (a worker died, or handed it back). */
+  takeovers: 'homelab_image_takeovers',
+  cost: 'homelab_image_cost_usd',
+} as const;
+
+export const ImageAttr = {
+  /** comfyui or openai. */
+  backend: 'backend',
+  /** The backend's model (a workflow's name, OpenAI's model id): config names, bounded. */
+  model: 'model',
+  /** completed, failed, cancelled. */
+  outcome: 'outcome',
+  /** Why a job failed: validation, node_error, out_of_memory, lost, comfyui_unavailable, timeout, attempts, upstream, … */
+  reason: 'reason',
+  /** queued or running: where a cancelled job was. */
+  phase: 'phase',
+} as const;
+
+/** Queue waits and job durations: a tenth of a second to an hour. */
+export const ImageDurationBuckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600];
+export const StepsPerSecondBuckets = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128];
+
 // ------------------------------------------------------------------ the telemetry service itself
 
 export const TelemetryMetric = {

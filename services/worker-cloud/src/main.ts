@@ -3,7 +3,7 @@ import { serveBackend } from '@homelab/backends';
 
 await runService({
   name: 'worker-cloud',
-  streams: ['INFERENCE'],
+  streams: ['INFERENCE', 'IMAGES', 'IMAGE_JOBS'],
   description: 'Serves inference requests with the cloud APIs (OpenAI, Anthropic) through their official SDKs, when their keys are configured',
   async start({ nc, log, config, service, mux, events, tracing }) {
     const stops: (() => Promise<void>)[] = [];
@@ -14,6 +14,9 @@ await runService({
       const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, connectTimeoutMs: openai.connectTimeoutMs, idleTimeoutMs: openai.idleTimeoutMs });
       stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
+      // OpenAI's images (docs/images.md): jobs from the work queue, as the ComfyUI worker takes its own.
+      const { serveOpenAIImageJobs } = await import('@homelab/backends/openai');
+      stops.push((await serveOpenAIImageJobs({ nc, log, events, openai, images: config.images, replicas: config.nats.replicas })).stop);
     }
     if (anthropic) {
       const { createAnthropicBackend } = await import('@homelab/backends/anthropic');

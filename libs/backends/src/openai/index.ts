@@ -1,3 +1,4 @@
+export { serveOpenAIImageJobs } from './images.ts';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { DialectName } from '@homelab/dialects';
 import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';

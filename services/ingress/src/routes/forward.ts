@@ -1,8 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dialect } from '@homelab/dialects';
 import { HomelabSpanAttr, type Tracing } from '@homelab/tracing';
-import { wantsLocalOnly } from '../edge.ts';
-import { relay, type RelayDeps, type RelayRequest } from '../relay.ts';
+import { relay, wantsLocalOnly, type RelayDeps, type RelayRequest } from '../relay.ts';
 
 export interface RouteDeps {
   relay: RelayDeps;

@@ -6,6 +6,7 @@ export * from './http/origin.ts';
 export * from './http/status.ts';
 export * from './worker/serve.ts';
 export * from './worker/request.ts';
+export * from './worker/responses.ts';
 export * from './worker/envelope.ts';
 export * from './worker/answer-channel.ts';
 export * from './worker/completion-event.ts';

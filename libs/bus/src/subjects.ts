@@ -1,5 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import { KeyCreateSchema, KeyRevokeSchema } from './keys.ts';
+import { StoredResponseRequestSchema } from './responses-bucket.ts';
 import {
   CircuitChangedSchema, InferenceCompletedSchema, ModelsRequestSchema, WorkerModelsSchema,
 } from './schemas.ts';
@@ -28,6 +29,10 @@ export const Subjects = {
   chatCompletions: { subject: 'inference.chat.completions', kind: 'request', schema: null, dialect: 'openai.chat' },
   completions: { subject: 'inference.completions', kind: 'request', schema: null, dialect: 'openai.completions' },
   responses: { subject: 'inference.responses', kind: 'request', schema: null, dialect: 'openai.responses' },
+  /** Stored responses (KV `responses`): `GET /v1/responses/{id}`, `DELETE …`, `GET …/input_items`; answered in OpenAI's shapes. */
+  responsesGet: { subject: 'inference.responses.get', kind: 'request', schema: StoredResponseRequestSchema },
+  responsesDelete: { subject: 'inference.responses.delete', kind: 'request', schema: StoredResponseRequestSchema },
+  responsesInputItems: { subject: 'inference.responses.input_items', kind: 'request', schema: StoredResponseRequestSchema },
   embeddings: { subject: 'inference.embeddings', kind: 'request', schema: null, dialect: 'openai.embeddings' },
   messages: { subject: 'inference.messages', kind: 'request', schema: null, dialect: 'anthropic.messages' },
   messagesCountTokens: { subject: 'inference.messages.count_tokens', kind: 'request', schema: null, dialect: 'anthropic.count_tokens' },

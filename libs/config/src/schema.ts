@@ -345,6 +345,11 @@ export const LabConfigSchema = Obj({
     aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: `${PROVIDER_PREFIX_PATTERN}.+` }), { minItems: 1 }), { default: {} }),
     /** How often the router asks the workers which models their backends serve. */
     discoveryIntervalMs: Ms(15_000),
+    /** The Responses API's stored responses (KV bucket `responses`; docs/dialects.md). */
+    responses: Type.Object({
+      /** A stored response is kept this many days (OpenAI keeps 30); fractions allowed (0.5 = 12 hours). */
+      ttlDays: Type.Number({ exclusiveMinimum: 0, maximum: 3650, default: 30 }),
+    }, { additionalProperties: false, default: {} }),
   }, { additionalProperties: false, default: {} }),
   routing: RoutingSchema,
   auth: AuthSchema,

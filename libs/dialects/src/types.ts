@@ -89,6 +89,11 @@ export interface TranslationContext {
   created: number;
   /** The client asked for a usage event in its stream (OpenAI's `stream_options.include_usage`). */
   includeUsage: boolean;
+  /**
+   * The id of the answer where the gateway keeps answers by id (a Response's `resp_…`): unique per
+   * answer, so it never depends on a request id the client chose. Default: derived from `requestId`.
+   */
+  responseId?: string;
 }
 
 /** How a dialect's streamed answer is framed on the wire. */
@@ -124,6 +129,8 @@ export interface StreamWatch {
    * any content, the router tries elsewhere).
    */
   readonly error: GatewayError | undefined;
+  /** The whole answer object the terminal event carried, where the dialect's has one (a Response, for the response store). */
+  readonly response?: object | undefined;
 }
 
 /** Turns internal chunks into this dialect's stream, as text ready for the wire. */
@@ -134,6 +141,8 @@ export interface StreamEncoder<Chunk> {
   end(): string;
   /** An error after content was sent, in the dialect's in-stream error form; ends the stream. */
   fail(error: GatewayError): string;
+  /** After `end()`: the whole answer object the stream ended with, where the dialect has one (a Response, for the response store). */
+  readonly response?: object | undefined;
 }
 
 /** Reads a backend's stream in this dialect as internal chunks. */

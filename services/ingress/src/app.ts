@@ -8,6 +8,7 @@ import { dialectForRequest, edge } from './edge.ts';
 import { sendError, type RelayBus } from './relay.ts';
 import { imagesPlugin } from './images.ts';
 import { openAIRoutes } from './routes/openai.ts';
+import { responsesRoutes } from './routes/responses.ts';
 import { statusRoutes } from './routes/status.ts';
 
 /** What the ingress needs of the bus; filled in once NATS is connected. */
@@ -98,6 +99,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   void app.register(edge, { config, keys, replicas });
   void app.register(statusRoutes, { ...routeDeps, draining: () => bus.draining });
   void app.register(openAIRoutes, routeDeps);
+  void app.register(responsesRoutes, routeDeps);
   void app.register(imagesPlugin, { config, log, bus, keysOn: keys !== undefined });
   return app;
 }

@@ -5,7 +5,8 @@ import { dialectOf, implementedDialects, type Dialect } from '@homelab/dialects'
 import { ModelCatalog } from './catalog.ts';
 import { Dispatcher } from './dispatch.ts';
 import { HealthView } from './health-view.ts';
-import { UsageBook, createKey, followLedger, listKeys, revokeKey } from './keys.ts';
+import { UsageBook, createKey, followLedger, listKeys, revokeKey, scriptsScopeOf } from './keys.ts';
+import { serveStoredResponses } from './responses.ts';
 import { SpendTracker, followSpend } from './spend.ts';
 import { startImages } from './images/index.ts';
 
@@ -59,6 +60,8 @@ await runService({
         errorBody: (error) => dialect.error(error).body,
       });
     }
+    // The Responses API's stored responses: read and deleted here, written by the workers.
+    await serveStoredResponses({ nc, config, service, keys: keysOn ? keys : undefined, scriptsScope: scriptsScopeOf(config) });
     service.addEndpoint('keys-create', {
       subject: Subjects.keysCreate.subject, queue: 'router', schema: Subjects.keysCreate.schema,
       handler: async ({ msg, payload }) => respondJson(msg, await createKey(buckets.keys, keys, payload)),

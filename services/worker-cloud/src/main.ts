@@ -1,5 +1,5 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { serveBackend } from '@homelab/backends';
+import { openResponsesStore, serveBackend } from '@homelab/backends';
 
 await runService({
   name: 'worker-cloud',
@@ -8,11 +8,13 @@ await runService({
   async start({ nc, log, config, service, mux, events, tracing }) {
     const stops: (() => Promise<void>)[] = [];
     const { openai, anthropic } = config.backends;
+    // The Responses API's stored responses: continued and kept here (docs/dialects.md).
+    const responses = openai || anthropic ? await openResponsesStore(nc, config, log) : undefined;
     // Each SDK is loaded only when its backend is configured.
     if (openai) {
       const { createOpenAIBackend } = await import('@homelab/backends/openai');
       const backend = createOpenAIBackend({ baseURL: openai.baseURL, apiKey: openai.apiKey, models: openai.models, connectTimeoutMs: openai.connectTimeoutMs, idleTimeoutMs: openai.idleTimeoutMs });
-      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL }).stop);
+      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: openai, tracing, backendUrl: openai.baseURL, ...(responses && { responses }) }).stop);
       log.info({ baseURL: openai.baseURL, models: openai.models }, 'serving openai');
       // OpenAI's images (docs/images.md): jobs from the work queue, as the ComfyUI worker takes its own.
       const { serveOpenAIImageJobs } = await import('@homelab/backends/openai');
@@ -24,7 +26,7 @@ await runService({
         baseURL: anthropic.baseURL, apiKey: anthropic.apiKey, models: anthropic.models, connectTimeoutMs: anthropic.connectTimeoutMs, idleTimeoutMs: anthropic.idleTimeoutMs,
         ...(anthropic.defaultMaxTokens && { defaultMaxTokens: anthropic.defaultMaxTokens }),
       });
-      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: anthropic, tracing, backendUrl: anthropic.baseURL }).stop);
+      stops.push(serveBackend({ nc, log, service, mux, events, backend, timeouts: anthropic, tracing, backendUrl: anthropic.baseURL, ...(responses && { responses }) }).stop);
       log.info({ baseURL: anthropic.baseURL, models: anthropic.models }, 'serving anthropic');
     }
     if (stops.length === 0) log.warn('no cloud API key configured (OPENAI_API_KEY, ANTHROPIC_API_KEY): serving nothing');

@@ -1,5 +1,5 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { serveBackend } from '@homelab/backends';
+import { openResponsesStore, serveBackend } from '@homelab/backends';
 import { createOllamaBackend } from '@homelab/backends/ollama';
 
 await runService({
@@ -13,7 +13,9 @@ await runService({
       return;
     }
     const backend = createOllamaBackend({ url: settings.url, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.keepAlive && { keepAlive: settings.keepAlive }) });
-    const worker = serveBackend({ nc, log, service, mux, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
+    // The Responses API's stored responses: continued and kept here (docs/dialects.md).
+    const responses = await openResponsesStore(nc, config, log);
+    const worker = serveBackend({ nc, log, service, mux, events, backend, timeouts: settings, tracing, backendUrl: settings.url, responses });
     log.info({ url: settings.url }, 'serving ollama');
     return () => worker.stop();
   },

@@ -1,5 +1,5 @@
 import { exitOnStartFailure, runService } from '@homelab/bus';
-import { serveBackend } from '@homelab/backends';
+import { openResponsesStore, serveBackend } from '@homelab/backends';
 import { createVllmBackend } from '@homelab/backends/vllm';
 
 await runService({
@@ -14,7 +14,9 @@ await runService({
       return;
     }
     const backend = createVllmBackend({ url: settings.url, connectTimeoutMs: settings.connectTimeoutMs, ...(settings.apiKey && { apiKey: settings.apiKey }) });
-    const worker = serveBackend({ nc, log, service, mux, events, backend, timeouts: settings, tracing, backendUrl: settings.url });
+    // The Responses API's stored responses: continued and kept here (docs/dialects.md).
+    const responses = await openResponsesStore(nc, config, log);
+    const worker = serveBackend({ nc, log, service, mux, events, backend, timeouts: settings, tracing, backendUrl: settings.url, responses });
     log.info({ url: settings.url }, 'serving vllm');
     return () => worker.stop();
   },

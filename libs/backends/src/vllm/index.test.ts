@@ -166,6 +166,16 @@ describe('vLLM backend: pass-through bytes (send)', () => {
     expect(sim!.requests[1]).toMatchObject({ method: 'POST', path: '/v1/completions' });
   });
 
+  it("suffix (fill-in-the-middle), which vLLM refuses: its 400 says what to do instead, with param 'suffix'", async () => {
+    const vllm = await setup();
+    const err = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'def fib(', suffix: '    return a' })));
+    expect(err).toMatchObject({ code: 'invalid_request', status: 400, param: 'suffix' });
+    expect(err.message).toBe('vllm: suffix is not currently supported: vLLM has no fill-in-the-middle in /v1/completions; send the prompt without suffix, or ask a model served by Ollama, which fills in the middle');
+    // Other 400s of completions, and of chat, are vLLM's own words.
+    const other = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'x', n: 0 })));
+    expect(other).toMatchObject({ code: 'invalid_request', message: 'vllm: n must be at least 1.' });
+  });
+
   it('the configured key goes as a bearer token on every call', async () => {
     const vllm = await setup({ apiKey: 'lab-key-1' }, { apiKey: 'lab-key-1' });
     await answerText(await vllm.send(backendCall('openai.chat', { model: MODEL, messages: USER })));

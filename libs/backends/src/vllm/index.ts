@@ -1,3 +1,4 @@
+import { GatewayError } from '@homelab/bus';
 import type { DialectName } from '@homelab/dialects';
 import { BackendOrigin } from '../http/origin.ts';
 import { fetchJson, sendTo } from '../http/json-backend.ts';
@@ -30,7 +31,7 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
     provider: 'vllm',
     dialects: new Set(Object.keys(PATHS) as DialectName[]),
     forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
-    send: (call) => sendTo(origin, PATHS, headers, call),
+    send: (call) => sendTo(origin, PATHS, headers, call).catch((err: unknown) => { throw call.dialect === 'openai.completions' ? explainSuffix(err) : err; }),
     async listModels(signal): Promise<BackendModel[]> {
       const list = await fetchJson<{ data?: { id: string; created?: number }[] }>(origin, '/v1/models', signal, { headers: auth });
       return (list.data ?? []).map((m) => ({ id: m.id, ...(typeof m.created === 'number' && { created: m.created }) }));
@@ -41,4 +42,13 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
     },
     close: () => origin.close(),
   };
+}
+
+/**
+ * vLLM's `/v1/completions` refuses `suffix` ("suffix is not currently supported", every version to
+ * date): the client hears what to do instead, with `param: suffix`.
+ */
+export function explainSuffix(err: unknown): unknown {
+  if (!(err instanceof GatewayError) || err.code !== 'invalid_request' || !/\bsuffix\b/i.test(err.message)) return err;
+  return new GatewayError('invalid_request', `${err.message}: vLLM has no fill-in-the-middle in /v1/completions; send the prompt without suffix, or ask a model served by Ollama, which fills in the middle`, { param: 'suffix', cause: err });
 }

@@ -9,6 +9,7 @@ import type { Backend, BackendCall } from '../types.ts';
 import { AnswerChannel, type Publish } from './answer-channel.ts';
 import { completedEvent, type WorkerOutcome } from './completion-event.ts';
 import type { WorkerEnvelope } from './envelope.ts';
+import { ResponsesTurn, type ResponsesStore } from './responses.ts';
 import type { WorkerSpans } from './spans.ts';
 
 /** What one request needs from its worker: plain functions, so a unit test can give fakes. */
@@ -29,6 +30,8 @@ export interface WorkerRequestDeps {
   timeouts: { idleTimeoutMs: number; totalTimeoutMs: number };
   spans?: WorkerSpans | undefined;
   log: Logger;
+  /** The Responses API's stored responses (`previous_response_id`, `store`); absent: none kept. */
+  responses?: ResponsesStore | undefined;
 }
 
 const decoder = new TextDecoder();
@@ -50,6 +53,8 @@ export class WorkerRequest {
   #loadMs: number | undefined;
   #backendStart = 0;
   #ttftMs: number | undefined;
+  /** A Responses request with a store: the conversation it continues, and the keeping of its answer. */
+  #turn: ResponsesTurn | undefined;
 
   constructor(envelope: WorkerEnvelope, body: Uint8Array, deps: WorkerRequestDeps) {
     this.#envelope = envelope;
@@ -63,8 +68,9 @@ export class WorkerRequest {
   }
 
   async run(): Promise<void> {
-    this.#backendStart = nowMs();
     try {
+      this.#turn = await this.#responsesTurn();
+      this.#backendStart = nowMs();
       if (this.#deps.backend.dialects.has(this.#envelope.dialect.name)) await this.#passThrough();
       else await this.#translate();
     } catch (err) {
@@ -72,16 +78,25 @@ export class WorkerRequest {
     }
   }
 
+  /** A Responses request, when the worker keeps responses: reads the conversation it continues. */
+  async #responsesTurn(): Promise<ResponsesTurn | undefined> {
+    const store = this.#deps.responses;
+    if (!store || this.#envelope.dialect.name !== 'openai.responses') return undefined;
+    return ResponsesTurn.open(this.#body, store, this.#envelope.keyName ?? '', this.#provider);
+  }
+
   // --- pass-through: the backend speaks the client's dialect ---
 
   async #passThrough(): Promise<void> {
     const dialect = this.#envelope.dialect;
-    const body = need(dialect, 'passThrough')(this.#body, { model: this.#envelope.model, stream: this.#envelope.stream, ...this.#defaults() });
+    const source = this.#turn?.passThroughBytes() ?? this.#body;
+    const body = need(dialect, 'passThrough')(source, { model: this.#envelope.model, stream: this.#envelope.stream, ...this.#defaults() });
     const answer = await this.#deps.backend.send(this.#call(dialect.name, body));
     if (!this.#envelope.stream) {
       const bytes = await readAll(answer.body);
       this.#facts = need(dialect, 'readAnswer')(bytes);
       this.#loadMs = this.#facts.loadMs;
+      if (this.#turn?.stores) await this.#turn.keep(parseAnswer(bytes));
       return this.#answered(bytes);
     }
     const watch = need(dialect, 'watch')({ includeUsage: this.#envelope.includeUsage });
@@ -89,6 +104,8 @@ export class WorkerRequest {
       const out = watch.push(piece);
       // An error event before any content is a failure the router may still route around.
       if (watch.error && !watch.hasContent) throw watch.error;
+      // The Response is kept before its terminal event reaches the client.
+      if (watch.complete && !watch.error) await this.#turn?.keep(watch.response);
       if (out) this.#stream(out, watch.hasContent);
       if (watch.error) break;
     }
@@ -106,15 +123,18 @@ export class WorkerRequest {
 
   async #translate(): Promise<void> {
     const dialect = this.#envelope.dialect;
-    const clientBody = JSON.parse(decoder.decode(this.#body)) as unknown;
-    const internal = need(dialect, 'requestToInternal')(clientBody);
+    const clientBody = JSON.parse(decoder.decode(this.#body)) as Record<string, unknown>;
+    // A continued conversation is translated whole; the answer echoes the client's own body.
+    const internal = need(dialect, 'requestToInternal')(this.#turn ? this.#turn.translationBody(clientBody) : clientBody);
     const call = this.#internalCall();
     const stats: InternalStreamStats = {};
     if (!this.#envelope.stream) {
       const answer = await completeInternal(this.#deps.backend, internal, call, stats);
       this.#loadMs = stats.loadMs;
       this.#facts = factsOfAnswer(answer);
-      return this.#answered(need(dialect, 'answerFromInternal')(answer, call.context, clientBody));
+      const text = need(dialect, 'answerFromInternal')(answer, call.context, clientBody);
+      if (this.#turn?.stores) await this.#turn.keep(JSON.parse(text) as object);
+      return this.#answered(text);
     }
     const clientStream = need(dialect, 'createEncoder')(call.context, clientBody);
     const hasContent = internal.form === 'completion' ? completionChunkHasContent : chatChunkHasContent;
@@ -136,7 +156,9 @@ export class WorkerRequest {
     } finally {
       this.#loadMs = stats.loadMs;
     }
-    this.#streamEnded(clientStream.end());
+    const closing = clientStream.end();
+    await this.#turn?.keep(clientStream.response);
+    this.#streamEnded(closing);
   }
 
   #observe(chunk: ChatChunk | Completion): void {
@@ -217,7 +239,10 @@ export class WorkerRequest {
   #internalCall(): InternalCall {
     const e = this.#envelope;
     return {
-      context: { requestId: e.requestId, model: e.model, requestedModel: e.requestedModel, created: Math.floor(Date.now() / 1000), includeUsage: e.includeUsage },
+      context: {
+        requestId: e.requestId, model: e.model, requestedModel: e.requestedModel, created: Math.floor(Date.now() / 1000), includeUsage: e.includeUsage,
+        ...(this.#turn && { responseId: this.#turn.responseId }),
+      },
       signal: this.#deps.signal, headers: e.forwardedHeaders, requestId: e.requestId,
       headersTimeoutMs: this.#deps.timeouts.totalTimeoutMs, bodyTimeoutMs: this.#deps.timeouts.idleTimeoutMs,
     };
@@ -245,6 +270,16 @@ function need<D extends Dialect, K extends keyof D>(dialect: D, part: K): NonNul
   const value = dialect[part];
   if (!value) throw new GatewayError('internal_error', `dialect ${dialect.name} has no ${String(part)}`);
   return (typeof value === 'function' ? value.bind(dialect) : value) as NonNullable<D[K]>;
+}
+
+/** A whole answer as JSON, for the response store; undefined when it is not JSON (nothing to keep). */
+function parseAnswer(bytes: Uint8Array): object | undefined {
+  try {
+    const value: unknown = JSON.parse(decoder.decode(bytes));
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function factsOfAnswer(answer: InternalAnswers[keyof InternalAnswers]): AnswerFacts {

@@ -9,6 +9,7 @@ import type { Backend } from '../types.ts';
 import { countTokens } from './count-tokens.ts';
 import { readEnvelope, type WorkerEnvelope } from './envelope.ts';
 import { WorkerRequest } from './request.ts';
+import type { ResponsesStore } from './responses.ts';
 import { startWorkerSpans } from './spans.ts';
 
 export interface WorkerTimeouts {
@@ -31,6 +32,8 @@ export interface ServeBackendOptions {
   tracing?: Tracing;
   /** The backend's origin, for the client span's `server.address` / `server.port`. */
   backendUrl?: string;
+  /** The Responses API's stored responses (`openResponsesStore`); absent: none kept or continued. */
+  responses?: ResponsesStore;
 }
 
 interface InFlight { attempt: number; controller: AbortController }
@@ -87,7 +90,7 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
     const total = setTimeout(() => controller.abort(new GatewayError('timeout', `${provider} took longer than ${options.timeouts.totalTimeoutMs} ms in total`)), options.timeouts.totalTimeoutMs);
     try {
       await new WorkerRequest(envelope, msg.data, {
-        backend, publish, log, signal: controller.signal, timeouts: options.timeouts, touch: held.touch,
+        backend, publish, log, signal: controller.signal, timeouts: options.timeouts, touch: held.touch, responses: options.responses,
         spans: startWorkerSpans(options.tracing, envelope, provider, operationName(envelope.dialect), options.backendUrl),
         outcome: (word) => msg.respond(OUTCOMES[word]),
         reportFailure: (error) => reportFailure(msg, envelope, error),

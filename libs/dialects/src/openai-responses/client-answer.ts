@@ -136,12 +136,13 @@ class ResponseShell {
 
   constructor(context: TranslationContext, clientRequest: unknown) {
     this.#context = context;
-    this.id = responseIdFor(context.requestId);
+    this.id = context.responseId ?? responseIdFor(context.requestId);
     this.#echo = responseEcho(clientRequest);
   }
 
+  /** Item ids derive from the response id: unique in every stored conversation. */
   itemId(prefix: 'msg' | 'fc' | 'rs' | 'call', index: number): string {
-    return derivedId(prefix, this.#context.requestId, `${prefix}:${index}`);
+    return derivedId(prefix, this.id, `${prefix}:${index}`);
   }
 
   response(parts: ResponseParts): ResponseObject {
@@ -205,6 +206,8 @@ export class ResponsesStreamEncoder implements StreamEncoder<ChatChunk> {
   #usage: ChatUsage | undefined;
   #messages = 0;
   #calls = 0;
+  /** The Response of the terminal event, once `end()` built it (for the response store). */
+  response: ResponseObject | undefined;
 
   constructor(context: TranslationContext, clientRequest: unknown) {
     this.#shell = new ResponseShell(context, clientRequest);
@@ -230,6 +233,7 @@ export class ResponsesStreamEncoder implements StreamEncoder<ChatChunk> {
     const { status, incomplete } = responseStatus(this.#finishReason);
     out += this.#closeAll(status === 'completed' ? 'completed' : 'incomplete');
     const response = this.#shell.response({ status, output: this.#output, usage: responsesUsage(this.#usage), incomplete });
+    this.response = response;
     return out + this.#event(status === 'completed' ? 'response.completed' : 'response.incomplete', { response });
   }
 

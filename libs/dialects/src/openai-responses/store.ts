@@ -225,3 +225,55 @@ function cursor(items: StoredItem[], id: string, param: 'after' | 'before'): num
 export function deletedResponse(id: string): { id: string; object: 'response.deleted'; deleted: true } {
   return { id, object: 'response.deleted', deleted: true };
 }
+
+/** What stands in for an image or file whose bytes were left out of a stored conversation. */
+export const OMITTED_PART_TEXT = '[an image or file of this message was left out of the stored conversation, which the gateway keeps below the message bus\'s size limit; send it again if the model needs it]';
+
+export interface FittedRecord {
+  record: StoredResponse;
+  bytes: Uint8Array;
+  /** How many images or files had their bytes left out. */
+  omitted: number;
+}
+
+/**
+ * The record as it can be stored in at most `maxBytes` (a KV value is one NATS message, 8 MB in
+ * the lab's nats.conf). A record over it loses the inline bytes of its input images and files
+ * (`data:` URLs, `file_data`), oldest first, each replaced by a text part saying so, until it fits:
+ * a conversation keeps its words and its latest images. Undefined when even that does not fit.
+ */
+export function fitStoredResponse(record: StoredResponse, maxBytes: number): FittedRecord | undefined {
+  let bytes = encodeStoredResponse(record);
+  if (bytes.byteLength <= maxBytes) return { record, bytes, omitted: 0 };
+  const placeholder = { type: 'input_text', text: OMITTED_PART_TEXT };
+  const placeholderBytes = Buffer.byteLength(JSON.stringify(placeholder));
+  let size = bytes.byteLength;
+  let omitted = 0;
+  const input: StoredItem[] = record.input.map((item) => ({ ...item }));
+  for (const item of input) {
+    for (const field of ['content', 'output'] as const) {
+      const parts = item[field];
+      if (!Array.isArray(parts)) continue;
+      item[field] = parts.map((part: unknown) => {
+        if (size <= maxBytes || !hasInlineBytes(part)) return part;
+        // JSON.stringify of the record holds each part's own JSON verbatim: the size changes by exactly this.
+        size += placeholderBytes - Buffer.byteLength(JSON.stringify(part));
+        omitted++;
+        return placeholder;
+      });
+    }
+    if (size <= maxBytes) break;
+  }
+  if (size > maxBytes) return undefined;
+  const fitted = { ...record, input };
+  bytes = encodeStoredResponse(fitted);
+  return bytes.byteLength <= maxBytes ? { record: fitted, bytes, omitted } : undefined;
+}
+
+/** An input image by data URL, or a file by its bytes. */
+function hasInlineBytes(part: unknown): boolean {
+  if (typeof part !== 'object' || part === null) return false;
+  const p = part as Record<string, unknown>;
+  if (p['type'] === 'input_image') return typeof p['image_url'] === 'string' && p['image_url'].startsWith('data:');
+  return p['type'] === 'input_file' && typeof p['file_data'] === 'string' && p['file_data'].length > 0;
+}

@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Subjects, keyAllowsModel, type KeyRecord } from '@homelab/bus';
 import { isCloudProvider } from '@homelab/config';
-import { openAIChat, openAIEmbeddings } from '@homelab/dialects';
+import { openAIChat, openAICompletions, openAIEmbeddings } from '@homelab/dialects';
 import { forwardTo, type RouteDeps } from './forward.ts';
 
-/** OpenAI's API: chat completions, embeddings, the model list. */
+/** OpenAI's API: chat completions, legacy completions, embeddings, the model list. */
 export const openAIRoutes: FastifyPluginAsync<RouteDeps> = async (app, deps) => {
   const chat = { config: { dialect: 'openai.chat' as const } };
   app.post('/v1/chat/completions', chat, forwardTo(Subjects.chatCompletions.subject, openAIChat, deps));
+  app.post('/v1/completions', { config: { dialect: 'openai.completions' } }, forwardTo(Subjects.completions.subject, openAICompletions, deps));
   app.post('/v1/embeddings', { config: { dialect: 'openai.embeddings' } }, forwardTo(Subjects.embeddings.subject, openAIEmbeddings, deps));
   const models = forwardTo(Subjects.models.subject, openAIChat, deps, { body: modelQuery, rewrite: (request) => modelsForKey(request.apiKey) });
   app.get('/v1/models', chat, models);

@@ -166,6 +166,14 @@ describe('openAICompletions', () => {
     expect(() => openAICompletions.requestFromInternal!({ form: 'chat', request: { model: 'x', messages: [] } }, { model: 'm1', stream: false })).toThrow(TypeError);
   });
 
+  it('routing: the model, whether it streams, and whether the client asked for the usage chunk (as chat)', () => {
+    const routing = (body: Json) => openAICompletions.routing(check.parse(body));
+    expect(routing({ model: 'coder', prompt: 'x' })).toEqual({ model: 'coder', stream: false, includeUsage: false });
+    expect(routing({ model: 'coder', prompt: 'x', stream: true })).toEqual({ model: 'coder', stream: true, includeUsage: false });
+    expect(routing({ model: 'coder', prompt: 'x', stream: true, stream_options: { include_usage: true } })).toEqual({ model: 'coder', stream: true, includeUsage: true });
+    expect(routing({ model: 'coder', prompt: 'x', stream_options: { include_usage: true } })).toEqual({ model: 'coder', stream: false, includeUsage: false });
+  });
+
   it('is registered under openai.completions', async () => {
     const { dialectOf } = await import('../registry.ts');
     expect(dialectOf('openai.completions')).toBe(openAICompletions);

@@ -17,7 +17,8 @@ export const openAICompletions: Dialect<CompletionRequestPayload> = {
   name: 'openai.completions',
   operation: 'generate',
   schema: CompletionRequestSchema,
-  routing: (body) => ({ model: body.model, stream: body.stream === true }),
+  // As chat: the usage chunk reaches the client only when it asked (stream_options.include_usage).
+  routing: (body) => ({ model: body.model, stream: body.stream === true, includeUsage: body.stream === true && body.stream_options?.include_usage === true }),
   error: openAIError,
   framing: { contentType: 'text/event-stream', keepalive: SSE_KEEPALIVE },
 

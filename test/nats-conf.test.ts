@@ -31,6 +31,22 @@ describe('nats.conf against the subject map', () => {
     }
   });
 
+  it('stored responses: the ingress and scripts ask, the router serves; the router and the workers alone use the bucket', () => {
+    const stored = [Subjects.responsesGet, Subjects.responsesDelete, Subjects.responsesInputItems].map((s) => s.subject);
+    for (const subject of stored) {
+      for (const [user, verb] of [['ingress', 'publish'], ['scripts', 'publish'], ['admin', 'publish'], ['router', 'subscribe']] as const) {
+        expect(allowed(user, verb).some((p) => subjectMatches(p, subject)), `${user} may ${verb} ${subject}`).toBe(true);
+      }
+    }
+    const bucket = ['$KV.responses.resp_1', '$JS.API.DIRECT.GET.KV_responses.$KV.responses.resp_1', '$JS.API.STREAM.INFO.KV_responses', '$JS.API.STREAM.CREATE.KV_responses'];
+    for (const user of ['router', 'worker-vllm', 'worker-ollama', 'worker-cloud']) {
+      for (const subject of bucket) expect(allowed(user, 'publish').some((p) => subjectMatches(p, subject)), `${user} may publish ${subject}`).toBe(true);
+    }
+    for (const user of ['ingress', 'scripts', 'health', 'media', 'telemetry', 'worker-comfyui']) {
+      for (const subject of bucket.slice(0, 2)) expect(allowed(user, 'publish').some((p) => subjectMatches(p, subject)), `${user} must not publish ${subject}`).toBe(false);
+    }
+  });
+
   it('the router may reach every worker operation', () => {
     for (const operation of ['generate', 'embed', 'count_tokens', 'models']) {
       expect(allowed('router', 'publish').some((p) => subjectMatches(p, `worker.vllm.${operation}`)), operation).toBe(true);

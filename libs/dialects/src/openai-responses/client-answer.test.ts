@@ -309,4 +309,29 @@ describe('ResponsesStreamEncoder', () => {
     const events = decodeEvents(new ResponsesStreamEncoder(context(), {}).end());
     expect(events.map((e) => e.type)).toEqual(['response.created', 'response.in_progress', 'response.completed']);
   });
+
+  it('after end(), `response` is the Response of response.completed (what the response store keeps)', () => {
+    const encoder = new ResponsesStreamEncoder(context(), { instructions: 'Be brief.' });
+    const out = encoder.push(chunk({ content: 'Hi' })) + encoder.push(chunk({}, 'stop', { prompt_tokens: 2, completion_tokens: 1, total_tokens: 3 }));
+    expect(encoder.response).toBeUndefined();
+    const events = decodeEvents(out + encoder.end());
+    expect(encoder.response).toEqual(events.at(-1)!.response);
+    expect(encoder.response).toMatchObject({ status: 'completed', instructions: 'Be brief.', usage: { input_tokens: 2, output_tokens: 1 } });
+  });
+});
+
+describe('response ids', () => {
+  it("the context's responseId names the Response and seeds its item ids; without one they derive from the request id", () => {
+    const answer = completion({ content: 'Hi', tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'f', arguments: '{}' } }] }, 'tool_calls');
+    const a = responseFromChat(answer, context({ responseId: 'resp_aaa' }), {});
+    const b = responseFromChat(answer, context({ responseId: 'resp_bbb' }), {});
+    expect([a.id, b.id]).toEqual(['resp_aaa', 'resp_bbb']);
+    // The same client request id, two answers: no item id in common.
+    expect(a.output.map((item) => item.id).filter((id) => b.output.some((other) => other.id === id))).toEqual([]);
+    const streamed = new ResponsesStreamEncoder(context({ responseId: 'resp_aaa' }), {});
+    streamed.push(chunk({ content: 'Hi' }));
+    streamed.end();
+    expect(streamed.response).toMatchObject({ id: 'resp_aaa', output: [{ id: a.output.find((item) => item.type === 'message')!.id }] });
+    expect(responseFromChat(answer, context(), {}).id).toBe(responseIdFor('req-1'));
+  });
 });

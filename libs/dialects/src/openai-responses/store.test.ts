@@ -5,8 +5,8 @@ import { responseFromChat } from './client-answer.ts';
 import { responsesToChat } from './client-request.ts';
 import { ResponsesRequestSchema } from './schema.ts';
 import {
-  decodeStoredResponse, deletedResponse, encodeStoredResponse, expandedInput, expandedRequest, inputItemsPage, isResponseId,
-  newStoredResponse, normalizeInput, parseInputItemsQuery, shouldStore, storedResponseFor, type StoredResponse,
+  OMITTED_PART_TEXT, decodeStoredResponse, deletedResponse, encodeStoredResponse, expandedInput, expandedRequest, fitStoredResponse, inputItemsPage,
+  isResponseId, newStoredResponse, normalizeInput, parseInputItemsQuery, shouldStore, storedResponseFor, type StoredResponse,
 } from './store.ts';
 
 const NOW = 1_750_000_000_000;
@@ -131,5 +131,52 @@ describe('input_items pages', () => {
 
   it('the DELETE answer', () => {
     expect(deletedResponse('resp_x')).toEqual({ id: 'resp_x', object: 'response.deleted', deleted: true });
+  });
+});
+
+describe('fitStoredResponse: a record under the bus limit', () => {
+  const image = (n: number, size: number) => ({ type: 'input_image', image_url: `data:image/png;base64,${String(n).repeat(size)}` });
+  const file = (size: number) => ({ type: 'input_file', filename: 'a.pdf', file_data: 'x'.repeat(size) });
+  function withImages(): StoredResponse {
+    const record = firstTurn();
+    return {
+      ...record,
+      input: [
+        { id: 'msg_1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'old' }, image(1, 1000), file(1000)] },
+        { id: 'fco_1', type: 'function_call_output', call_id: 'c', output: [image(2, 1000)] },
+        { id: 'msg_2', type: 'message', role: 'user', content: [image(3, 1000), { type: 'input_image', image_url: 'https://example.com/cat.png' }] },
+      ],
+    };
+  }
+  const size = (record: StoredResponse) => encodeStoredResponse(record).byteLength;
+
+  it('a record that fits is stored as it is', () => {
+    const record = withImages();
+    const fitted = fitStoredResponse(record, size(record));
+    expect(fitted).toMatchObject({ record, omitted: 0 });
+    expect(Buffer.from(fitted!.bytes).equals(Buffer.from(encodeStoredResponse(record)))).toBe(true);
+  });
+
+  it('the oldest inline images and files give way first, each to a text part, until it fits; URLs and text stay', () => {
+    const record = withImages();
+    const fitted = fitStoredResponse(record, size(record) - 1500)!;
+    expect(fitted.omitted).toBe(2);
+    expect(fitted.bytes.byteLength).toBeLessThanOrEqual(size(record) - 1500);
+    const placeholder = { type: 'input_text', text: OMITTED_PART_TEXT };
+    expect(fitted.record.input[0]!['content']).toEqual([{ type: 'input_text', text: 'old' }, placeholder, placeholder]);
+    expect(fitted.record.input[1]!['output']).toEqual([image(2, 1000)]);
+    expect(decodeStoredResponse(fitted.bytes)).toEqual(fitted.record);
+    // The caller's record is not changed.
+    expect(record.input[0]!['content']).toHaveLength(3);
+    expect((record.input[0]!['content'] as unknown[])[1]).toEqual(image(1, 1000));
+
+    const all = fitStoredResponse(record, size(record) - 3000)!;
+    expect(all.omitted).toBe(4);
+    expect(all.record.input[2]!['content']).toEqual([placeholder, { type: 'input_image', image_url: 'https://example.com/cat.png' }]);
+  });
+
+  it('undefined when even without its images and files it is too large', () => {
+    const record = withImages();
+    expect(fitStoredResponse(record, 1000)).toBeUndefined();
   });
 });

@@ -86,7 +86,7 @@ describe('keeping a Response', () => {
     const two = response('two');
     await second.keep(two);
     const record = (await stored(two['id'] as string))!;
-    const parts = record.input.filter((item) => item['role'] === 'user').map((item) => item['content']);
+    const parts = (record.input as Record<string, unknown>[]).filter((item) => item['role'] === 'user').map((item) => item['content']);
     expect(parts).toEqual([[{ type: 'input_text', text: OMITTED_PART_TEXT }], [{ type: 'input_image', image_url: image(2) }, { type: 'input_text', text: 'and this?' }]]);
     const huge = await ResponsesTurn.open(bytes({ model: 'm', input: 'x'.repeat(7000) }), small, 'alice', 'vllm');
     const three = response('three');

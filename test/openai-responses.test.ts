@@ -301,6 +301,25 @@ describe('stored responses', () => {
     expect((lastBody(stack.sims.ollama, '/api/chat')['messages'] as Body[]).map((m) => m['content'])).toEqual(['Hi', simText(8), 'And now?', simText(8), 'Back home']);
   });
 
+  it('item references, as the Vercel AI SDK sends earlier answers when store is on: resolved from the store for every backend', async () => {
+    const ref = (id: string) => ({ type: 'item_reference' as const, id });
+    const first = await alice.responses.create({ model: 'claude-haiku-4-5', input: 'Hi', reasoning: { effort: 'low' } });
+    const [thought, said] = first.output.map((item) => item.id!);
+    const second = await aliceOnSecond.responses.create({ model: 'ollama/llama3.2:3b', input: [{ role: 'user', content: 'Hi' }, ref(thought!), ref(said!), { role: 'user', content: 'And?' }] });
+    expect((lastBody(stack.sims.ollama, '/api/chat')['messages'] as Body[]).map((m) => [m['role'], m['content']])).toEqual([['user', 'Hi'], ['assistant', first.output_text], ['user', 'And?']]);
+    // To OpenAI: the other backends' items inline (their reasoning left out), OpenAI's own by reference.
+    const third = await alice.responses.create({ model: 'gpt-4.1-mini', input: [{ role: 'user', content: 'Hi' }, ref(thought!), ref(said!), { role: 'user', content: 'And?' }, ref(second.output[0]!.id!), { role: 'user', content: 'Last' }] });
+    expect((lastBody(stack.sims.openai, '/v1/responses')['input'] as Body[]).map((item) => [item['type'], item['role'] ?? null])).toEqual([
+      [undefined, 'user'], ['message', 'assistant'], [undefined, 'user'], ['message', 'assistant'], [undefined, 'user'],
+    ]);
+    await alice.responses.create({ model: 'gpt-4.1-mini', input: [ref(third.output[0]!.id!), { role: 'user', content: 'Go on' }] });
+    expect(lastBody(stack.sims.openai, '/v1/responses')['input']).toEqual([ref(third.output[0]!.id!), { role: 'user', content: 'Go on' }]);
+    // Another key cannot name them.
+    const foreign = await bob.responses.create({ model: 'ollama/llama3.2:3b', input: [{ role: 'user', content: 'Hi' }, ref(said!)] }).catch((e: unknown) => e);
+    expect(foreign).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(foreign).toMatchObject({ param: 'input[1]', message: expect.stringContaining(`Item with id '${said}' not found.`) as unknown });
+  });
+
   it('images in a long conversation: the stored record stays under the bus limit by leaving out the oldest images\' bytes', async () => {
     // ~3 MB per image: by the third turn the conversation is over NATS's 8 MB payload.
     const big = `data:image/png;base64,${PNG_BASE64}${'A'.repeat(3 * 1024 * 1024)}`;

@@ -141,6 +141,51 @@ describe('continuing with previous_response_id', () => {
   });
 });
 
+describe('item references (the Vercel AI SDK sends earlier output items by id when store is on)', () => {
+  const ref = (id: string) => ({ type: 'item_reference', id });
+
+  it('each output item kept is indexed: a reference resolves to the item itself for a translated backend, and the new record holds items, not references', async () => {
+    await firstTurn('alice', 'vllm');
+    const [rs, msg] = [`rs_${counter}`, `msg_${counter}`];
+    expect(Buffer.from((await store.bucket.get(`item.${msg}`))!.value).toString()).toBe(`resp_test${counter}`);
+    const client = { model: 'm', input: [{ role: 'user', content: 'Hi' }, ref(rs), { id: msg }, { role: 'user', content: 'More?' }] };
+    const turn = await ResponsesTurn.open(bytes(client), store, 'alice', 'ollama');
+    const input = turn.translationBody(client)['input'] as Record<string, unknown>[];
+    expect(input.map((item) => [item['type'], item['id']])).toEqual([[undefined, undefined], ['reasoning', rs], ['message', msg], [undefined, undefined]]);
+    expect(input[2]).toMatchObject({ role: 'assistant', content: [{ type: 'output_text', text: 'Hello!' }] });
+    const answer = response('Fine.');
+    await turn.keep(answer);
+    expect((await stored(answer['id'] as string))!.input.map((item) => item.type)).toEqual(['message', 'reasoning', 'message', 'message']);
+  });
+
+  it("to OpenAI: references to OpenAI's own items pass as they are; others become their items, without their reasoning", async () => {
+    await firstTurn('alice', 'openai');
+    const openai = [`rs_${counter}`, `msg_${counter}`];
+    await firstTurn('alice', 'vllm');
+    const local = [`rs_${counter}`, `msg_${counter}`];
+    const own = Buffer.from(`{"model":"gpt", "input":[{"type":"item_reference","id":"${openai[0]}"},{"type":"item_reference","id":"${openai[1]}"},{"role":"user","content":"x"}]}`);
+    expect(Buffer.from((await ResponsesTurn.open(own, store, 'alice', 'openai')).passThroughBytes()).equals(own)).toBe(true);
+    const mixed = Buffer.from(`{"model":"gpt",  "input":[{"type":"item_reference","id":"${local[0]}"},{"type":"item_reference","id":"${local[1]}"},{"type":"item_reference","id":"${openai[1]}"}], "x_future":1}`);
+    const sent = Buffer.from((await ResponsesTurn.open(mixed, store, 'alice', 'openai')).passThroughBytes()).toString();
+    expect(sent.startsWith('{"model":"gpt",  "input":')).toBe(true);
+    expect(sent.endsWith(', "x_future":1}')).toBe(true);
+    expect((JSON.parse(sent) as { input: Record<string, unknown>[] }).input).toEqual([
+      expect.objectContaining({ id: local[1], type: 'message', role: 'assistant' }), { type: 'item_reference', id: openai[1] },
+    ]);
+  });
+
+  it("an unknown item, another key's, or one past its response's deletion: OpenAI's 400 naming the input item", async () => {
+    await firstTurn('alice', 'vllm');
+    const msg = `msg_${counter}`;
+    for (const [id, owner] of [[msg, 'bob'], ['msg_nowhere', 'alice'], ['msg with space', 'alice']]) {
+      const error = await ResponsesTurn.open(bytes({ model: 'm', input: [{ role: 'user', content: 'x' }, ref(id!)] }), store, owner!, 'vllm').catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'invalid_request', status: 400, param: 'input[1]', message: `Item with id '${id}' not found.` });
+    }
+    await store.bucket.delete(`resp_test${counter}`);
+    await expect(ResponsesTurn.open(bytes({ model: 'm', input: [ref(msg)] }), store, 'alice', 'vllm')).rejects.toMatchObject({ param: 'input[0]' });
+  });
+});
+
 describe('the bucket', () => {
   it('is made with file storage and the TTL; a later start with another TTL changes it', async () => {
     expect(await store.bucket.status()).toMatchObject({ ttl: 86_400_000, bucket: 'responses', storage: 'file' });

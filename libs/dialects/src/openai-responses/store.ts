@@ -277,3 +277,26 @@ function hasInlineBytes(part: unknown): boolean {
   if (p['type'] === 'input_image') return typeof p['image_url'] === 'string' && p['image_url'].startsWith('data:');
   return p['type'] === 'input_file' && typeof p['file_data'] === 'string' && p['file_data'].length > 0;
 }
+
+// --- item references: earlier output items named by id (the Vercel AI SDK sends them with `store`) ---
+
+/** The KV key under which an output item's id points to the response that holds it; undefined for an id unfit to be a key. */
+export function itemIndexKey(itemId: string): string | undefined {
+  return /^[A-Za-z0-9_-]{1,200}$/.test(itemId) ? `item.${itemId}` : undefined;
+}
+
+/** An `item_reference` input item (`{type: "item_reference", id}`, or `{id}` alone). */
+export function isItemReference(item: Record<string, unknown>): item is { id: string; type?: 'item_reference' } {
+  if (typeof item['id'] !== 'string') return false;
+  return item['type'] === 'item_reference' || (item['type'] == null && !('role' in item));
+}
+
+/** The item `id` in a stored response: one of its output items, else one of its input items. */
+export function findStoredItem(record: StoredResponse, id: string): StoredItem | undefined {
+  return (record.response.output as StoredItem[]).find((item) => item.id === id) ?? record.input.find((item) => item.id === id);
+}
+
+/** OpenAI's 400 for an item reference the store does not have (or that belongs to another key). */
+export function itemNotFound(id: string, param: string): GatewayError {
+  return new GatewayError('invalid_request', `Item with id '${id}' not found.`, { param });
+}

@@ -12,3 +12,4 @@ export { type Msg, type NatsConnection } from '@nats-io/transport-node';
 export * from './credentials.ts';
 export * from './run.ts';
 export * from './keys.ts';
+export * from './explain.ts';

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { GatewayError } from './errors.ts';
+import { explainMismatch } from './explain.ts';
 
 /*
  * Payload schemas of every subject. Requests follow OpenAI's published API closely enough to
@@ -187,23 +188,11 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
     check: (value): value is Static<S> => compiled.Check(value),
     parse(value) {
       if (compiled.Check(value)) return value;
-      const first = compiled.Errors(value).First();
-      const param = first ? pointerToParam(first.path) : null;
-      const message = first ? `${param ? `'${param}'` : 'body'}: ${describe(first.message, first.value)}` : 'invalid payload';
-      throw new GatewayError('invalid_request', message, { param });
+      // The slow path, for a value already known bad: name the field, what was expected, what came.
+      const why = explainMismatch(schema, value);
+      throw new GatewayError('invalid_request', why?.message ?? 'invalid payload', { param: why?.path || null });
     },
   };
-}
-
-/** `/messages/0/role` → `messages[0].role`, as OpenAI names params. */
-function pointerToParam(path: string): string | null {
-  if (!path) return null;
-  return path.split('/').slice(1).reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
-}
-
-function describe(message: string, value: unknown): string {
-  const got = value === undefined ? 'missing' : Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
-  return `${message} (got ${got})`;
 }
 
 /** Parses JSON bytes from the wire; throws GatewayError `invalid_json` with a readable message. */

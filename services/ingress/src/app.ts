@@ -181,6 +181,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   app.get('/v1/models/*', (request, reply) => {
     // Fastify has decoded the path once already: decoding again turns %25 into a URIError (a 500).
     const id = (request.params as { '*': string })['*'];
+    if (!id) return relay(request, reply, Subjects.models.subject, Buffer.alloc(0)); // `/v1/models/` is the list, as at OpenAI
     return relay(request, reply, Subjects.models.subject, Buffer.from(JSON.stringify({ id })));
   });
   app.get('/status', (request, reply) => relay(request, reply, 'health.status', Buffer.alloc(0)));

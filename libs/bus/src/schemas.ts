@@ -140,7 +140,8 @@ export const InferenceCompletedSchema = Type.Object({
   /** The model name the backend reported in its answer. */
   responseModel: Type.Optional(Type.String()),
   backend: Type.Optional(ProviderSchema),
-  status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  /** `cancelled`: the client hung up (or cancelled) before the answer ended; not the gateway's or a backend's failure. */
+  status: Type.Union([Type.Literal('ok'), Type.Literal('error'), Type.Literal('cancelled')]),
   /** The error code from the gateway's table, on failure. */
   errorType: Type.Optional(Type.String()),
   httpStatus: Type.Integer(),

@@ -64,6 +64,7 @@ export class MediaMetrics {
   readonly #storageSize: Gauge;
   readonly #storageUsed: Gauge;
   readonly #storageFree: Gauge;
+  readonly #storageUsedRatio: Gauge;
   readonly #storageLow: Gauge;
   readonly #storageAlerts: Counter;
   readonly #serviceUp: Gauge;
@@ -105,6 +106,7 @@ export class MediaMetrics {
     this.#storageSize = gauge(MediaMetric.storageSize, 'By', 'Size of each watched storage path.');
     this.#storageUsed = gauge(MediaMetric.storageUsed, 'By', 'Used space of each watched storage path.');
     this.#storageFree = gauge(MediaMetric.storageFree, 'By', 'Free space of each watched storage path (available to unprivileged users, as df reports).');
+    this.#storageUsedRatio = gauge(MediaMetric.storageUsedRatio, '1', 'Used share of each watched storage path as df reports it: used / (used + available).');
     this.#storageLow = gauge(MediaMetric.storageLow, '1', '1 while a storage path is below its low-space threshold, else 0.');
     this.#storageAlerts = counter(MediaMetric.storageAlerts, '{alert}', 'Low-space alerts and recoveries per path.');
     this.#serviceUp = gauge(MediaMetric.serviceUp, '1', '1 while the media service can poll a target, 0 while it fails.');
@@ -259,6 +261,8 @@ export class MediaMetrics {
       if (p.totalBytes !== undefined) this.#storageSize.record(p.totalBytes, attrs);
       if (p.usedBytes !== undefined) this.#storageUsed.record(p.usedBytes, attrs);
       if (p.freeBytes !== undefined) this.#storageFree.record(p.freeBytes, attrs);
+      // The one definition of used share (df's, as `homelab media` prints it): reserved blocks are neither used nor available.
+      if (p.usedBytes !== undefined && p.freeBytes !== undefined && p.usedBytes + p.freeBytes > 0) this.#storageUsedRatio.record(p.usedBytes / (p.usedBytes + p.freeBytes), attrs);
     }
   }
 

@@ -244,6 +244,12 @@ export const LabConfigSchema = Obj({
     aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: '^(vllm|ollama|openai|anthropic)/.+' }), { minItems: 1 }), { default: {} }),
     /** How often the router asks the workers which models their backends serve. */
     discoveryIntervalMs: Ms(15_000),
+    /**
+     * At start, how long the router waits for a backend's workers to answer its first discovery (they
+     * may still be starting) before it is ready without that backend's models. A backend that is down
+     * answers at once (an error) and does not hold readiness back.
+     */
+    firstDiscoveryWaitMs: Type.Integer({ minimum: 0, default: 10_000 }),
   }, { additionalProperties: false, default: {} }),
   routing: RoutingSchema,
   auth: AuthSchema,

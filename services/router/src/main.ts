@@ -80,6 +80,8 @@ await runService({
         respondJson(msg, model);
       },
     });
+    // Announced on $SRV (so /readyz is 200) only once every backend was asked for its models.
+    await catalog.firstRound();
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);

@@ -118,6 +118,8 @@ export const HealthConfigSchema = Type.Object({
   failuresBeforeDown: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
   successesBeforeUp: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
   degradedLatencyMs: Ms(2000),
+  /** The gateway's own HTTP edge (kind `gateway`) starts with this service: not called down before it had this long to listen. */
+  startupGraceMs: Type.Integer({ minimum: 0, default: 30_000 }),
   /** Most of a response body read for body conditions; a longer body fails the probe. */
   maxBodyBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
   maxRedirects: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),

@@ -4,7 +4,7 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { NATS_HASHES_FILE, hashesFileFor, inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
 import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, freePort, type TestNatsServer } from '@homelab/testing';
 
 /*
@@ -65,7 +65,7 @@ async function startNode(root: string, passwordsFile: string, spec: NodeSpec, pa
   const dir = join(root, spec.name);
   mkdirSync(join(dir, '.secrets'), { recursive: true });
   copyFileSync(PROJECT_NATS_CONF, join(dir, 'nats.conf'));
-  copyFileSync(passwordsFile, join(dir, '.secrets', 'nats-passwords.conf'));
+  copyFileSync(hashesFileFor(passwordsFile), join(dir, '.secrets', NATS_HASHES_FILE));
   for (const [name, content] of Object.entries(spec.secrets)) writeFileSync(join(dir, '.secrets', name), content);
   const confBase = spec.conf.split('/').pop()!;
   installFiles(dir, [spec.conf, ...(spec.with ?? [])], spec.edits);
@@ -153,7 +153,7 @@ export interface DeployOptions {
 export async function startDeployedNats(options: DeployOptions): Promise<DeployedNats> {
   const root = mkdtempSync(join(tmpdir(), 'homelab-deploy-nats-'));
   const passwordsFile = join(root, 'nats-passwords.conf');
-  const passwords = writeNatsSecrets(passwordsFile);
+  const passwords = writeNatsSecrets(passwordsFile, { cost: 4 });
   const hubs: NatsNode[] = [];
   const leaves: DeployedNats['leaves'] = {};
   const leafLinks: TcpProxy[] = [];

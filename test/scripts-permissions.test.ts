@@ -23,7 +23,7 @@ describe('the scripts identity', () => {
     const { nc, errors } = await anonymous();
     const seen: string[] = [];
     for (const subject of ['health.>', 'media.>', 'inference.completed', 'inference.circuit', 'images.progress', 'images.completed', 'images.failed', 'images.cancelled']) {
-      nc.subscribe(subject, { callback: (_e, m) => seen.push(m.subject) });
+      nc.subscribe(subject, { callback: (_e, m) => { seen.push(m.subject); } });
     }
     await nc.flush();
     await using health = await connectAs(nats, 'health');
@@ -50,9 +50,9 @@ describe('the scripts identity', () => {
     nc.subscribe('media.>', { queue: 'media', callback: (_e, m) => { stolen.push(m.subject); m.respond(enc.encode('{"forged":true}')); } });
     await nc.flush();
     await using health = await connectAs(nats, 'health');
-    health.subscribe('health.status', { queue: 'health', callback: (_e, m) => m.respond(enc.encode('{"real":true}')) });
+    health.subscribe('health.status', { queue: 'health', callback: (_e, m) => { m.respond(enc.encode('{"real":true}')); } });
     await using media = await connectAs(nats, 'media');
-    media.subscribe('media.status', { queue: 'media', callback: (_e, m) => m.respond(enc.encode('{"real":true}')) });
+    media.subscribe('media.status', { queue: 'media', callback: (_e, m) => { m.respond(enc.encode('{"real":true}')); } });
     await Promise.all([health.flush(), media.flush()]);
     await using asker = await connectAs(nats, 'scripts');
     for (let i = 0; i < 10; i++) {

@@ -7,7 +7,12 @@ export interface ProcessSpec {
   env: Record<string, string | undefined>;
   /** Lines this process prints are JSON (pino); others are printed as they are. */
   jsonLogs: boolean;
+  /** The lab cannot run without it: when it cannot start, the supervisor's `onCannotStart` says so. */
+  required?: boolean;
 }
+
+/** The exit code of a service that cannot start for a reason a restart cannot fix (libs/bus startup.ts). */
+export const EXIT_CANNOT_START = 78;
 
 export interface SupervisorOptions {
   out: NodeJS.WritableStream;
@@ -15,6 +20,8 @@ export interface SupervisorOptions {
   rawJson?: boolean;
   /** Restart backoff: first delay and ceiling, in ms. */
   backoffMs?: { first: number; max: number };
+  /** A process exited with EXIT_CANNOT_START: it is not restarted; `reason` is its last fatal line. */
+  onCannotStart?: (name: string, reason: string, required: boolean) => void;
 }
 
 const LEVELS: Record<string, string> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO ', warn: 'WARN ', error: 'ERROR', fatal: 'FATAL' };
@@ -42,7 +49,18 @@ function timestamp(): string {
   return new Date().toISOString().slice(11, 23);
 }
 
-interface Supervised { spec: ProcessSpec; child?: ChildProcess; restarts: number; startedAt: number; timer?: NodeJS.Timeout }
+interface Supervised { spec: ProcessSpec; child?: ChildProcess; restarts: number; startedAt: number; timer?: NodeJS.Timeout; lastFatal?: string }
+
+/** The `msg` of a pino line at level fatal, else undefined. */
+function fatalMessage(line: string): string | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const record = JSON.parse(line) as { level?: unknown; msg?: unknown };
+    return record.level === 'fatal' && typeof record.msg === 'string' ? record.msg : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Runs each service as its own process: one combined log with the name on each line, restart
@@ -82,16 +100,26 @@ export class Supervisor {
         while ((nl = rest.indexOf('\n')) >= 0) {
           const line = rest.slice(0, nl);
           rest = rest.slice(nl + 1);
-          if (line.trim()) this.print(spec.name, line);
+          if (!line.trim()) continue;
+          entry.lastFatal = fatalMessage(line) ?? entry.lastFatal;
+          this.print(spec.name, line);
         }
       });
     };
     pipe(child.stdout!);
     pipe(child.stderr!);
     child.on('error', (err) => this.print('stack', `${spec.name}: cannot start: ${err.message}`));
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': the process's last lines (its fatal reason) have been read by then.
+    child.on('close', (code, signal) => {
       entry.child = undefined;
       if (this.#stopping) return;
+      if (code === EXIT_CANNOT_START) {
+        // A port in use, an invalid config, a missing permission: restarting would fail the same way.
+        const reason = entry.lastFatal ?? 'it cannot start (see above)';
+        this.print('stack', `${spec.name} cannot start and will not be restarted: ${reason}`);
+        this.#options.onCannotStart?.(spec.name, reason, spec.required ?? false);
+        return;
+      }
       // A process that ran a minute is healthy again: start counting restarts from zero.
       if (Date.now() - entry.startedAt > 60_000) entry.restarts = 0;
       const { first, max } = this.#options.backoffMs ?? { first: 1000, max: 30_000 };

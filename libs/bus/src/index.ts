@@ -13,3 +13,4 @@ export * from './credentials.ts';
 export * from './run.ts';
 export * from './keys.ts';
 export * from './explain.ts';
+export * from './startup.ts';

@@ -7,6 +7,7 @@ import { busCredentialsFromEnv, connectBus } from './connect.ts';
 import { ensureStreams, EventPublisher } from './events.ts';
 import { Streams } from './subjects.ts';
 import { MicroService } from './service.ts';
+import { EXIT_CANNOT_START, cannotStartReason } from './startup.ts';
 
 export interface ServiceContext {
   config: LabConfig;
@@ -51,8 +52,9 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      log.fatal({ file: err.file, field: err.field }, err.message);
-      process.exit(1);
+      // One line, and the exit code that tells a supervisor not to restart: the file must change first.
+      log.fatal(cannotStartReason(err));
+      process.exit(EXIT_CANNOT_START);
     }
     throw err;
   }
@@ -108,9 +110,18 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   log.info('started');
 }
 
-/** `runService(...).catch(exitOnError(log))`: a failure at start is logged and ends the process with 1. */
+/**
+ * `runService(...).catch(exitOnStartFailure(name))`: a failure a restart cannot fix (a port in use, an
+ * invalid config, a missing permission) is one line saying what to do and exit code 78
+ * (EXIT_CANNOT_START); anything else is logged with its stack and ends the process with 1.
+ */
 export function exitOnStartFailure(name: string): (err: unknown) => never {
   return (err: unknown) => {
+    const reason = cannotStartReason(err);
+    if (reason) {
+      createLogger({ service: name }).fatal(reason);
+      process.exit(EXIT_CANNOT_START);
+    }
     createLogger({ service: name }).fatal({ err }, 'failed to start');
     process.exit(1);
   };

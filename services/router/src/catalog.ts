@@ -100,11 +100,15 @@ export class ModelCatalog implements ModelView {
       this.#markAsked(provider);
     } catch (err) {
       // Keep the last known list: a worker restarting is not a backend losing its models.
-      if (!this.#warned.has(provider)) this.#log.warn({ provider, err: (err as Error).message }, 'model discovery failed');
-      this.#warned.add(provider);
       const noWorker = (err as { name?: string }).name === 'NoRespondersError' || /no responders/i.test(String((err as Error).message));
       if (noWorker) this.#served.delete(provider);
-      if (!noWorker || Date.now() - this.#startedAt >= this.#noWorkerGraceMs) this.#markAsked(provider);
+      const starting = noWorker && Date.now() - this.#startedAt < this.#noWorkerGraceMs;
+      // Workers starting alongside the router are not a failure worth a warning.
+      if (!starting && !this.#warned.has(provider)) {
+        this.#log.warn({ provider, err: (err as Error).message }, 'model discovery failed');
+        this.#warned.add(provider);
+      }
+      if (!starting) this.#markAsked(provider);
     }
   }
 

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ let dir: string;
 let nats: TestNatsServer;
 let taken: Server;
 let takenPort: number;
-const held = new Set<import('node:net').Socket>();
+const held = new Set<Socket>();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'homelab-start-failures-'));
   nats = await startNatsServer();

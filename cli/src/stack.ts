@@ -108,7 +108,7 @@ export async function startStack({ env, out, home, serviceEnv = {}, runCommand =
     const natsArgs = ['-c', conf, '-a', host, '-p', String(port), '-sd', store];
     const bin = findBinary([env['NATS_SERVER_BIN'] ?? 'nats-server', '/usr/sbin/nats-server']);
     if (bin) {
-      supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false, required: true });
+      supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false, required: true, detached: true });
     } else if (findBinary(['docker'])) {
       // No binary but a Docker engine: the official image with the same config and this home's hashes.
       supervisor.add({

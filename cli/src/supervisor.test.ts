@@ -20,7 +20,9 @@ describe('Supervisor', () => {
     const sup = new Supervisor({ out, backoffMs: { first: 50, max: 200 } });
     sup.add({ name: 'crasher', command: process.execPath, args: ['-e', 'console.log(JSON.stringify({level:"info",msg:"up"})); process.exit(3)'], env: process.env, jsonLogs: true });
     sup.add({ name: 'steady', command: process.execPath, args: ['-e', 'process.on("SIGTERM", () => { console.log("bye"); process.exit(0) }); setInterval(() => {}, 1000)'], env: process.env, jsonLogs: false });
-    await new Promise((r) => setTimeout(r, 1200));
+    // Until three restarts happened (each start of node takes its time on a busy machine).
+    const deadline = Date.now() + 15_000;
+    while (lines.filter((l) => l.includes('crasher exited (code 3); restarting in')).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await sup.stop(2000);
     const restarts = lines.filter((l) => l.includes('crasher exited (code 3); restarting in'));
     expect(restarts.length).toBeGreaterThanOrEqual(3);

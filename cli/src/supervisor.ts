@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { dieWithParent } from '@homelab/simulators';
 
 export interface ProcessSpec {
   name: string;
@@ -9,6 +10,11 @@ export interface ProcessSpec {
   jsonLogs: boolean;
   /** The lab cannot run without it: when it cannot start, the supervisor's `onCannotStart` says so. */
   required?: boolean;
+  /**
+   * In a process group of its own, so a Ctrl-C in the terminal (SIGINT to the whole foreground
+   * group) does not reach it: NATS must outlive the services' drain, and the supervisor stops it last.
+   */
+  detached?: boolean;
 }
 
 /** The exit code of a service that cannot start for a reason a restart cannot fix (libs/bus startup.ts). */
@@ -74,6 +80,10 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
+    // Whatever way this process ends, nothing it started stays behind (a detached NATS above all).
+    process.once('exit', () => {
+      for (const e of this.#procs.values()) if (e.child && e.child.exitCode === null && e.child.signalCode === null) e.child.kill('SIGKILL');
+    });
   }
 
   add(spec: ProcessSpec): void {
@@ -90,7 +100,8 @@ export class Supervisor {
   #launch(entry: Supervised): void {
     const { spec } = entry;
     entry.startedAt = Date.now();
-    const child = spawn(spec.command, spec.args, { env: spec.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    // SIGTERM when the supervisor itself dies (even by SIGKILL): each service drains, nothing stays behind.
+    const child = spawn(...dieWithParent(spec.command, spec.args, 'SIGTERM'), { env: spec.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: spec.detached ?? false });
     entry.child = child;
     const pipe = (stream: NodeJS.ReadableStream): void => {
       let rest = '';

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@homelab/testing';
+import { dieWithParent } from '@homelab/simulators';
 
 /*
  * The `homelab` command run as a person runs it (node cli/src/main.ts …), as its own process: the
@@ -27,7 +28,7 @@ export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function startCli(args: string[], env: Record<string, string>): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(...dieWithParent(process.execPath, [CLI, ...args]), { cwd: REPO_ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const waiters = new Set<() => void>();
   const onData = (b: Buffer): void => { output += b.toString(); for (const w of waiters) w(); };
@@ -60,7 +61,7 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
 
 /** Runs a `homelab` command to its end: exit code, stdout and stderr. */
 export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(...dieWithParent(process.execPath, [CLI, ...args]), { cwd: REPO_ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });

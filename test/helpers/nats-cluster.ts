@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { NATS_HASHES_FILE, hashesFileFor, inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
 import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, freePort, type TestNatsServer } from '@homelab/testing';
+import { dieWithParent } from '@homelab/simulators';
 
 /*
  * The deploy/nats topologies on loopback, started from the real files: each server gets a folder laid
@@ -76,7 +77,7 @@ async function startNode(root: string, passwordsFile: string, spec: NodeSpec, pa
   let log = '';
   const start = async (): Promise<void> => {
     log = '';
-    const proc = spawn(bin, ['-c', join(dir, confBase), '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js'), ...(spec.extraArgs ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(...dieWithParent(bin, ['-c', join(dir, confBase), '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js'), ...(spec.extraArgs ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${spec.name}: nats-server did not start:\n${log}`)), 15_000);

@@ -16,8 +16,8 @@ export function passwordVariable(user: string): string {
 /** The server's half of the secrets, next to the passwords file: bcrypt hashes only (what nats.conf includes). */
 export const NATS_HASHES_FILE = 'nats-hashes.conf';
 
-/** bcrypt cost of the hashes nats-server checks at every connection (the `nats server passwd` default). */
-export const NATS_BCRYPT_COST = 11;
+/** bcrypt cost of the hashes nats-server checks at every connection: Go's default; the passwords are 144 random bits, so the cost guards nothing a higher one would, and a busy machine starts ten services at once. */
+export const NATS_BCRYPT_COST = 10;
 
 export interface NatsSecretsOptions {
   /** bcrypt cost; tests use a low one, since the server verifies it at each of their many connections. */

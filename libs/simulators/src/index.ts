@@ -3,3 +3,4 @@ export * from './openai.ts';
 export * from './ollama.ts';
 export * from './anthropic.ts';
 export * from './media.ts';
+export * from './process.ts';

@@ -3,6 +3,7 @@ import { createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { dieWithParent } from './process.ts';
 
 /*
  * The real qBittorrent (Debian's qbittorrent-nox) on loopback, for the media tests and the demo: a
@@ -110,7 +111,7 @@ export async function startQbittorrent(dir: string, options: { maxAuthFailures?:
   let exited: Promise<void>;
   let output = '';
   const launch = async (): Promise<void> => {
-    proc = spawn(bin, [`--webui-port=${port}`, `--profile=${profile}`], { env: { PATH: process.env['PATH'] ?? '', HOME: dir, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn(...dieWithParent(bin, [`--webui-port=${port}`, `--profile=${profile}`]), { env: { PATH: process.env['PATH'] ?? '', HOME: dir, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (b: Buffer) => { output += b.toString(); });
     proc.stderr?.on('data', (b: Buffer) => { output += b.toString(); });
     const child = proc;

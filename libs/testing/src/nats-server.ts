@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readNatsSecrets, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { dieWithParent } from '@homelab/simulators';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PROJECT_NATS_CONF = join(REPO_ROOT, 'nats.conf');
@@ -58,7 +59,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
 
   const start = async (): Promise<void> => {
     // Port -1 asks the server for a free port; we read it from its log and keep it for restarts.
-    const proc = spawn(bin, ['-c', conf, '-a', '127.0.0.1', '-p', String(port || -1), '-sd', join(dir, 'js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(...dieWithParent(bin, ['-c', conf, '-a', '127.0.0.1', '-p', String(port || -1), '-sd', join(dir, 'js')]), { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     port = await new Promise<number>((resolve, reject) => {
       let log = '';

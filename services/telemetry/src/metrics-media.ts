@@ -70,6 +70,8 @@ export class MediaMetrics {
   readonly #serviceUp: Gauge;
   readonly #serviceErrors: Counter;
   readonly #webhooks: Counter;
+  /** Sources whose last word was `media.service.error` (not yet recovered). */
+  readonly #failing = new Set<string>();
   readonly #sources = new LabelBudget(64);
   readonly #paths = new LabelBudget(64);
   readonly #statuses = new LabelBudget(64);
@@ -130,13 +132,26 @@ export class MediaMetrics {
       mediaStorageLow: (e) => this.#storageAlert(e),
       mediaStorageRecovered: (e) => this.#storageAlert(e),
       mediaServiceError: (e) => {
+        this.#failing.add(e.source);
         const attrs = { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind };
         this.#serviceErrors.add(1, { ...attrs, [MediaAttr.reason]: this.#reasons.value(e.reason) });
         this.#serviceUp.record(0, attrs);
       },
-      mediaServiceRecovered: (e) => this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind }),
+      mediaServiceRecovered: (e) => {
+        this.#failing.delete(e.source);
+        this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind });
+      },
       mediaWebhook: (e) => this.#webhooks.add(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind, [MediaAttr.eventType]: this.#eventTypes.value(e.eventType) }),
     };
+  }
+
+  /**
+   * A snapshot from a target means its poll worked: it is up, unless a failure was reported since
+   * (then its recovery says so). Without this a target that never failed had no `service_up` series
+   * until telemetry happened to start after the media service (and read media.status).
+   */
+  #polled(source: string, kind: string): void {
+    if (!this.#failing.has(source)) this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(source), [MediaAttr.kind]: kind });
   }
 
   /** Applies one event of the MEDIA stream. */
@@ -146,7 +161,10 @@ export class MediaMetrics {
 
   /** The `media.status` reply: every target's state and the latest snapshots, read once at start. */
   applyStatus(status: MediaStatus): void {
-    for (const t of status.targets) this.#serviceUp.record(t.ok ? 1 : 0, { [MediaAttr.source]: this.#sources.value(t.name), [MediaAttr.kind]: t.kind });
+    for (const t of status.targets) {
+      if (t.ok) this.#failing.delete(t.name); else this.#failing.add(t.name);
+      this.#serviceUp.record(t.ok ? 1 : 0, { [MediaAttr.source]: this.#sources.value(t.name), [MediaAttr.kind]: t.kind });
+    }
     for (const q of status.queue) this.#queue(q);
     for (const t of status.transfer) this.#transfer(t);
     for (const s of status.sessions) this.#sessionsSnapshot(s);
@@ -165,6 +183,7 @@ export class MediaMetrics {
 
   #queue(s: MediaQueueSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     const base = { [MediaAttr.source]: source, [MediaAttr.kind]: s.kind };
     const counts = new Map<string, [Attributes, number]>();
@@ -190,6 +209,7 @@ export class MediaMetrics {
 
   #transfer(s: MediaTransferSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     this.#transferSpeed.record(s.dlSpeed, { [MediaAttr.source]: source, [MediaAttr.direction]: 'download' });
     this.#transferSpeed.record(s.upSpeed, { [MediaAttr.source]: source, [MediaAttr.direction]: 'upload' });
@@ -201,6 +221,7 @@ export class MediaMetrics {
 
   #sessionsSnapshot(s: MediaSessionsSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     this.#sessions.record(s.sessions, { [MediaAttr.source]: source });
     const byMethod = new Map<string, number>();
@@ -215,6 +236,7 @@ export class MediaMetrics {
 
   #library(s: MediaLibrarySnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     const base = { [MediaAttr.source]: source, [MediaAttr.kind]: s.kind };
     switch (s.kind) {

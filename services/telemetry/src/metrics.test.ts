@@ -296,6 +296,19 @@ describe('media metrics', () => {
     expect(await h.point(MediaMetric.webhooks, { [M.eventType]: 'Download' })).toMatchObject({ value: 1 });
   });
 
+  it('a target whose snapshots arrive is up, though it never failed; a failing one stays down until it recovers', async () => {
+    h = metricsHarness();
+    const later = (ms: number): string => new Date(Date.now() + ms).toISOString();
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }])));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(1);
+    h.metrics.applyMediaEvent('mediaServiceError', valid('media.service.error', mediaServiceErrorEvent({ source: 'sonarr', kind: 'sonarr' })));
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }], { at: later(1000) })));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(0);
+    h.metrics.applyMediaEvent('mediaServiceRecovered', valid('media.service.recovered', mediaServiceRecoveredEvent({ source: 'sonarr', kind: 'sonarr' })));
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }], { at: later(2000) })));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(1);
+  });
+
   it('starts from the media.status reply', async () => {
     h = metricsHarness();
     const status: MediaStatus = {

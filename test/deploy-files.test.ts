@@ -194,8 +194,7 @@ describe('deploy/k8s', () => {
     const dir = mkdtempSync(join(tmpdir(), 'homelab-probe-'));
     const script = join(dir, 'srv-ping.mjs');
     writeFileSync(script, probeMap.data!['srv-ping.mjs']!);
-    // No workers here: the router need not wait for them to answer its first discovery.
-    await using stack = await startTestStack({ services: ['router'], inferenceYaml: '  firstDiscoveryWaitMs: 500' });
+    await using stack = await startTestStack({ services: ['router'] });
     const probe = (name: string, mode: string, env: Record<string, string>) =>
       spawnSync(process.execPath, [script, name, mode], { cwd: REPO_ROOT, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', ...env } });
     try {

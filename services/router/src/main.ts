@@ -15,6 +15,9 @@ await runService({
   async start({ nc, log, config, service, events, tracing }) {
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
+    // No endpoint takes a request, and $SRV does not announce this router (so /readyz is not 200),
+    // before every backend was asked for its models: no model_not_found for a model that is there.
+    await catalog.firstRound();
     const mux = new ReplyMux(nc, inboxPrefixFor(busCredentialsFromEnv().user));
     const budget = config.routing.cloudDailyBudgetUsd;
     const spend = new SpendTracker(config.routing.prices);
@@ -80,8 +83,6 @@ await runService({
         respondJson(msg, model);
       },
     });
-    // Announced on $SRV (so /readyz is 200) only once every backend was asked for its models.
-    await catalog.firstRound();
     return async () => {
       // The endpoints no longer take requests; the ones being placed finish first.
       await waitUntilIdle(() => dispatcher.inFlight(), 25_000);

@@ -167,6 +167,7 @@ export async function prepareDemo(env: NodeJS.ProcessEnv, out: NodeJS.WritableSt
     stackEnv: { NATS_PORT: String(ports.nats), NATS_HOST: '127.0.0.1' },
     async afterReady(natsUrl) {
       const apiKey = auth === 'keys' ? await createDemoKey(natsUrl, home.passwordsFile) : undefined;
+      if (apiKey) await untilKeyWorks(gatewayUrl, apiKey);
       traffic = new DemoTraffic(gatewayUrl, apiKey, Number(env['HOMELAB_DEMO_TRAFFIC_MS'] || 20_000));
       traffic.start();
       return apiKey;
@@ -191,6 +192,23 @@ async function createDemoKey(natsUrl: string, passwordsFile: string): Promise<st
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * Each ingress learns a new key from the key bucket it follows, a moment after the router stored it:
+ * the ready block shows the key once the API takes it, so the first curl copied from it works.
+ */
+async function untilKeyWorks(gatewayUrl: string, key: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      if (res.status === 200) return;
+    } catch { /* the ingress is there (ready); try again */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the demo\'s API key was made but the API did not take it within 15 s');
 }
 
 /** What a person sees once the API answers: where things are, and what to type. */

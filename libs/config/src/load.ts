@@ -54,6 +54,8 @@ export interface LabConfig {
   readonly backends: { vllm?: LocalBackend; ollama?: LocalBackend; openai?: CloudBackend; anthropic?: CloudBackend };
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly discoveryIntervalMs: number;
+  /** How long the router waits at start for a backend's workers to answer its first discovery. */
+  readonly firstDiscoveryWaitMs: number;
   readonly routing: LabConfigFile['routing'];
   readonly auth: LabConfigFile['auth'];
   readonly media: LabConfigFile['media'];
@@ -214,6 +216,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     backends,
     aliases: cfg.inference.aliases,
     discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
+    firstDiscoveryWaitMs: cfg.inference.firstDiscoveryWaitMs,
     routing: cfg.routing,
     auth: { ...cfg.auth, mode: parseAuthMode(env['HOMELAB_AUTH'], cfg.auth.mode, file) },
     media,

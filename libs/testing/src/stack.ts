@@ -134,6 +134,8 @@ inference:
   openai: ${backend('openai', { baseURL: `${sims.openai.url}/v1`, apiKey: SIM_KEYS.openai, models: '[gpt-4.1-mini, text-embedding-3-small]', firstTokenTimeoutMs: 5000 })}
   anthropic: ${backend('anthropic', { baseURL: sims.anthropic.url, apiKey: SIM_KEYS.anthropic, models: '[claude-haiku-4-5]', firstTokenTimeoutMs: 5000 })}
   discoveryIntervalMs: 500
+  # Tests start a router without some (or any) of its workers: ready without their models after 2 s.
+  firstDiscoveryWaitMs: 2000
 ${o.inferenceYaml ?? `  aliases:
     local: [vllm/*, ollama/llama3.2:3b]
     fast: [ollama/llama3.2:3b, vllm/*]

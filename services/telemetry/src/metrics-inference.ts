@@ -109,6 +109,8 @@ export class InferenceMetrics {
   /** Applies one `inference.completed` event. */
   apply(e: InferenceCompleted): void {
     const ok = e.status === 'ok';
+    // A client that hung up is not a failure of the gateway: no error.type, its own status label.
+    const failed = e.status === 'error';
     const provider = e.backend ?? 'none';
     const operation = e.operation === 'embeddings' ? 'embeddings' : 'chat';
     const route = parseRoute(e.routeReason);
@@ -123,7 +125,7 @@ export class InferenceMetrics {
       [GenAiAttr.requestModel]: requestModel,
     };
     if (ok && responseModelName) base[GenAiAttr.responseModel] = this.#models.value(responseModelName, true);
-    const errorType = ok ? undefined : this.#errorTypes.value(e.errorType ?? ERROR_TYPE_OTHER);
+    const errorType = failed ? this.#errorTypes.value(e.errorType ?? ERROR_TYPE_OTHER) : undefined;
 
     this.#duration.record(e.latencyMs / 1000, errorType ? { ...base, [GenAiAttr.errorType]: errorType } : base);
     if (e.inputTokens !== undefined) this.#tokenUsage.record(e.inputTokens, { ...base, [GenAiAttr.tokenType]: TokenType.input });

@@ -52,8 +52,8 @@ export interface Backend {
   send(call: BackendCall): Promise<HttpAnswer>;
   /** The models the backend serves now (vLLM `/v1/models`, Ollama `/api/tags` + `/api/ps`, configured cloud models). */
   listModels(signal: AbortSignal): Promise<BackendModel[]>;
-  /** Input tokens of a chat request, where the backend can count them (vLLM's `/tokenize`). */
-  countTokens?(request: { model: string; messages: unknown[] }, signal: AbortSignal): Promise<number>;
+  /** Input tokens of a chat prompt (its messages and tool definitions), where the backend can count them (vLLM's `/tokenize`). */
+  countTokens?(request: { model: string; messages: unknown[]; tools?: unknown[] }, signal: AbortSignal): Promise<number>;
   /** Lets go of the backend's connections. */
   close(): Promise<void>;
 }

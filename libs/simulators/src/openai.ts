@@ -450,12 +450,13 @@ function completionLogprobs(flavor: OpenAISimulatorFlavor, tokens: string[], k: 
 
 /**
  * vLLM's `POST /tokenize`: `{prompt}` or `{messages}` (counted as the chat endpoint counts its
- * prompt tokens) → `{count, max_model_len, tokens, token_strs}`.
+ * prompt tokens; with `tools`, vLLM ≥ 0.10 renders them into the template too: here, the words of
+ * their JSON) → `{count, max_model_len, tokens, token_strs}`.
  */
 function tokenize(res: ServerResponse, body: Json, sendError: SendError): void {
   let pieces: string[];
   if (typeof body.prompt === 'string') pieces = words(body.prompt);
-  else if (Array.isArray(body.messages)) pieces = body.messages.flatMap(promptWords);
+  else if (Array.isArray(body.messages)) pieces = [...body.messages.flatMap(promptWords), ...(Array.isArray(body.tools) ? words(JSON.stringify(body.tools)) : [])];
   else return sendError(res, 400, "[{'type': 'missing', 'loc': ('body', 'prompt'), 'msg': 'Field required'}]");
   const tokens = pieces.map(tokenId);
   sendJson(res, 200, { count: tokens.length, max_model_len: MAX_MODEL_LEN, tokens, token_strs: body.return_token_strs === true ? pieces : null });

@@ -65,6 +65,8 @@ export const GatewayAttr = {
   stream: 'stream',
   /** `ok` or `error`. */
   status: 'status',
+  /** The API the client spoke (`openai.chat`, `anthropic.messages`, `ollama.chat`, …). */
+  dialect: 'dialect',
   /** The backend a fallback or retry left, and the one it went to. */
   from: 'from',
   to: 'to',

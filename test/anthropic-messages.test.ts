@@ -170,17 +170,22 @@ describe.each(TARGETS)('the Anthropic SDK → $model ($backend)', (target) => {
     else expect(sent).toContain(`data:image/png;base64,${png}`);
   });
 
-  it('stop_sequences, temperature, top_p and metadata reach the backend in its terms', async () => {
-    // SDK 1.14's types dropped temperature and top_p (the newest Claude models fix them); older SDKs and Claude Code send them.
-    const sampling = { temperature: 0.3, top_p: 0.9 } as object;
-    await client.messages.create({ model: target.model, max_tokens: 64, messages: hello, stop_sequences: ['GPU'], metadata: { user_id: 'user-42' }, ...sampling });
+  it('stop_sequences, temperature, top_p, top_k and metadata reach the backend in its terms', async () => {
+    // SDK 1.14's types dropped temperature, top_p and top_k (the newest Claude models fix them); older SDKs and Claude Code send them.
+    const sampling = { temperature: 0.3, top_p: 0.9, top_k: 20 } as object;
+    const message = await client.messages.create({ model: target.model, max_tokens: 64, messages: hello, stop_sequences: ['GPU'], metadata: { user_id: 'user-42' }, ...sampling });
     const sent = upstreamRequest(target);
     if (target.backend === 'anthropic') {
-      expect(sent).toMatchObject({ stop_sequences: ['GPU'], temperature: 0.3, top_p: 0.9, metadata: { user_id: 'user-42' } });
+      expect(sent).toMatchObject({ stop_sequences: ['GPU'], temperature: 0.3, top_p: 0.9, top_k: 20, metadata: { user_id: 'user-42' } });
+      // Anthropic stops at the sequence and says which.
+      expect(message).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'GPU', content: [{ type: 'text', text: 'The lab answers from the local ' }] });
     } else if (target.backend === 'ollama') {
-      expect(sent).toMatchObject({ options: { stop: ['GPU'], temperature: 0.3, top_p: 0.9, num_predict: 64 } });
+      expect(sent).toMatchObject({ options: { stop: ['GPU'], temperature: 0.3, top_p: 0.9, top_k: 20, num_predict: 64 } });
     } else {
       expect(sent).toMatchObject({ stop: ['GPU'], temperature: 0.3, top_p: 0.9, user: 'user-42', max_completion_tokens: 64 });
+      // vLLM takes top_k; OpenAI would refuse it (400 "Unrecognized request argument"), so it is left out there.
+      if (target.backend === 'vllm') expect(sent['top_k']).toBe(20);
+      else expect(sent).not.toHaveProperty('top_k');
     }
   });
 

@@ -48,6 +48,12 @@ export interface Backend {
   readonly forms: Readonly<Partial<Record<InternalForm, DialectName>>>;
   /** Fields the lab's config sets in a request unless the client did (Ollama's `keep_alive`). */
   readonly defaults?: Readonly<Record<string, unknown>>;
+  /**
+   * Extra fields of the internal form that this backend's API refuses (OpenAI answers 400
+   * "Unrecognized request argument" to `top_k`, which vLLM, Ollama and Anthropic take): a translated
+   * request leaves them out. Pass-through requests are the client's own and keep everything.
+   */
+  readonly unsupportedFields?: readonly string[];
   /** Sends one request; resolves with a 2xx answer whose body is read as it comes. */
   send(call: BackendCall): Promise<HttpAnswer>;
   /** The models the backend serves now (vLLM `/v1/models`, Ollama `/api/tags` + `/api/ps`, configured cloud models). */

@@ -128,6 +128,9 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
 
 // ---- chat completions -------------------------------------------------------------------------
 
+/** Sampling fields of vLLM (and Ollama, Anthropic) that OpenAI's chat completions refuse. */
+const OPENAI_UNRECOGNIZED = ['top_k', 'min_p', 'repetition_penalty'];
+
 async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, body: Json, model: string, reasoningTokens: number, sendError: SendError): Promise<void> {
   if (!Array.isArray(body.messages)) {
     return flavor === 'openai'
@@ -136,6 +139,9 @@ async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: Ope
   }
   // Both servers reject stream_options on a non-streaming request.
   if (body.stream_options != null && body.stream !== true) return sendStreamOptionsError(res, flavor, sendError);
+  // OpenAI refuses the sampling fields it does not have (vLLM takes them).
+  const unrecognized = flavor === 'openai' ? OPENAI_UNRECOGNIZED.find((field) => field in body) : undefined;
+  if (unrecognized) return sendError(res, 400, `Unrecognized request argument supplied: ${unrecognized}`);
   const n = choiceCount(body.n);
   if (n === undefined) return sendError(res, 400, flavor === 'openai' ? "Invalid 'n': integer below minimum value. Expected a value >= 1." : 'n must be at least 1.', { param: 'n' });
   const answers = Array.from({ length: n }, () => planAnswer(body, body.messages as unknown[], ctx.options.tokens, reasoningTokens));

@@ -296,6 +296,25 @@ describe('errors, read by the SDK\'s own classes', () => {
     expect(api.headers?.get('x-should-retry')).toBeNull();
   });
 
+  it.each<[string, () => void]>([
+    ['Claude (its own event: error, passed through)', () => stack.sims.anthropic.setFaults({ errorEventAfterChunks: 3 })],
+    ['vLLM (a connection cut, told in Anthropic\'s event: error)', () => stack.sims.vllm.setFaults({ dropAfterChunks: 3 })],
+  ])('an error after content reached the client: %s ends the stream, and the SDK raises it', async (_name, fault) => {
+    fault();
+    const model = _name.startsWith('Claude') ? 'claude-haiku-4-5' : 'vllm/Qwen/Qwen2.5-7B-Instruct';
+    const stream = client.messages.stream({ model, max_tokens: 1024, messages: hello });
+    // Content came first (vLLM's reasoning model thinks before it writes).
+    let text = '';
+    stream.on('text', (delta) => { text += delta; });
+    stream.on('thinking', (delta) => { text += delta; });
+    const err = await stream.finalMessage().catch((e: unknown) => e);
+    stack.sims.anthropic.setFaults({});
+    stack.sims.vllm.setFaults({});
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    expect(text.length).toBeGreaterThan(0);
+    expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: _name.startsWith('Claude') ? 'overloaded_error' : 'api_error' } });
+  });
+
   it('a spent budget → RateLimitError that says so, and the SDK does not retry it', async () => {
     const budgeted = await createKey({ name: 'budgeted', dailyTokens: 10 });
     const sdk = new Anthropic({ baseURL: stack.ingressUrl, apiKey: budgeted, maxRetries: 2 });

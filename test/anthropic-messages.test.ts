@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { jetstream } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateInputTokens, type CountTokensRequestPayload } from '@homelab/dialects';
 import { encodePng, seededImage, simText, simToken } from '@homelab/simulators';
@@ -482,5 +483,23 @@ describe('events and metrics name the dialect', () => {
     const text = await telemetry.scrape();
     expect(sampleSum(text, 'homelab_gateway_requests_total', { dialect: 'anthropic.messages', gen_ai_provider_name: 'anthropic', status: 'ok' })).toBeGreaterThanOrEqual(1);
     expect(sampleSum(text, 'homelab_gateway_requests_total', { dialect: 'openai.chat' })).toBe(0);
+  });
+});
+
+describe('the same API on NATS, for scripts', () => {
+  it('inference.messages answers a Message; inference.messages.count_tokens a count; errors in Anthropic\'s shape', async () => {
+    await using nc = await connectAs(stack.nats, 'scripts');
+    const headers = natsHeaders();
+    headers.set('anthropic-version', '2023-06-01');
+    // A script without a key gets what auth.scripts allows: local models.
+    const reply = await nc.request('inference.messages', JSON.stringify({ model: 'fast', max_tokens: 64, messages: hello }), { timeout: 10_000, headers });
+    expect(reply.headers?.get('Nats-Service-Error-Code')).toBeFalsy();
+    expect(reply.headers?.get('Homelab-Dialect')).toBe('anthropic.messages');
+    expect(reply.json()).toMatchObject({ type: 'message', role: 'assistant', model: 'fast', content: [{ type: 'text', text: simText(8) }] });
+    const counted = await nc.request('inference.messages.count_tokens', JSON.stringify({ model: 'fast', messages: hello }), { timeout: 10_000 });
+    expect(counted.json()).toEqual({ input_tokens: expect.any(Number) as number });
+    const refused = await nc.request('inference.messages', JSON.stringify({ model: 'fast', messages: hello }), { timeout: 10_000 });
+    expect(refused.headers?.get('Nats-Service-Error-Code')).toBe('400');
+    expect(refused.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
   });
 });

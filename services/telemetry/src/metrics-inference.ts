@@ -44,6 +44,8 @@ export class InferenceMetrics {
   readonly #circuitTransitions: Counter;
   readonly #models: LabelBudget;
   readonly #errorTypes = new LabelBudget(64);
+  /** The APIs clients speak: a handful (libs/dialects), bounded all the same. */
+  readonly #dialects = new LabelBudget(32);
   readonly #prices: PriceTable;
   readonly #routers = new Map<string, Map<string, { state: CircuitChanged['state']; at: number }>>();
 
@@ -157,6 +159,8 @@ export class InferenceMetrics {
       [GatewayAttr.fallback]: fallback ? 'true' : 'false',
       [GatewayAttr.stream]: e.stream ? 'true' : 'false',
       [GatewayAttr.status]: e.status,
+      // Events from before dialects were named are all OpenAI chat completions.
+      [GatewayAttr.dialect]: this.#dialects.value(e.dialect ?? 'openai.chat', true),
     };
     if (errorType) requestAttrs[GenAiAttr.errorType] = errorType;
     this.#requests.add(1, requestAttrs);

@@ -48,8 +48,19 @@ describe('inference metrics (GenAI semantic conventions)', () => {
 
     expect((await h.point(GatewayMetric.overhead, { [A.providerName]: 'vllm' })).sum).toBeCloseTo(0.0015, 9);
     expect((await h.point(GatewayMetric.requests)).attributes).toEqual({
-      ...base, [GW.route]: 'alias', [GW.fallback]: 'false', [GW.stream]: 'true', [GW.status]: 'ok',
+      ...base, [GW.route]: 'alias', [GW.fallback]: 'false', [GW.stream]: 'true', [GW.status]: 'ok', [GW.dialect]: 'openai.chat',
     });
+  });
+
+  it('requests carry the API the client spoke', async () => {
+    h = metricsHarness();
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'anthropic.messages' }));
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'anthropic.messages', stream: false }));
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'ollama.chat' }));
+    const points = await h.points(GatewayMetric.requests);
+    const byDialect = new Map<unknown, number>();
+    for (const p of points) byDialect.set(p.attributes[GW.dialect], (byDialect.get(p.attributes[GW.dialect]) ?? 0) + Number(p.value));
+    expect(Object.fromEntries(byDialect)).toEqual({ 'anthropic.messages': 2, 'ollama.chat': 1 });
   });
 
   it('a non-streamed answer has no time to first token; embeddings count input tokens only', async () => {

@@ -65,6 +65,8 @@ export const GatewayAttr = {
   stream: 'stream',
   /** `ok`, `error`, or `cancelled` (the client hung up or cancelled: not counted as an error). */
   status: 'status',
+  /** The API the client spoke (`openai.chat`, `anthropic.messages`, `ollama.chat`, …). */
+  dialect: 'dialect',
   /** The backend a fallback or retry left, and the one it went to. */
   from: 'from',
   to: 'to',

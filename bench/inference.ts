@@ -5,7 +5,10 @@
 // simulator's own CPU in the same run, with each process's RSS. Then, unpinned, one connection:
 // the latency the gateway adds. `--soak M` runs M minutes at 32 connections and reports RSS per minute.
 //
-//   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared]
+// NATS messages per request come from nats-server's /varz. `--profile DIR` writes a CPU profile of
+// every Node process of the stack to DIR (node --cpu-prof), read with any V8 profile viewer.
+//
+//   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared] [--profile DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -21,6 +24,7 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '16' },
     soak: { type: 'string', default: '0' },
     processes: { type: 'string', default: 'separate' },
+    profile: { type: 'string' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -99,7 +103,12 @@ async function startSimulator(): Promise<{ proc: ChildProcess; port: number }> {
   return { proc, port };
 }
 
-interface Stack { proc: ChildProcess; url: string; log: string[]; dir: string }
+interface Stack { proc: ChildProcess; url: string; log: string[]; dir: string; monitorUrl: string }
+
+/** Messages into nats-server so far (every publish of every client). */
+async function natsMessagesIn(stack: Stack): Promise<number> {
+  return ((await (await fetch(`${stack.monitorUrl}/varz`)).json()) as { in_msgs: number }).in_msgs;
+}
 
 async function startStack(simPort: number): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'homelab-bench-'));
@@ -117,9 +126,11 @@ auth: { mode: none, ipRateLimitPerMinute: 0 }
 media: { paths: [${JSON.stringify(dir)}] }
 telemetry: { metricsPort: 0, metricsHost: 127.0.0.1 }
 `);
+  const monitorPort = await freePort();
   const env = {
-    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), NATS_PORT: String(await freePort()), LOG_FORMAT: 'json',
+    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), NATS_PORT: String(await freePort()), NATS_MONITOR_PORT: String(monitorPort), LOG_FORMAT: 'json',
     ...(values.processes === 'shared' && { HOMELAB_PROCESSES: 'shared' }),
+    ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }),
   };
   const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'cli/src/main.ts'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
@@ -131,7 +142,7 @@ telemetry: { metricsPort: 0, metricsHost: 127.0.0.1 }
   while (Date.now() < deadline) {
     const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
     // Ready, and the router has found the simulator's model.
-    if (ready && await fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false)) return { proc, url, log, dir };
+    if (ready && await fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false)) return { proc, url, log, dir, monitorUrl: `http://127.0.0.1:${monitorPort}` };
     await new Promise((r) => setTimeout(r, 250));
   }
   proc.kill('SIGINT');
@@ -216,8 +227,8 @@ try {
     `Command: ${COMMAND}`,
     `The stack (supervisor, nats-server, every service) and the vLLM simulator pinned to CPU 0; wrk (1 thread, ${CONNECTIONS} connections, ${SECONDS} s) on CPU 1. The simulator answers ${TOKENS} tokens with no delay; a stream is ${TOKENS + 3} SSE events.`,
     '',
-    '| mode | target | requests/s | p50 ms | p99 ms | errors | simulator CPU µs/req | stack CPU µs/req | stack ÷ simulator |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| mode | target | requests/s | p50 ms | p99 ms | errors | simulator CPU µs/req | stack CPU µs/req | stack ÷ simulator | NATS messages/req |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   const perProcess: string[] = [];
   wrk(gatewayUrl, body(`vllm/${MODEL}`, true), 3, CONNECTIONS); // warm-up: JIT, pools, connections
@@ -225,11 +236,13 @@ try {
     const mode = stream ? 'stream' : 'json';
     for (const [target, url, model] of [['direct', directUrl, MODEL], ['gateway', gatewayUrl, `vllm/${MODEL}`]] as const) {
       const before = new Map([...stackPids, sim.proc.pid!].map((pid) => [pid, cpuUs(pid)]));
+      const messagesBefore = await natsMessagesIn(stack);
       const r = wrk(url, body(model, stream), SECONDS, CONNECTIONS);
+      const messages = (await natsMessagesIn(stack) - messagesBefore) / r.requests;
       const used = (pid: number): number => (cpuUs(pid) - before.get(pid)!) / r.requests;
       const simCpu = used(sim.proc.pid!);
       const stackCpu = stackPids.reduce((sum, pid) => sum + used(pid), 0);
-      out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} |`);
+      out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} | ${target === 'gateway' ? fmt(messages, 1) : '-'} |`);
       if (target === 'gateway') perProcess.push(`| ${mode} | ${stackPids.map((pid) => `${nameOf(pid)} ${fmt(used(pid))}`).join(', ')} |`);
       process.stderr.write(`done: ${mode} ${target}\n`);
     }

@@ -24,7 +24,8 @@ describe('docker-compose.yml', () => {
     const nats = compose.services['nats']!;
     expect(nats.command).toEqual(['-c', '/etc/nats/nats.conf', '-sd', '/data']);
     expect(nats.volumes).toContain('./nats.conf:/etc/nats/nats.conf:ro');
-    expect(nats.volumes).toContain('./.secrets/nats-passwords.conf:/etc/nats/.secrets/nats-passwords.conf:ro');
+    expect(nats.volumes).toContain('./.secrets/nats-hashes.conf:/etc/nats/.secrets/nats-hashes.conf:ro');
+    expect(nats.volumes!.some((v) => v.includes('nats-passwords'))).toBe(false);
     expect(compose.secrets['nats_passwords']!.file).toBe('./.secrets/nats-passwords.conf');
   });
 

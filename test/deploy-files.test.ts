@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { writeNatsSecrets } from '@homelab/bus';
+import { hashesFileFor, writeNatsSecrets } from '@homelab/bus';
 import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, startTestStack, waitForService } from '@homelab/testing';
 import { makeDeploySecrets } from './helpers/nats-cluster.ts';
 
@@ -242,8 +242,8 @@ describe('deploy/k8s', () => {
         'nats-leaf-users.conf': () => makeDeploySecrets(join(root, 'made'), ['--hub', 'nats']) ['hub/nats-leaf-users.conf']!,
       };
       const passwords = join(root, 'passwords.conf');
-      writeNatsSecrets(passwords);
-      sources['nats-passwords.conf'] = () => readFileSync(passwords, 'utf8');
+      writeNatsSecrets(passwords, { cost: 4 });
+      sources['nats-hashes.conf'] = () => readFileSync(hashesFileFor(passwords), 'utf8');
       for (const item of volume.secret.items) {
         const target = join(root, mount.mountPath, item.path);
         mkdirSync(dirname(target), { recursive: true });
@@ -315,7 +315,9 @@ describe('deploy/compose', () => {
     expect(mounted[conf], `${node}: ${conf} is not mounted`).toBeDefined();
     expect(resolve(base, mounted[conf]!)).toBe(join(DEPLOY, 'nats', conf.split('/').pop()!));
     expect(resolve(base, mounted['/etc/nats/nats.conf']!)).toBe(PROJECT_NATS_CONF);
-    expect(mounted['/etc/nats/.secrets/nats-passwords.conf']).toBeDefined();
+    // The server gets the bcrypt hashes only; the services the clear passwords (a compose secret).
+    expect(mounted['/etc/nats/.secrets/nats-hashes.conf']).toBe('../../../.secrets/nats-hashes.conf');
+    expect(mounted['/etc/nats/.secrets/nats-passwords.conf']).toBeUndefined();
     expect(compose.secrets?.['nats_passwords']?.file).toBe('../../../.secrets/nats-passwords.conf');
   });
 

@@ -30,7 +30,7 @@ describe('deploy/nats files', () => {
       mkdirSync(join(dir, '.secrets'));
       copyFileSync(PROJECT_NATS_CONF, join(dir, 'nats.conf'));
       for (const f of [conf, ...others]) copyFileSync(join(DEPLOY_NATS, f), join(dir, f.split('/').pop()!));
-      writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'));
+      writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'), { cost: 4 });
       const secrets = makeDeploySecrets(join(dir, 'made'), ['--hub', 'hub-1,hub-2,hub-3', '--cluster']);
       const node = conf.startsWith('leaf-') ? conf.slice(5, -5) : 'hub';
       for (const s of secretFiles) writeFileSync(join(dir, '.secrets', s), secrets[`${node}/${s}`]!);

@@ -7,6 +7,7 @@ import { connect, createInbox } from '@nats-io/transport-node';
 import { REPO_ROOT, freePort, startTestStack, type ServiceProcess, type TestNatsServer } from '@homelab/testing';
 import { chat, type Outcome } from './helpers/deploy-stack.ts';
 import { waitFor } from './telemetry-kit.ts';
+import { dieWithParent } from '@homelab/simulators';
 
 /*
  * Rolling restarts under load, as systemd or k3s does them: every service runs two replicas; each
@@ -27,7 +28,7 @@ function findCaddy(): string {
 
 async function startCaddy(env: Record<string, string>): Promise<{ proc: ChildProcess; log: () => string; [Symbol.asyncDispose](): Promise<void> }> {
   const home = mkdtempSync(join(tmpdir(), 'homelab-caddy-'));
-  const proc = spawn(findCaddy(), ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
+  const proc = spawn(...dieWithParent(findCaddy(), ['run', '--config', CADDYFILE, '--adapter', 'caddyfile']), {
     env: { PATH: process.env['PATH'] ?? '', HOME: home, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), CADDY_ADMIN: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

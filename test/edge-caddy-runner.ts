@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, freePort } from '@homelab/testing';
+import { dieWithParent } from '@homelab/simulators';
 
 /** The deployed Caddyfile; its `(gateway)` snippet is what the test runs. */
 export const DEPLOY_CADDYFILE = join(REPO_ROOT, 'deploy', 'caddy', 'Caddyfile');
@@ -94,7 +95,7 @@ http://127.0.0.1:${deadPort} {
 	import dead
 }
 `);
-  const proc = spawn(bin, ['run', '--config', caddyfile, '--adapter', 'caddyfile'], {
+  const proc = spawn(...dieWithParent(bin, ['run', '--config', caddyfile, '--adapter', 'caddyfile']), {
     cwd: dir,
     env: { PATH: process.env['PATH'] ?? '', HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -130,9 +130,8 @@ describe('OpenAI SDK against the ingress', () => {
     await expect(client.chat.completions.create({ model: 'no-such-model', messages: hello })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     const err = await client.chat.completions.create({ model: 'fast', messages: [{ role: 'wizard' as 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    // As OpenAI names it: the field inside the message, with the values allowed.
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].role');
-    expect((err as Error).message).toContain('Unknown role "wizard"; expected one of "system", "developer", "user", "assistant", "tool"');
+    expect((err as Error).message).toContain("messages[0].role: expected one of 'system', 'developer', 'user', 'assistant', 'tool', got 'wizard'");
   });
 });
 
@@ -160,6 +159,15 @@ describe('bad input over HTTP', () => {
     expect(typeof json.error.message).toBe('string');
     expect(json.error).toHaveProperty('param');
     expect(json.error).toHaveProperty('type');
+  });
+
+  it('names the field, what was expected and what came; a trailing slash on /v1/models is the list', async () => {
+    const res = await post('{"model":"fast","messages":[{"role":"user","content":"x"}],"temperature":"hot"}');
+    expect(res.status).toBe(400);
+    expect((await res.json() as { error: { message: string; param: string } }).error).toMatchObject({ message: 'temperature: expected a number, got string "hot"', param: 'temperature' });
+    const slash = await fetch(`${stack.ingressUrl}/v1/models/`);
+    expect(slash.status).toBe(200);
+    expect((await slash.json() as { object: string }).object).toBe('list');
   });
 
   it('a body over the limit → 413', async () => {

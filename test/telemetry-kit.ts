@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type ServiceProcess, type TestStack } from '@homelab/testing';
+import { REPO_ROOT, freePort, type ServiceProcess, type TestStack } from '@homelab/testing';
+import { dieWithParent } from '@homelab/simulators';
 
 /*
  * Helpers of the telemetry end-to-end tests: the telemetry service on a loopback port, its
@@ -120,10 +121,10 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
   writeFileSync(config, `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: homelab-telemetry\n    static_configs:\n      - targets: ${JSON.stringify(targets)}\n`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(prometheus, [
+  const proc = spawn(...dieWithParent(prometheus, [
     `--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`,
     '--storage.tsdb.retention.time=1h', '--log.level=warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  ]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (b: Buffer) => { log += b.toString(); });
   proc.stderr.on('data', (b: Buffer) => { log += b.toString(); });
@@ -175,4 +176,22 @@ export async function embed(stack: TestStack, model: string): Promise<number> {
   });
   await res.text();
   return res.status;
+}
+
+export interface DashboardQuery { file: string; panel: string; expr: string }
+
+/** Every PromQL expression of every panel of the provisioned dashboards (deploy/grafana/dashboards). */
+export function dashboardQueries(): DashboardQuery[] {
+  interface Panel { type: string; title: string; targets?: { expr: string }[]; panels?: Panel[] }
+  const dir = join(REPO_ROOT, 'deploy', 'grafana', 'dashboards');
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).flatMap((file) => {
+    const dashboard = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { panels: Panel[] };
+    const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row');
+    return panels.flatMap((panel) => (panel.targets ?? []).map((t) => ({ file, panel: panel.title, expr: t.expr })));
+  });
+}
+
+/** Grafana's built-in variables, as Grafana would fill them for a recent time range. */
+export function grafanaExpr(expr: string): string {
+  return expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '15s').replaceAll('$__range', '10m');
 }

@@ -2,12 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { NATS_USERS, ensureNatsSecrets, type NatsUser } from '@homelab/bus';
+import { REPO_ROOT, natsServerConfig, type StackHome } from './home.ts';
 import { Supervisor, type ProcessSpec } from './supervisor.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const SECRETS_FILE = join(REPO_ROOT, '.secrets', 'nats-passwords.conf');
+export { REPO_ROOT } from './home.ts';
 
 /** Every folder of services/ with a main.ts is a service the stack runs. */
 export function discoverServices(root = REPO_ROOT): string[] {
@@ -23,11 +22,24 @@ function serviceOrder(a: string, b: string): number {
   return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
 }
 
-/** The generated NATS passwords, created on first use (`homelab setup` does it explicitly). */
-export function ensureSecrets(log: (line: string) => void): Record<NatsUser, string> {
-  if (!existsSync(SECRETS_FILE)) log(`generated NATS passwords in ${SECRETS_FILE} (git-ignored)`);
-  return ensureNatsSecrets(SECRETS_FILE);
+/** The generated NATS passwords (and their hashes for the server), created on first use (`homelab setup` does it explicitly). */
+export function ensureSecrets(stackHome: StackHome, log: (line: string) => void): Record<NatsUser, string> {
+  if (!existsSync(stackHome.passwordsFile)) log(`generated NATS passwords in ${stackHome.passwordsFile} and their bcrypt hashes in ${stackHome.hashesFile} (git-ignored)`);
+  return ensureNatsSecrets(stackHome.passwordsFile);
 }
+
+/**
+ * `HOMELAB_PROCESSES=shared`: every service in one Node process, for a gateway VM with little memory
+ * (docs/performance.md measures both). Default `separate`: each service its own process.
+ */
+export function sharedProcess(env: NodeJS.ProcessEnv): boolean {
+  const mode = env['HOMELAB_PROCESSES'] ?? 'separate';
+  if (mode !== 'shared' && mode !== 'separate') throw new StackStartError(`HOMELAB_PROCESSES=${mode}: expected 'separate' (each service its own process) or 'shared' (one process for all)`);
+  return mode === 'shared';
+}
+
+/** Without these the lab cannot serve anything: when one cannot start, the stack stops (exit 78). */
+export const REQUIRED_SERVICES = ['nats', 'router', 'ingress'];
 
 export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
@@ -47,8 +59,12 @@ export function findBinary(names: string[]): string | undefined {
 export interface StackOptions {
   env: NodeJS.ProcessEnv;
   out: NodeJS.WritableStream;
+  /** Where the JetStream store and the NATS secrets are: the lab's or the demo's, never both. */
+  home: StackHome;
   /** Extra environment for every service (the demo's config). */
   serviceEnv?: Record<string, string>;
+  /** How the person started it (`npm start`, `npm run demo`): services name it in the one line that says what to do. */
+  runCommand?: string;
 }
 
 export class StackStartError extends Error {
@@ -58,60 +74,90 @@ export class StackStartError extends Error {
   }
 }
 
+export interface RunningStack {
+  natsUrl: string;
+  services: string[];
+  /** Resolves when a required service cannot start (a port in use, an invalid config): the stack cannot serve. */
+  failed: Promise<{ service: string; reason: string }>;
+  stop(): Promise<void>;
+}
+
 /**
  * `npm start`: NATS (embedded unless NATS_URL is set) and every service as its own supervised
- * process. Resolves with a stop function once everything is launched.
+ * process. Resolves once everything is launched.
  */
-export async function startStack({ env, out, serviceEnv = {} }: StackOptions): Promise<{ stop(): Promise<void>; natsUrl: string; services: string[] }> {
-  const supervisor = new Supervisor({ out, rawJson: env['LOG_FORMAT'] === 'json' });
+export async function startStack({ env, out, home, serviceEnv = {}, runCommand = 'npm start' }: StackOptions): Promise<RunningStack> {
+  let fail!: (f: { service: string; reason: string }) => void;
+  const failed = new Promise<{ service: string; reason: string }>((resolve) => { fail = resolve; });
+  const supervisor = new Supervisor({
+    out, rawJson: env['LOG_FORMAT'] === 'json',
+    onCannotStart: (service, reason, required) => {
+      if (required) fail({ service, reason });
+      else supervisor.print('stack', `the lab runs on without ${service}`);
+    },
+  });
   const say = (line: string): void => supervisor.print('stack', line);
-  const passwords = ensureSecrets(say);
+  say(`${home.kind === 'demo' ? 'demo' : 'lab'} data in ${home.dataDir}, NATS secrets in ${home.secretsDir}`);
+  const passwords = ensureSecrets(home, say);
   let natsUrl = env['NATS_URL'];
 
   if (!natsUrl) {
-    const port = Number(env['NATS_PORT'] ?? 4222);
-    const host = env['NATS_HOST'] ?? '127.0.0.1';
+    const port = Number(env['NATS_PORT'] || 4222);
+    const host = env['NATS_HOST'] || '127.0.0.1';
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new StackStartError(`NATS_PORT=${env['NATS_PORT']} is not a port number`);
     if (!(await portIsFree(port, host))) {
       throw new StackStartError(
         `NATS_PORT ${port} is already in use on ${host}, so the embedded NATS server cannot start.\n` +
-        `  - start on another port:           NATS_PORT=${port + 1} npm start\n` +
-        `  - or use the NATS already running:  NATS_URL=nats://${host}:${port} npm start`,
+        `  - start on another port:           NATS_PORT=${port + 1} ${runCommand}\n` +
+        `  - or use the NATS already running:  NATS_URL=nats://${host}:${port} ${runCommand}`,
       );
     }
-    const dataDir = env['HOMELAB_DATA_DIR'] ?? join(REPO_ROOT, '.data');
-    mkdirSync(join(dataDir, 'nats'), { recursive: true });
-    const natsArgs = ['-c', join(REPO_ROOT, 'nats.conf'), '-a', host, '-p', String(port), '-sd', join(dataDir, 'nats')];
+    const store = join(home.dataDir, 'nats');
+    mkdirSync(store, { recursive: true });
+    const conf = natsServerConfig(home);
+    // NATS_MONITOR_PORT: nats-server's monitoring endpoint (/varz, /connz), e.g. for bench/inference.ts.
+    const monitor = env['NATS_MONITOR_PORT'] ? ['-m', env['NATS_MONITOR_PORT']] : [];
+    const natsArgs = ['-c', conf, '-a', host, '-p', String(port), '-sd', store, ...monitor];
     const bin = findBinary([env['NATS_SERVER_BIN'] ?? 'nats-server', '/usr/sbin/nats-server']);
     if (bin) {
-      supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false });
+      supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false, required: true, detached: true });
     } else if (findBinary(['docker'])) {
-      // No binary but a Docker engine: the official image with the same config.
+      // No binary but a Docker engine: the official image with the same config and this home's hashes.
       supervisor.add({
-        name: 'nats', command: 'docker', jsonLogs: false, env: { ...env },
-        args: ['run', '--rm', '--name', `homelab-nats-${port}`, '-p', `${host}:${port}:4222`, '-v', `${REPO_ROOT}:/etc/homelab:ro`, '-v', `${join(dataDir, 'nats')}:/data`, 'nats:2.10-alpine', '-c', '/etc/homelab/nats.conf', '-sd', '/data'],
+        name: 'nats', command: 'docker', jsonLogs: false, env: { ...env }, required: true,
+        args: ['run', '--rm', '--name', `homelab-nats-${port}`, '-p', `${host}:${port}:4222`, '-v', `${REPO_ROOT}nats.conf:/etc/nats/nats.conf:ro`, '-v', `${home.hashesFile}:/etc/nats/.secrets/nats-hashes.conf:ro`, '-v', `${store}:/data`, 'nats:2.10-alpine', '-c', '/etc/nats/nats.conf', '-sd', '/data'],
       });
     } else {
       throw new StackStartError('no nats-server found (install Debian\'s nats-server package, or Docker), and NATS_URL is not set');
     }
     natsUrl = `nats://${host}:${port}`;
     await waitForPort(port, host, 15_000);
-    say(`embedded NATS on ${natsUrl} (store ${join(dataDir, 'nats')})`);
+    say(`embedded NATS on ${natsUrl} (store ${store})`);
   } else {
     say(`using NATS at ${natsUrl}`);
   }
 
   const services = discoverServices();
+  const common = { ...env, ...serviceEnv, NATS_URL: natsUrl, HOMELAB_RUN_COMMAND: runCommand };
+  if (sharedProcess(env)) {
+    // One process for every service (docs/deploy.md): each still connects as its own NATS user.
+    supervisor.add({
+      name: 'services', command: process.execPath, args: [join(REPO_ROOT, 'cli', 'src', 'shared-process.ts'), ...services], jsonLogs: true, required: true,
+      env: { ...common, NATS_PASSWORDS_FILE: home.passwordsFile },
+    });
+    say(`started ${services.length} services in one process (HOMELAB_PROCESSES=shared): ${services.join(', ')}`);
+    return { stop: () => supervisor.stop(15_000, 'nats'), natsUrl, services, failed };
+  }
   for (const name of services) {
     const user = (NATS_USERS as readonly string[]).includes(name) ? name as NatsUser : undefined;
     const spec: ProcessSpec = {
-      name, command: process.execPath, args: [join(REPO_ROOT, 'services', name, 'src', 'main.ts')], jsonLogs: true,
-      env: { ...env, ...serviceEnv, NATS_URL: natsUrl, ...(user && { NATS_USER: user, NATS_PASSWORD: passwords[user] }) },
+      name, command: process.execPath, args: [join(REPO_ROOT, 'services', name, 'src', 'main.ts')], jsonLogs: true, required: REQUIRED_SERVICES.includes(name),
+      env: { ...common, ...(user && { NATS_USER: user, NATS_PASSWORD: passwords[user] }) },
     };
     supervisor.add(spec);
   }
   say(`started ${services.length} services: ${services.join(', ')}`);
-  return { stop: () => supervisor.stop(15_000, 'nats'), natsUrl, services };
+  return { stop: () => supervisor.stop(15_000, 'nats'), natsUrl, services, failed };
 }
 
 async function waitForPort(port: number, host: string, timeoutMs: number): Promise<void> {

@@ -17,7 +17,7 @@
 #   DIR/ai-node/nats-leaf-remote.conf   ai-node: the hub's leaf URLs with its password
 #   DIR/media-node/nats-leaf-remote.conf
 # The services' own passwords stay in .secrets/nats-passwords.conf (`homelab setup`); every NATS server
-# (hub and leaves) needs that file too, since they all load the project's nats.conf.
+# (hub and leaves) needs their bcrypt hashes, .secrets/nats-hashes.conf, since they all load the project's nats.conf.
 set -euo pipefail
 
 out=.secrets/nats

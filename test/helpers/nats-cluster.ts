@@ -4,8 +4,9 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { NATS_HASHES_FILE, hashesFileFor, inboxPrefixFor, writeNatsSecrets, type NatsUser } from '@homelab/bus';
 import { PROJECT_NATS_CONF, REPO_ROOT, findNatsServer, freePort, type TestNatsServer } from '@homelab/testing';
+import { dieWithParent } from '@homelab/simulators';
 
 /*
  * The deploy/nats topologies on loopback, started from the real files: each server gets a folder laid
@@ -65,7 +66,7 @@ async function startNode(root: string, passwordsFile: string, spec: NodeSpec, pa
   const dir = join(root, spec.name);
   mkdirSync(join(dir, '.secrets'), { recursive: true });
   copyFileSync(PROJECT_NATS_CONF, join(dir, 'nats.conf'));
-  copyFileSync(passwordsFile, join(dir, '.secrets', 'nats-passwords.conf'));
+  copyFileSync(hashesFileFor(passwordsFile), join(dir, '.secrets', NATS_HASHES_FILE));
   for (const [name, content] of Object.entries(spec.secrets)) writeFileSync(join(dir, '.secrets', name), content);
   const confBase = spec.conf.split('/').pop()!;
   installFiles(dir, [spec.conf, ...(spec.with ?? [])], spec.edits);
@@ -76,7 +77,7 @@ async function startNode(root: string, passwordsFile: string, spec: NodeSpec, pa
   let log = '';
   const start = async (): Promise<void> => {
     log = '';
-    const proc = spawn(bin, ['-c', join(dir, confBase), '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js'), ...(spec.extraArgs ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(...dieWithParent(bin, ['-c', join(dir, confBase), '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js'), ...(spec.extraArgs ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${spec.name}: nats-server did not start:\n${log}`)), 15_000);
@@ -153,7 +154,7 @@ export interface DeployOptions {
 export async function startDeployedNats(options: DeployOptions): Promise<DeployedNats> {
   const root = mkdtempSync(join(tmpdir(), 'homelab-deploy-nats-'));
   const passwordsFile = join(root, 'nats-passwords.conf');
-  const passwords = writeNatsSecrets(passwordsFile);
+  const passwords = writeNatsSecrets(passwordsFile, { cost: 4 });
   const hubs: NatsNode[] = [];
   const leaves: DeployedNats['leaves'] = {};
   const leafLinks: TcpProxy[] = [];

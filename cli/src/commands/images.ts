@@ -7,6 +7,7 @@ import {
   IMAGES_BUCKET, Subjects, createHeaders, errorFromReply, imageJobCancelSubject, imageJobStatusSubject,
   type ImageJobRecord, type ImageSubmitReply, type NatsConnection,
 } from '@homelab/bus';
+import { Exit, connectToLab, type Command } from '../command.ts';
 
 export const IMAGES_USAGE = `usage: homelab images generate PROMPT [-o FILE.png] [-m MODEL] [--size WxH] [-n N] [--steps N] [--seed N] [--negative TEXT] [--local-only]
        homelab images jobs [--state queued|running|completed|failed|cancelled] [--limit N] [--json]
@@ -18,12 +19,34 @@ export const IMAGES_USAGE = `usage: homelab images generate PROMPT [-o FILE.png]
   jobs       the newest jobs and their state
   status     one job's record (JSON)
   cancel     cancels a job: at once while it waits, by interrupting ComfyUI while it runs
-Exit code: 0 done, 1 the job failed or was cancelled, 2 usage or the lab did not answer.
+Exit code: 0 done; 1 the job failed or was cancelled, or the lab refused the request; 2 the lab did not answer;
+64 wrong command line.
 `;
 
 /** Where the command writes: process.stdout / process.stderr, or anything with `write`. */
 export interface Writer { write(text: string): unknown; isTTY?: boolean }
 interface Streams { out: Writer; err: Writer }
+
+export const images: Command = {
+  name: 'images',
+  summary: 'image jobs: generate PROMPT -o file.png (with progress), jobs, status ID, cancel ID',
+  usage: IMAGES_USAGE,
+  // Every subcommand's options (each subcommand parses its own): unknown ones are refused here first.
+  options: {
+    output: { type: 'string', short: 'o' }, model: { type: 'string', short: 'm' }, size: { type: 'string' }, n: { type: 'string', short: 'n' },
+    steps: { type: 'string' }, seed: { type: 'string' }, negative: { type: 'string' }, 'local-only': { type: 'boolean' },
+    state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' },
+  },
+  positionals: true,
+  async run({ args, out, err, env }) {
+    const nc = await connectToLab(env, 'scripts');
+    try {
+      return await imagesCommand(nc, args, out, err);
+    } finally {
+      await nc.close();
+    }
+  },
+};
 
 /** `homelab images …`. Returns the exit code. */
 export async function imagesCommand(nc: NatsConnection, args: string[], out: Streams['out'], err: Streams['err'], signal?: AbortSignal): Promise<number> {
@@ -51,10 +74,10 @@ export async function imagesCommand(nc: NatsConnection, args: string[], out: Str
     }
   } catch (e) {
     err.write(`${(e as Error).message}\n`);
-    return (e as { exitCode?: number }).exitCode ?? 2;
+    return (e as { exitCode?: number }).exitCode ?? ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? Exit.usage : Exit.unreachable);
   }
   err.write(IMAGES_USAGE);
-  return 2;
+  return Exit.usage;
 }
 
 async function generate(nc: NatsConnection, args: string[], io: Streams, signal?: AbortSignal): Promise<number> {
@@ -66,11 +89,11 @@ async function generate(nc: NatsConnection, args: string[], io: Streams, signal?
     },
   });
   const prompt = positionals.join(' ').trim();
-  if (!prompt) { io.err.write(IMAGES_USAGE); return 2; }
+  if (!prompt) { io.err.write(IMAGES_USAGE); return Exit.usage; }
   const int = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw Object.assign(new Error(`--${name} must be a whole number, not '${v}'`), { exitCode: 2 });
+    if (!Number.isInteger(n) || n < 0) throw Object.assign(new Error(`--${name} must be a whole number, not '${v}'`), { exitCode: Exit.usage });
     return n;
   };
   const body = {
@@ -197,10 +220,10 @@ async function request<T>(nc: NatsConnection, subject: string, body: unknown, he
     reply = await nc.request(subject, body === undefined ? undefined : JSON.stringify(body), { timeout: 10_000, ...(h && { headers: h }) });
   } catch (e) {
     const text = `${(e as Error).message} ${String((e as { code?: string }).code ?? '')}`;
-    throw Object.assign(new Error(/no responders|503/i.test(text) ? 'the router is not running (nothing answers the images API)' : `the lab did not answer ${subject}: ${(e as Error).message}`), { exitCode: 2 });
+    throw Object.assign(new Error(/no responders|503/i.test(text) ? 'the router is not running (nothing answers the images API)' : `the lab did not answer ${subject}: ${(e as Error).message}`), { exitCode: Exit.unreachable });
   }
   const error = errorFromReply(reply.headers, reply.data);
   // A job that does not exist is an answer (1); anything else refused is a usage error (2).
-  if (error) throw Object.assign(new Error(`${error.message} (${error.code}, ${error.status})`), { exitCode: error.code === 'not_found' ? 1 : 2 });
+  if (error) throw Object.assign(new Error(`${error.message} (${error.code}, ${error.status})`), { exitCode: Exit.problem });
   return JSON.parse(reply.string()) as T;
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { Exit, connectToLab, type Command } from '../command.ts';
 import {
   MediaStatusSchema, Subjects, errorFromReply, validator, type MediaQueueItem, type MediaStatus, type MediaStream, type NatsConnection,
 } from '@homelab/bus';
@@ -12,8 +13,28 @@ What the media node is doing, from the media service (media.status):
   services    each polled service (Sonarr, Radarr, Prowlarr, qBittorrent, Jellyfin, Immich): ok or why not
   (none)      all of the above
   --json      the media.status reply as JSON
-Exit code: 0 all well, 1 a service is failing or a path is low or missing, 2 the media service did not answer.
+Exit code: 0 all well; 1 a service is failing or a path is low or missing; 2 the lab cannot be
+reached (NATS, or the media service does not answer); 64 wrong command line.
+Used share (USE%) is df's: used ÷ (used + available), as homelab_media_storage_used_ratio.
 `;
+
+const MEDIA_OPTIONS = { json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+export const media: Command = {
+  name: 'media',
+  summary: 'downloads, streams, storage and services of the media node  [--json]',
+  usage: MEDIA_USAGE,
+  options: MEDIA_OPTIONS,
+  positionals: true,
+  async run({ args, out, env }) {
+    const nc = await connectToLab(env, 'scripts');
+    try {
+      return await mediaCommand(nc, args, out);
+    } finally {
+      await nc.close();
+    }
+  },
+};
 
 const SECTIONS = ['downloads', 'playing', 'storage', 'services'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -24,16 +45,16 @@ export async function mediaCommand(nc: NatsConnection, args: string[], out: Node
   let values: { json?: boolean; timeout?: string; help?: boolean };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values, positionals } = parseArgs({ args, allowPositionals: true, options: MEDIA_OPTIONS }));
   } catch (err) {
     out.write(`${(err as Error).message}\n\n${MEDIA_USAGE}`);
-    return 2;
+    return Exit.usage;
   }
   if (values.help || positionals[0] === 'help') { out.write(MEDIA_USAGE); return 0; }
   const section = positionals[0] as Section | undefined;
   if (positionals.length > 1 || (section !== undefined && !SECTIONS.includes(section))) {
     out.write(`unknown section '${positionals.join(' ')}'\n\n${MEDIA_USAGE}`);
-    return 2;
+    return Exit.usage;
   }
   const requested = Number(values.timeout ?? 5000);
   const timeout = Number.isFinite(requested) && requested > 0 ? requested : 5000;

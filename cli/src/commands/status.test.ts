@@ -90,7 +90,7 @@ describe('homelab status over NATS', () => {
     expect(await statusCommand(scripts, ['--timeout', '500'], none.out)).toBe(2);
     expect(none.text()).toMatch(/^cannot get the lab's status: the health service is not running \(nothing answers health.status\)$/m);
     const bad = sink();
-    expect(await statusCommand(scripts, ['--bogus'], bad.out)).toBe(2);
+    expect(await statusCommand(scripts, ['--bogus'], bad.out)).toBe(64);
     expect(bad.text()).toMatch(/usage: homelab status/);
   });
 });

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { Exit, connectToLab, type Command } from '../command.ts';
 import {
   HealthSnapshotSchema, Subjects, errorFromReply, validator, type HealthSnapshot, type HealthState, type HealthTargetStatus, type NatsConnection,
 } from '@homelab/bus';
@@ -11,9 +12,28 @@ latency, since when, and why it is not up.
   --down        only targets that are down or degraded
   --strict      degraded counts as a failure for the exit code
   --json        the snapshot as JSON (what GET /status returns)
-Exit code: 0 nothing is down, 1 something is down (or degraded with --strict),
-2 the health service did not answer.
+Exit code: 0 nothing is down; 1 something is down (or degraded with --strict); 2 the lab cannot
+be reached (NATS, or the health service does not answer); 64 wrong command line.
 `;
+
+const STATUS_OPTIONS = {
+  node: { type: 'string' }, down: { type: 'boolean' }, strict: { type: 'boolean' }, json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const status: Command = {
+  name: 'status',
+  summary: 'every node and service of the lab, up or why not  [--json] [--node NODE] [--down]',
+  usage: STATUS_USAGE,
+  options: STATUS_OPTIONS,
+  async run({ args, out, env }) {
+    const nc = await connectToLab(env, 'scripts');
+    try {
+      return await statusCommand(nc, args, out);
+    } finally {
+      await nc.close();
+    }
+  },
+};
 
 const checkSnapshot = validator(HealthSnapshotSchema);
 
@@ -21,13 +41,10 @@ const checkSnapshot = validator(HealthSnapshotSchema);
 export async function statusCommand(nc: NatsConnection, args: string[], out: NodeJS.WritableStream): Promise<number> {
   let values: { node?: string; down?: boolean; strict?: boolean; json?: boolean; timeout?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args, allowPositionals: false,
-      options: { node: { type: 'string' }, down: { type: 'boolean' }, strict: { type: 'boolean' }, json: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
+    ({ values } = parseArgs({ args, allowPositionals: false, options: STATUS_OPTIONS }));
   } catch (err) {
     out.write(`${(err as Error).message}\n\n${STATUS_USAGE}`);
-    return 2;
+    return Exit.usage;
   }
   if (values.help) { out.write(STATUS_USAGE); return 0; }
   const timeout = Number(values.timeout ?? 5000);

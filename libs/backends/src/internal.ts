@@ -32,6 +32,7 @@ export function backendDialectFor(backend: Backend, form: InternalForm): Dialect
 function requestBody(dialect: Dialect, internal: InternalRequest, call: InternalCall, backend: Backend, stream: boolean): Uint8Array {
   if (!dialect.requestFromInternal) throw new GatewayError('internal_error', `dialect ${dialect.name} cannot carry internal requests`);
   const body = dialect.requestFromInternal(internal, { model: call.context.model, stream, ...(backend.defaults && { defaults: { ...backend.defaults } }) });
+  for (const field of backend.unsupportedFields ?? []) delete body[field];
   return encoder.encode(JSON.stringify(body));
 }
 

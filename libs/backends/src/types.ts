@@ -48,12 +48,18 @@ export interface Backend {
   readonly forms: Readonly<Partial<Record<InternalForm, DialectName>>>;
   /** Fields the lab's config sets in a request unless the client did (Ollama's `keep_alive`). */
   readonly defaults?: Readonly<Record<string, unknown>>;
+  /**
+   * Extra fields of the internal form that this backend's API refuses (OpenAI answers 400
+   * "Unrecognized request argument" to `top_k`, which vLLM, Ollama and Anthropic take): a translated
+   * request leaves them out. Pass-through requests are the client's own and keep everything.
+   */
+  readonly unsupportedFields?: readonly string[];
   /** Sends one request; resolves with a 2xx answer whose body is read as it comes. */
   send(call: BackendCall): Promise<HttpAnswer>;
   /** The models the backend serves now (vLLM `/v1/models`, Ollama `/api/tags` + `/api/ps`, configured cloud models). */
   listModels(signal: AbortSignal): Promise<BackendModel[]>;
-  /** Input tokens of a chat request, where the backend can count them (vLLM's `/tokenize`). */
-  countTokens?(request: { model: string; messages: unknown[] }, signal: AbortSignal): Promise<number>;
+  /** Input tokens of a chat prompt (its messages and tool definitions), where the backend can count them (vLLM's `/tokenize`). */
+  countTokens?(request: { model: string; messages: unknown[]; tools?: unknown[] }, signal: AbortSignal): Promise<number>;
   /** Lets go of the backend's connections. */
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@homelab/logging';
-import { inboxPrefixFor, readNatsSecrets, type NatsUser } from './credentials.ts';
+import { NATS_USERS, inboxPrefixFor, readNatsSecrets, type NatsUser } from './credentials.ts';
 
 export interface BusOptions {
   /** Comma-separated NATS URLs, as in `NATS_URL`. */
@@ -24,8 +24,10 @@ export interface BusOptions {
  * `NATS_PASSWORDS_FILE` (the generated passwords file, e.g. a compose secret). No user means the
  * server's `no_auth_user`.
  */
-export function busCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<BusOptions, 'user' | 'password'> {
-  const user = env['NATS_USER'];
+export function busCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env, service?: string): Pick<BusOptions, 'user' | 'password'> {
+  // Several services in one process (HOMELAB_PROCESSES=shared) share its environment: each is then
+  // the NATS user of its own name, with its password from the passwords file.
+  const user = env['NATS_USER'] ?? (env['NATS_PASSWORDS_FILE'] && (NATS_USERS as readonly string[]).includes(service ?? '') ? service : undefined);
   if (!user) return {};
   const password = env['NATS_PASSWORD'] ?? (env['NATS_PASSWORDS_FILE'] ? readNatsSecrets(env['NATS_PASSWORDS_FILE'])[user as NatsUser] : undefined);
   return { user, ...(password !== undefined && { password }) };

@@ -15,4 +15,6 @@ export { type Msg, type NatsConnection } from '@nats-io/transport-node';
 export * from './credentials.ts';
 export * from './run.ts';
 export * from './keys.ts';
+export * from './explain.ts';
+export * from './startup.ts';
 export * from './responses-bucket.ts';

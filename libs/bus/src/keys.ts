@@ -124,6 +124,11 @@ export class KeyRegistry {
     return this.#byName.size;
   }
 
+  /** Whether this registry follows the `apikeys` bucket: only then can a key made with `homelab keys` take effect. */
+  get following(): boolean {
+    return this.#stopWatch !== undefined;
+  }
+
   /** Follows the `apikeys` bucket (history first, then every change) until `stop`. */
   async watch(kv: KV, log: Logger): Promise<void> {
     const iter = await kv.watch();

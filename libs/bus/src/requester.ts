@@ -100,7 +100,7 @@ export interface StreamRequestOptions {
   firstMessageTimeoutMs: number;
   /** Longest silence between two streamed messages (keepalives count). */
   idleTimeoutMs: number;
-  /** Called on each keepalive (the ingress turns them into SSE comments once a stream started). */
+  /** Called on each keepalive. */
   onKeepalive?: () => void;
   signal?: AbortSignal;
 }
@@ -131,6 +131,7 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
   try {
     nc.publish(subject, data, { reply: inbox.subject, headers: options.headers });
     let first = true;
+    let streaming = false;
     for (;;) {
       while (queue.length === 0 && !failure) await new Promise<void>((r) => { wake = r; });
       wake = undefined;
@@ -148,7 +149,9 @@ export async function* requestStream(nc: NatsConnection, mux: ReplyMux, subject:
         options.onKeepalive?.();
         continue;
       }
-      if (frame === 'chunk') {
+      // A stream's first message says `data`; the pieces after it carry no headers at all.
+      if (frame === 'data' || (streaming && !msg.headers)) {
+        streaming = true;
         waitingFor = 'between chunks';
         inbox.touch(options.idleTimeoutMs);
         yield msg;

@@ -9,6 +9,7 @@ import { ensureStreams, EventPublisher } from './events.ts';
 import { ReplyMux } from './requester.ts';
 import { Streams } from './subjects.ts';
 import { MicroService } from './service.ts';
+import { EXIT_CANNOT_START, cannotStartReason } from './startup.ts';
 
 export interface ServiceContext {
   config: LabConfig;
@@ -55,8 +56,9 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      log.fatal({ file: err.file, field: err.field }, err.message);
-      process.exit(1);
+      // One line, and the exit code that tells a supervisor not to restart: the file must change first.
+      log.fatal(cannotStartReason(err));
+      process.exit(EXIT_CANNOT_START);
     }
     throw err;
   }
@@ -82,7 +84,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   try {
     await options.beforeConnect?.({ config, log, tracing });
     const nc = await connectBus({
-      servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(),
+      servers: config.nats.url, name: options.name, log, ...busCredentialsFromEnv(process.env, options.name),
       ...(options.onConnectionChange && { onStatus: options.onConnectionChange }),
     });
     if (options.streams?.length) {
@@ -154,9 +156,18 @@ function processLifecycle(log: Logger): ProcessLifecycle {
   return lifecycleOfProcess;
 }
 
-/** `runService(...).catch(exitOnError(log))`: a failure at start is logged and ends the process with 1. */
+/**
+ * `runService(...).catch(exitOnStartFailure(name))`: a failure a restart cannot fix (a port in use, an
+ * invalid config, a missing permission) is one line saying what to do and exit code 78
+ * (EXIT_CANNOT_START); anything else is logged with its stack and ends the process with 1.
+ */
 export function exitOnStartFailure(name: string): (err: unknown) => never {
   return (err: unknown) => {
+    const reason = cannotStartReason(err);
+    if (reason) {
+      createLogger({ service: name }).fatal(reason);
+      process.exit(EXIT_CANNOT_START);
+    }
     createLogger({ service: name }).fatal({ err }, 'failed to start');
     process.exit(1);
   };

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ProviderSchema } from '@homelab/config';
 import { GatewayError } from './errors.ts';
-import { mostSpecificError } from './schema-errors.ts';
+import { explainMismatch } from './explain.ts';
 
 /*
  * Payload schemas of every subject. Requests follow OpenAI's published API closely enough to
@@ -52,7 +52,7 @@ export const InferenceCompletedSchema = Type.Object({
   /** The model name the backend reported in its answer. */
   responseModel: Type.Optional(Type.String()),
   backend: Type.Optional(ProviderSchema),
-  /** `cancelled`: the requester went away (a closed browser tab), which is not a failure of the gateway. */
+  /** `cancelled`: the client hung up (or cancelled) before the answer ended; not the gateway's or a backend's failure. */
   status: Type.Union([Type.Literal('ok'), Type.Literal('error'), Type.Literal('cancelled')]),
   /** The error code from the gateway's table, on failure. */
   errorType: Type.Optional(Type.String()),
@@ -102,26 +102,11 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
     check: (value): value is Static<S> => compiled.Check(value),
     parse(value) {
       if (compiled.Check(value)) return value;
-      const error = compiled.Errors(value).First();
-      const first = error && mostSpecificError(error);
-      const param = first ? pointerToParam(first.path) : null;
-      const message = first ? `${param ? `'${param}'` : 'body'}: ${describe(first.message, first.value)}` : 'invalid payload';
-      throw new GatewayError('invalid_request', message, { param });
+      // The slow path, for a value already known bad: name the field, what was expected, what came.
+      const why = explainMismatch(schema, value);
+      throw new GatewayError('invalid_request', why?.message ?? 'invalid payload', { param: why?.path || null });
     },
   };
-}
-
-/** `/messages/0/role` → `messages[0].role`, as OpenAI names params. */
-function pointerToParam(path: string): string | null {
-  if (!path) return null;
-  return path.split('/').slice(1).reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
-}
-
-function describe(message: string, value: unknown): string {
-  // `Unknown role "wizard"; expected one of …` already says what came.
-  if (message.startsWith('Unknown ')) return message;
-  const got = value === undefined ? 'missing' : Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
-  return `${message} (got ${got})`;
 }
 
 /** Parses JSON bytes from the wire; throws GatewayError `invalid_json` with a readable message. */

@@ -54,6 +54,8 @@ export interface LabConfig {
   readonly backends: { vllm?: LocalBackend; ollama?: LocalBackend; openai?: CloudBackend; anthropic?: CloudBackend };
   readonly aliases: Readonly<Record<string, readonly string[]>>;
   readonly discoveryIntervalMs: number;
+  /** How long the router waits at start for a backend's workers to answer its first discovery. */
+  readonly firstDiscoveryWaitMs: number;
   /** The Responses API's stored responses: how long they are kept (docs/dialects.md). */
   readonly responses: LabConfigFile['inference']['responses'];
   readonly routing: LabConfigFile['routing'];
@@ -216,6 +218,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     backends,
     aliases: cfg.inference.aliases,
     discoveryIntervalMs: cfg.inference.discoveryIntervalMs,
+    firstDiscoveryWaitMs: cfg.inference.firstDiscoveryWaitMs,
     responses: cfg.inference.responses,
     routing: cfg.routing,
     auth: { ...cfg.auth, mode: parseAuthMode(env['HOMELAB_AUTH'], cfg.auth.mode, file) },

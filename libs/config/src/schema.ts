@@ -119,6 +119,8 @@ export const HealthConfigSchema = Type.Object({
   failuresBeforeDown: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
   successesBeforeUp: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
   degradedLatencyMs: Ms(2000),
+  /** The gateway's own HTTP edge (kind `gateway`) starts with this service: not called down before it had this long to listen. */
+  startupGraceMs: Type.Integer({ minimum: 0, default: 30_000 }),
   /** Most of a response body read for body conditions; a longer body fails the probe. */
   maxBodyBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
   maxRedirects: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
@@ -345,6 +347,12 @@ export const LabConfigSchema = Obj({
     aliases: Type.Record(Type.String({ minLength: 1 }), Type.Array(Type.String({ pattern: `${PROVIDER_PREFIX_PATTERN}.+` }), { minItems: 1 }), { default: {} }),
     /** How often the router asks the workers which models their backends serve. */
     discoveryIntervalMs: Ms(15_000),
+    /**
+     * At start, how long the router waits for a backend's workers to answer its first discovery (they
+     * may still be starting) before it is ready without that backend's models. A backend that is down
+     * answers at once (an error) and does not hold readiness back.
+     */
+    firstDiscoveryWaitMs: Type.Integer({ minimum: 0, default: 10_000 }),
     /** The Responses API's stored responses (KV bucket `responses`; docs/dialects.md). */
     responses: Type.Object({
       /** A stored response is kept this many days (OpenAI keeps 30); fractions allowed (0.5 = 12 hours). */

@@ -179,6 +179,8 @@ export interface Dialect<Body = unknown> {
   error(error: GatewayError): DialectError;
   /** An error after content was sent, in the dialect's in-stream form (it ends the stream). */
   streamError?(error: GatewayError): string;
+  /** HTTP headers that go with an error answer in this dialect (Anthropic's `x-should-retry`, `retry-after-ms`). */
+  errorHeaders?(error: GatewayError): Record<string, string>;
   /** How streamed answers are framed; absent for dialects that never stream. */
   readonly framing?: StreamFraming;
 

@@ -91,6 +91,9 @@ describe('anthropic simulator', () => {
     const followUp = [...USER, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] }];
     const answer = await (await post({ model: 'claude-test', max_tokens: 100, tools: [WEATHER], messages: followUp })).json() as Json;
     expect(answer).toMatchObject({ stop_reason: 'end_turn', content: [{ type: 'text', text: simText(5) }] });
+    // A tool result followed by another user turn (Claude Code's reminders): one combined turn, still answered in text.
+    const combined = await (await post({ model: 'claude-test', max_tokens: 100, tools: [WEATHER], messages: [...followUp, { role: 'user', content: 'and tomorrow?' }] })).json() as Json;
+    expect(combined).toMatchObject({ stop_reason: 'end_turn' });
   });
 
   it('honours max_tokens and stop_sequences', async () => {
@@ -106,8 +109,10 @@ describe('anthropic simulator', () => {
     await expectError(await post({ model: 'claude-test', messages: USER }), 400, 'invalid_request_error');
     const first = await expectError(await post({ model: 'claude-test', max_tokens: 10, messages: [{ role: 'assistant', content: 'hi' }] }), 400, 'invalid_request_error');
     expect(first.error.message).toBe('messages: first message must use the "user" role');
-    const twice = await expectError(await post({ model: 'claude-test', max_tokens: 10, messages: [...USER, ...USER] }), 400, 'invalid_request_error');
-    expect(twice.error.message).toContain('roles must alternate');
+    // Consecutive turns of one role are combined, as Anthropic does now.
+    expect((await post({ model: 'claude-test', max_tokens: 10, messages: [...USER, ...USER] })).status).toBe(200);
+    const tag = await expectError(await post({ model: 'claude-test', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'reasoning', text: 'b' }] }] }), 400, 'invalid_request_error');
+    expect(tag.error.message).toBe("messages.0.content.1: Input tag 'reasoning' found using 'type' does not match any of the expected tags: 'document', 'image', 'redacted_thinking', 'search_result', 'text', 'thinking', 'tool_result', 'tool_use'");
     await expectError(await post({ model: 'claude-test', max_tokens: 1000, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: USER }), 400, 'invalid_request_error');
     const missing = await expectError(await post({ model: 'claude-nope', max_tokens: 10, messages: USER }), 404, 'not_found_error');
     expect(missing.error.message).toBe('model: claude-nope');

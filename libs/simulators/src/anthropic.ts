@@ -182,20 +182,34 @@ function validate(body: MessagesBody, models: string[]): { status: number; messa
   return validatePrompt(body, models);
 }
 
-/** What a Messages request and a token count request must both have right: the model and the turns. */
+/** The content block types of a turn, as Anthropic lists them when it refuses another. */
+const BLOCK_TYPES = ['document', 'image', 'redacted_thinking', 'search_result', 'text', 'thinking', 'tool_result', 'tool_use'];
+/** Blocks of Anthropic's server tools, which come back in the history of a conversation that used them. */
+const SERVER_BLOCK = /^(server_tool_use|mcp_tool_use|mcp_tool_result|container_upload|[a-z_]+_tool_result)$/;
+
+/**
+ * What a Messages request and a token count request must both have right: the model and the turns.
+ * Consecutive turns of one role are allowed: Anthropic combines them into one turn.
+ */
 function validatePrompt(body: MessagesBody, models: string[]): { status: number; message: string } | undefined {
   if (typeof body.model !== 'string') return { status: 400, message: 'model: Field required' };
   const messages = body.messages;
   if (!Array.isArray(messages) || messages.length === 0) return { status: 400, message: 'messages: at least one message is required' };
-  let previous: unknown;
   for (const [i, m] of (messages as TurnLike[]).entries()) {
     if (m.role !== 'user' && m.role !== 'assistant') return { status: 400, message: `messages.${i}.role: Input should be 'user' or 'assistant'` };
     if (i === 0 && m.role !== 'user') return { status: 400, message: 'messages: first message must use the "user" role' };
-    if (m.role === previous) return { status: 400, message: `messages: roles must alternate between "user" and "assistant", but found multiple "${m.role}" roles in a row` };
-    previous = m.role;
+    const unknown = Array.isArray(m.content) ? (m.content as { type?: unknown }[]).findIndex((b) => !isBlockType(b?.type)) : -1;
+    if (unknown >= 0) {
+      const tag = String((m.content as { type?: unknown }[])[unknown]?.type);
+      return { status: 400, message: `messages.${i}.content.${unknown}: Input tag '${tag}' found using 'type' does not match any of the expected tags: ${BLOCK_TYPES.map((t) => `'${t}'`).join(', ')}` };
+    }
   }
   if (!models.includes(body.model)) return { status: 404, message: `model: ${body.model}` };
   return undefined;
+}
+
+function isBlockType(type: unknown): boolean {
+  return typeof type === 'string' && (BLOCK_TYPES.includes(type) || SERVER_BLOCK.test(type));
 }
 
 function planAnswer(body: MessagesBody, tokens: number): Plan {
@@ -208,8 +222,12 @@ function planAnswer(body: MessagesBody, tokens: number): Plan {
     outputTokens += THINKING.length;
   }
 
-  const last = messages.at(-1)?.content;
-  const answersToolResult = Array.isArray(last) && last.some((b: { type?: string }) => b?.type === 'tool_result');
+  // The last turn, with the turns of the same role before it that Anthropic combines with it.
+  const lastRole = messages.at(-1)?.role;
+  let first = messages.length - 1;
+  while (first > 0 && messages[first - 1]!.role === lastRole) first--;
+  const last = messages.slice(first).flatMap((turn) => (Array.isArray(turn.content) ? turn.content as unknown[] : []));
+  const answersToolResult = last.some((b) => (b as { type?: string } | null)?.type === 'tool_result');
   const tool = body.tools?.length && body.tool_choice?.type !== 'none' && !answersToolResult
     ? (body.tools.find((t) => t.name === body.tool_choice?.name) ?? body.tools[0])
     : undefined;

@@ -5,3 +5,4 @@ export * from './anthropic.ts';
 export * from './media.ts';
 export * from './comfyui.ts';
 export * from './png.ts';
+export * from './process.ts';

@@ -4,3 +4,5 @@ export * from './arr.ts';
 export * from './jellyfin.ts';
 export * from './immich.ts';
 export * from './media-webhooks.ts';
+export * from './qbittorrent.ts';
+export * from './qbittorrent-nox.ts';

@@ -160,6 +160,13 @@ describe('OpenAI simulator: non-streaming chat', () => {
     expect(JSON.parse(content)).toEqual({ name: 'sim', age: 1, tags: [] });
   });
 
+  it('OpenAI refuses vLLM\'s sampling fields; vLLM takes them', async () => {
+    await start({ flavor: 'openai' });
+    const refused = await post('/v1/chat/completions', { model: 'm1', messages: USER, top_k: 7 });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as Json).error).toMatchObject({ message: 'Unrecognized request argument supplied: top_k', type: 'invalid_request_error' });
+  });
+
   it('records the request body, unknown fields included', async () => {
     await start();
     await post('/v1/chat/completions', { model: 'm1', messages: USER, top_k: 7 });

@@ -128,6 +128,9 @@ export async function startOpenAISimulator(options: OpenAISimulatorOptions = {})
 
 // ---- chat completions -------------------------------------------------------------------------
 
+/** Sampling fields of vLLM (and Ollama, Anthropic) that OpenAI's chat completions refuse. */
+const OPENAI_UNRECOGNIZED = ['top_k', 'min_p', 'repetition_penalty'];
+
 async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: OpenAISimulatorFlavor, body: Json, model: string, reasoningTokens: number, sendError: SendError): Promise<void> {
   if (!Array.isArray(body.messages)) {
     return flavor === 'openai'
@@ -136,6 +139,9 @@ async function chatCompletions(res: ServerResponse, ctx: SimContext, flavor: Ope
   }
   // Both servers reject stream_options on a non-streaming request.
   if (body.stream_options != null && body.stream !== true) return sendStreamOptionsError(res, flavor, sendError);
+  // OpenAI refuses the sampling fields it does not have (vLLM takes them).
+  const unrecognized = flavor === 'openai' ? OPENAI_UNRECOGNIZED.find((field) => field in body) : undefined;
+  if (unrecognized) return sendError(res, 400, `Unrecognized request argument supplied: ${unrecognized}`);
   const n = choiceCount(body.n);
   if (n === undefined) return sendError(res, 400, flavor === 'openai' ? "Invalid 'n': integer below minimum value. Expected a value >= 1." : 'n must be at least 1.', { param: 'n' });
   const answers = Array.from({ length: n }, () => planAnswer(body, body.messages as unknown[], ctx.options.tokens, reasoningTokens));
@@ -450,12 +456,13 @@ function completionLogprobs(flavor: OpenAISimulatorFlavor, tokens: string[], k: 
 
 /**
  * vLLM's `POST /tokenize`: `{prompt}` or `{messages}` (counted as the chat endpoint counts its
- * prompt tokens) → `{count, max_model_len, tokens, token_strs}`.
+ * prompt tokens; with `tools`, vLLM ≥ 0.10 renders them into the template too: here, the words of
+ * their JSON) → `{count, max_model_len, tokens, token_strs}`.
  */
 function tokenize(res: ServerResponse, body: Json, sendError: SendError): void {
   let pieces: string[];
   if (typeof body.prompt === 'string') pieces = words(body.prompt);
-  else if (Array.isArray(body.messages)) pieces = body.messages.flatMap(promptWords);
+  else if (Array.isArray(body.messages)) pieces = [...body.messages.flatMap(promptWords), ...(Array.isArray(body.tools) ? words(JSON.stringify(body.tools)) : [])];
   else return sendError(res, 400, "[{'type': 'missing', 'loc': ('body', 'prompt'), 'msg': 'Field required'}]");
   const tokens = pieces.map(tokenId);
   sendJson(res, 200, { count: tokens.length, max_model_len: MAX_MODEL_LEN, tokens, token_strs: body.return_token_strs === true ? pieces : null });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readNatsSecrets, writeNatsSecrets, type NatsUser } from '@homelab/bus';
+import { dieWithParent } from '@homelab/simulators';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PROJECT_NATS_CONF = join(REPO_ROOT, 'nats.conf');
@@ -16,12 +17,17 @@ export interface TestNatsServer {
   readonly passwords: Record<NatsUser, string>;
   /** Environment for a service process connecting as `user`. */
   envFor(user: NatsUser): Record<string, string>;
+  /** What nats-server printed (its log on stderr), since it was first started. */
+  log(): string;
   /** Stops the server, keeping its JetStream store, and starts it again on the same port. */
   restart(options?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
   start(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** bcrypt's lowest cost: the same hashes as the lab's, cheap to check at the tests' many connections. */
+export const TEST_BCRYPT_COST = 4;
 
 export function findNatsServer(): string | undefined {
   for (const candidate of [process.env['NATS_SERVER_BIN'], 'nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server']) {
@@ -45,18 +51,21 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
   const dir = mkdtempSync(join(tmpdir(), 'homelab-nats-'));
   const conf = join(dir, 'nats.conf');
   copyFileSync(options.config ?? PROJECT_NATS_CONF, conf);
-  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'));
+  // Bcrypt hashes for the server as in the lab, at the lowest cost: the server checks one at every connection.
+  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'), { cost: TEST_BCRYPT_COST });
   let port = 0;
   let child: ChildProcess | undefined;
+  let serverLog = '';
 
   const start = async (): Promise<void> => {
     // Port -1 asks the server for a free port; we read it from its log and keep it for restarts.
-    const proc = spawn(bin, ['-c', conf, '-a', '127.0.0.1', '-p', String(port || -1), '-sd', join(dir, 'js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(...dieWithParent(bin, ['-c', conf, '-a', '127.0.0.1', '-p', String(port || -1), '-sd', join(dir, 'js')]), { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     port = await new Promise<number>((resolve, reject) => {
       let log = '';
       const onData = (b: Buffer): void => {
         log += b.toString();
+        serverLog += b.toString();
         const m = /Listening for client connections on [^\s]*:(\d+)/.exec(log);
         if (m && /Server is ready/.test(log)) { proc.stderr?.off('data', onData); resolve(Number(m[1])); }
       };
@@ -64,7 +73,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
       proc.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`)));
       setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 10_000).unref();
     });
-    proc.stderr?.resume();
+    proc.stderr?.on('data', (b: Buffer) => { serverLog += b.toString(); });
   };
   const stop = async (): Promise<void> => {
     const proc = child;
@@ -79,6 +88,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
     get url() { return `nats://127.0.0.1:${port}`; },
     get port() { return port; },
     passwords,
+    log: () => serverLog,
     envFor: (user) => ({ NATS_URL: `nats://127.0.0.1:${port}`, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     async restart({ downMs = 0 } = {}) {
       await stop();
@@ -99,7 +109,7 @@ async function startNatsContainer(options: { config?: string }): Promise<TestNat
   const { GenericContainer, Wait } = await import('testcontainers');
   const dir = mkdtempSync(join(tmpdir(), 'homelab-nats-'));
   copyFileSync(options.config ?? PROJECT_NATS_CONF, join(dir, 'nats.conf'));
-  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'));
+  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'), { cost: TEST_BCRYPT_COST });
   const container = await new GenericContainer('nats:2.10-alpine')
     .withBindMounts([{ source: dir, target: '/etc/homelab' }])
     .withCommand(['-c', '/etc/homelab/nats.conf', '-sd', '/data'])
@@ -110,6 +120,7 @@ async function startNatsContainer(options: { config?: string }): Promise<TestNat
   const url = `nats://127.0.0.1:${port}`;
   return {
     url, port, passwords,
+    log: () => '',
     envFor: (user) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     async restart() { await container.restart(); },
     async stop() { await container.stop(); },
@@ -129,6 +140,7 @@ function useExistingServer(url: string): TestNatsServer {
   const unsupported = async (): Promise<void> => { throw new Error('HOMELAB_TEST_NATS_URL: this test needs to stop and start its own nats-server'); };
   return {
     url, port, passwords,
+    log: () => '',
     envFor: (user) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     restart: unsupported, stop: unsupported, start: unsupported,
     async [Symbol.asyncDispose]() {},

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { REPO_ROOT, type TestNatsServer } from './nats-server.ts';
 import { inboxPrefixFor, type NatsUser } from '@homelab/bus';
+import { dieWithParent } from '@homelab/simulators';
 
 export interface ServiceProcess {
   readonly name: string;
@@ -32,7 +33,7 @@ export interface StartServiceOptions {
 /** Starts `services/<folder>/src/main.ts` as its own process, as `npm start` would. */
 export async function startServiceProcess(folder: string, options: StartServiceOptions): Promise<ServiceProcess> {
   const user = options.user ?? (folder as NatsUser);
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'services', folder, 'src', 'main.ts')], {
+  const proc = spawn(...dieWithParent(process.execPath, [join(REPO_ROOT, 'services', folder, 'src', 'main.ts')]), {
     cwd: REPO_ROOT,
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'info', ...options.nats.envFor(user), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,6 +16,8 @@ export interface TestStackOptions {
   inferenceYaml?: string;
   /** Content tokens per simulated answer. */
   tokens?: number;
+  /** vLLM answers with this many reasoning tokens first, as a reasoning model behind `--reasoning-parser` does (default 0). */
+  vllmReasoningTokens?: number;
   tokenIntervalMs?: number;
   /** Extra environment for every service. */
   env?: Record<string, string>;
@@ -105,10 +107,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
 export type Simulators = TestStack['sims'];
 
 /** The four backend simulators of a test stack, on free loopback ports. */
-export async function startSimulators(options: Pick<TestStackOptions, 'tokens' | 'tokenIntervalMs' | 'ollamaColdLoadMs' | 'ollamaLoaded'> = {}): Promise<Simulators> {
+export async function startSimulators(options: Pick<TestStackOptions, 'tokens' | 'tokenIntervalMs' | 'ollamaColdLoadMs' | 'ollamaLoaded' | 'vllmReasoningTokens'> = {}): Promise<Simulators> {
   const simOpts = { tokens: options.tokens ?? 8, tokenIntervalMs: options.tokenIntervalMs ?? 0 };
   return {
-    vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm }),
+    vllm: await startOpenAISimulator({ ...simOpts, flavor: 'vllm', models: SIM_MODELS.vllm, ...(options.vllmReasoningTokens && { reasoningTokens: options.vllmReasoningTokens }) }),
     ollama: await startOllamaSimulator({ ...simOpts, models: SIM_MODELS.ollama, coldLoadMs: options.ollamaColdLoadMs ?? 0, ...(options.ollamaLoaded && { loaded: options.ollamaLoaded }) }),
     openai: await startOpenAISimulator({ ...simOpts, flavor: 'openai', models: SIM_MODELS.openai, apiKey: SIM_KEYS.openai }),
     anthropic: await startAnthropicSimulator({ ...simOpts, models: SIM_MODELS.anthropic, apiKey: SIM_KEYS.anthropic }),
@@ -134,6 +136,8 @@ inference:
   openai: ${backend('openai', { baseURL: `${sims.openai.url}/v1`, apiKey: SIM_KEYS.openai, models: '[gpt-4.1-mini, text-embedding-3-small]', firstTokenTimeoutMs: 5000 })}
   anthropic: ${backend('anthropic', { baseURL: sims.anthropic.url, apiKey: SIM_KEYS.anthropic, models: '[claude-haiku-4-5]', firstTokenTimeoutMs: 5000 })}
   discoveryIntervalMs: 500
+  # Tests start a router without some (or any) of its workers: ready without their models after 2 s.
+  firstDiscoveryWaitMs: 2000
 ${o.inferenceYaml ?? `  aliases:
     local: [vllm/*, ollama/llama3.2:3b]
     fast: [ollama/llama3.2:3b, vllm/*]

@@ -36,6 +36,7 @@ await runService({
       initial,
       keepInitial: (r) => (h.discovery.enabled && r.node === h.discovery.node ? discoveryTarget(r.service, h) : undefined),
       startJitterMs: Math.min(1000, h.intervalMs),
+      startupGraceMs: h.startupGraceMs,
       onChange: (event) => {
         writer.event(event);
         void notifier.notify(event);

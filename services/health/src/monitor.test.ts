@@ -94,6 +94,42 @@ describe('HealthMonitor', () => {
     expect(records.get('box.web')?.lastCheck).toBeTruthy();
   });
 
+  it('the gateway is not called down before it had its start-up grace to listen; other targets are', async () => {
+    const port = await closedPort();
+    const gone = await closedPort();
+    const config = labConfig(`      gateway: { kind: gateway, port: ${port} }
+      other: { kind: http, port: ${gone} }`);
+    const events: HealthChanged[] = [];
+    const results: HealthProbeResult[] = [];
+    const monitor = new HealthMonitor({
+      targets: buildInventory(config), lab: 'test-lab', log: quiet, maxBodyBytes: 65536, certExpiryWarnDays: 14, startupGraceMs: 60_000,
+      onChange: (e) => events.push(e), onResult: (r) => results.push(r),
+    });
+    monitors.push(monitor);
+    monitor.start();
+    await waitFor(() => events.some((e) => e.key === 'box.other' && e.state === 'down'), 3000, 'the other target down');
+    await sleep(300); // several probes of the gateway at retryIntervalMs, all refused
+    expect(events.filter((e) => e.key === 'box.gateway')).toEqual([]);
+    expect(monitor.record('box.gateway')).toMatchObject({ state: 'unknown', error: expect.stringMatching(/^not answering yet \(connection refused\)/) });
+    // The ingress starts listening: up, from unknown, as its first real state.
+    await server((_q, res) => res.end('ok'), port);
+    await waitFor(() => events.some((e) => e.key === 'box.gateway'), 3000, 'the gateway up');
+    expect(events.filter((e) => e.key === 'box.gateway').map((e) => `${e.previous}>${e.state}`)).toEqual(['unknown>up']);
+  });
+
+  it('past the grace, a gateway that does not listen is down', async () => {
+    const config = labConfig(`      gateway: { kind: gateway, port: ${await closedPort()} }`);
+    const events: HealthChanged[] = [];
+    const monitor = new HealthMonitor({
+      targets: buildInventory(config), lab: 'test-lab', log: quiet, maxBodyBytes: 65536, certExpiryWarnDays: 14, startupGraceMs: 200,
+      onChange: (e) => events.push(e),
+    });
+    monitors.push(monitor);
+    monitor.start();
+    await waitFor(() => events.length > 0, 3000, 'the gateway down');
+    expect(events.map((e) => `${e.previous}>${e.state}`)).toEqual(['unknown>down']);
+  });
+
   it('a flapping target emits no events while it flaps', async () => {
     let n = 0;
     const flappy = await server((_q, res) => { res.statusCode = n++ % 2 === 0 ? 200 : 500; res.end(); });

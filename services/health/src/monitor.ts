@@ -31,6 +31,12 @@ export interface MonitorOptions {
   onForget?: (key: string) => void;
   /** Spreads the first probes over this many ms (0: all at once). */
   startJitterMs?: number;
+  /**
+   * The gateway's own services (kind `gateway`: the ingress) start alongside this one: while they
+   * have no state yet, a failed probe in the first `startupGraceMs` leaves them `unknown` (retried at
+   * `retryIntervalMs`) instead of calling them down before they had a chance to listen.
+   */
+  startupGraceMs?: number;
   now?: () => number;
 }
 
@@ -42,12 +48,14 @@ export class HealthMonitor {
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #inflight = new Set<Promise<void>>();
   readonly #startedAt: string;
+  readonly #startedAtMs: number;
   readonly #now: () => number;
   #running = false;
 
   constructor(options: MonitorOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#startedAtMs = this.#now();
     this.#startedAt = this.#iso();
     const loaded = new Map((options.initial ?? []).map((r) => [r.key, r]));
     for (const target of options.targets) this.#addRecord(target, loaded.get(target.key));
@@ -177,7 +185,8 @@ export class HealthMonitor {
         if (!this.#targets.has(key)) return;
         this.#apply(target, result);
         const record = this.#records.get(key);
-        this.#schedule(key, record && isPending(record) ? target.retryIntervalMs : target.intervalMs);
+        const soon = record && (isPending(record) || this.#waitingForStartup(target, record));
+        this.#schedule(key, soon ? target.retryIntervalMs : target.intervalMs);
       });
       this.#inflight.add(run);
       void run.finally(() => this.#inflight.delete(run));
@@ -201,10 +210,21 @@ export class HealthMonitor {
     }
   }
 
+  /** A gateway service with no state yet, within the start-up grace: it may not be listening yet. */
+  #waitingForStartup(target: Target, record: HealthTargetStatus): boolean {
+    return target.kind === 'gateway' && record.state === 'unknown' && this.#now() - this.#startedAtMs < (this.#o.startupGraceMs ?? 0);
+  }
+
   #apply(target: Target, result: ProbeResult): void {
     const previous = this.#records.get(target.key);
     if (!previous) return;
     const at = this.#iso();
+    if (result.outcome === 'fail' && this.#waitingForStartup(target, previous)) {
+      const record: HealthTargetStatus = { ...previous, lastCheck: at, latencyMs: null, error: `not answering yet (${result.error ?? 'no answer'}); starting up?` };
+      this.#records.set(target.key, record);
+      this.#safely('onRecord', () => this.#o.onRecord?.(record));
+      return;
+    }
     const { core, changed } = step(previous, result.outcome, target.damping, at);
     const detail = result.detail ?? previous.detail;
     const record: HealthTargetStatus = {

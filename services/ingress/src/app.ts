@@ -7,6 +7,8 @@ import type { Tracing } from '@homelab/tracing';
 import { dialectForRequest, edge } from './edge.ts';
 import { sendError, type RelayBus } from './relay.ts';
 import { imagesPlugin } from './images.ts';
+import { anthropicRoutes } from './routes/anthropic.ts';
+import { modelRoutes } from './routes/models.ts';
 import { openAIRoutes } from './routes/openai.ts';
 import { responsesRoutes } from './routes/responses.ts';
 import { statusRoutes } from './routes/status.ts';
@@ -99,6 +101,8 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   void app.register(edge, { config, keys, replicas });
   void app.register(statusRoutes, { ...routeDeps, draining: () => bus.draining });
   void app.register(openAIRoutes, routeDeps);
+  void app.register(anthropicRoutes, routeDeps);
+  void app.register(modelRoutes, routeDeps);
   void app.register(responsesRoutes, routeDeps);
   void app.register(imagesPlugin, { config, log, bus, keysOn: keys !== undefined });
   return app;

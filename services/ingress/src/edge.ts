@@ -28,11 +28,20 @@ export interface EdgeOptions {
   replicas: () => number;
 }
 
-/** The dialect a request's errors are shaped in: its route's, or by the path for one that matched none. */
+/**
+ * The dialect a request's errors are shaped in: its route's; for a route several APIs share (`GET
+ * /v1/models`) or one that matched none, by the path and by `anthropic-version`, which Anthropic's
+ * clients send with every request.
+ */
 export function dialectForRequest(request: FastifyRequest): Dialect {
   const name = request.routeOptions.config?.dialect ?? (request.url.startsWith('/api/') || request.url === '/' ? 'ollama.chat'
-    : request.url.startsWith('/v1/messages') ? 'anthropic.messages' : 'openai.chat');
+    : request.url.startsWith('/v1/messages') || isAnthropicClient(request) ? 'anthropic.messages' : 'openai.chat');
   return dialectOf(name);
+}
+
+/** A request from an Anthropic client (the SDK, Claude Code): it carries `anthropic-version`. */
+export function isAnthropicClient(request: FastifyRequest): boolean {
+  return request.headers['anthropic-version'] !== undefined;
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, error: GatewayError): FastifyReply {
@@ -56,7 +65,7 @@ export const edge = fp<EdgeOptions>(async (app, { config, keys, replicas }) => {
       const origin = request.headers.origin;
       if (!origin || !(cors.has('*') || cors.has(origin))) return;
       reply.header('access-control-allow-origin', cors.has('*') ? '*' : origin).header('vary', 'origin');
-      reply.header('access-control-expose-headers', 'x-request-id, x-homelab-backend, x-homelab-model, x-homelab-attempts, x-homelab-route-reason, retry-after');
+      reply.header('access-control-expose-headers', 'x-request-id, request-id, x-homelab-backend, x-homelab-model, x-homelab-attempts, x-homelab-route-reason, retry-after, retry-after-ms, x-should-retry');
     });
     app.options('/*', (_request, reply) => {
       reply.header('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS')
@@ -67,6 +76,8 @@ export const edge = fp<EdgeOptions>(async (app, { config, keys, replicas }) => {
 
   app.addHook('onRequest', async (request, reply) => {
     if (!isApi(request.url) || request.method === 'OPTIONS') return;
+    // Anthropic's answers carry `request-id` (its SDK shows it in errors and logs): on every answer, refusals included.
+    if (dialectForRequest(request).name.startsWith('anthropic.')) reply.header('request-id', request.id);
     // A browser on another site sends its Origin: refuse unless configured, so no web page can make a
     // visitor's browser use the gateway (even where it could not read the answer).
     const origin = request.headers.origin;

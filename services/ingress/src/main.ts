@@ -1,4 +1,4 @@
-import { KeyRegistry, exitOnStartFailure, openKeyBuckets, runService, type NatsConnection } from '@homelab/bus';
+import { KeyRegistry, exitOnStartFailure, listenOrExplain, openKeyBuckets, runService, type NatsConnection } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 import { buildApp, type IngressBus } from './app.ts';
 
@@ -19,7 +19,7 @@ await runService({
       log.warn('auth is off (auth.mode: none / HOMELAB_AUTH=none): anyone who reaches this port can use every backend, cloud ones included');
     }
     app = buildApp({ config, log, bus, tracing, ...(keys && { keys }), replicas: () => replicas });
-    await app.listen({ port: config.gateway.port, host: config.gateway.host });
+    await listenOrExplain(() => app!.listen({ port: config.gateway.port, host: config.gateway.host }), { what: 'the HTTP API', host: config.gateway.host, port: config.gateway.port, variable: 'PORT' });
     log.info({ port: config.gateway.port, host: config.gateway.host, auth: config.auth.mode }, 'listening');
   },
   async start({ nc, log, mux }) {

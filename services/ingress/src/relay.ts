@@ -26,6 +26,8 @@ export interface RelayRequest {
   traceparent?: string | undefined;
   /** Rewrites a single answer before it goes out (e.g. the model list filtered for a key); undefined = refuse. */
   rewrite?: (body: Uint8Array) => Uint8Array | undefined;
+  /** The subject answers errors in OpenAI's shape (`inference.models`): shape them here in `dialect`. */
+  reshapeErrors?: boolean;
 }
 
 export interface RelayDeps {
@@ -180,7 +182,7 @@ class AnswerRelay {
       this.#finish(tail ? Buffer.from(tail) : new Uint8Array(0));
       return;
     }
-    sendError(this.#reply, this.#what.dialect, error, this.#request.id, msg);
+    sendError(this.#reply, this.#what.dialect, error, this.#request.id, msg, this.#what.reshapeErrors);
     this.#close();
   }
 
@@ -231,10 +233,11 @@ function answerHeaders(reply: FastifyReply, headers: MsgHeaders | undefined, sta
 }
 
 /**
- * An error in the client's dialect. A body that came from the router or a worker is already in
- * that shape and goes out as it is; an error made here is shaped by the dialect.
+ * An error in the client's dialect, with the dialect's own error headers. A body that came from the
+ * router or a worker is already in that shape and goes out as it is (unless `reshape`: the service
+ * answered in OpenAI's shape); an error made here is shaped by the dialect.
  */
-export function sendError(reply: FastifyReply, dialect: Dialect, error: GatewayError, requestId: string, msg?: Msg): void {
+export function sendError(reply: FastifyReply, dialect: Dialect, error: GatewayError, requestId: string, msg?: Msg, reshape = false): void {
   const shaped = dialect.error(error);
   reply.code(shaped.status).header('x-request-id', requestId).header('content-type', 'application/json');
   const reason = msg?.headers?.get(H.routeReason);
@@ -242,7 +245,8 @@ export function sendError(reply: FastifyReply, dialect: Dialect, error: GatewayE
   const attempts = msg?.headers?.get(H.attempt);
   if (attempts) reply.header('x-homelab-attempts', attempts);
   if (error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
-  reply.send(msg && msg.data.length > 0 ? asBuffer(msg.data) : shaped.body);
+  if (dialect.errorHeaders) reply.headers(dialect.errorHeaders(error));
+  reply.send(msg && msg.data.length > 0 && !reshape ? asBuffer(msg.data) : shaped.body);
 }
 
 /** `local-only` anywhere in the header (any case, repeated, in a list): when in doubt, the request stays in the lab. */

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  MediaKinds, Subjects, mediaWebhookSubject, respondJson, type EventPublisher, type MediaKind, type MediaStorageSnapshot, type MicroService,
+  MediaKinds, Subjects, listenOrExplain, mediaWebhookSubject, respondJson, type EventPublisher, type MediaKind, type MediaStorageSnapshot, type MicroService,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
@@ -212,7 +212,7 @@ export async function startMedia(deps: MediaDeps): Promise<RunningMedia> {
   let webhookPort: number | undefined;
   if (m.webhooks.enabled && m.webhooks.secret) {
     webhookApp = buildWebhookApp({ secret: m.webhooks.secret, bodyLimitBytes: m.webhooks.bodyLimitBytes, log, resolveSource, onWebhook });
-    await webhookApp.listen({ host: m.webhooks.host, port: m.webhooks.port });
+    await listenOrExplain(() => webhookApp!.listen({ host: m.webhooks.host, port: m.webhooks.port }), { what: 'the webhook receiver', host: m.webhooks.host, port: m.webhooks.port, variable: 'MEDIA_WEBHOOK_PORT' });
     webhookPort = (webhookApp.server.address() as AddressInfo).port;
     board.webhooks({ enabled: true, port: webhookPort });
     log.info({ host: m.webhooks.host, port: webhookPort }, 'webhook receiver listening');

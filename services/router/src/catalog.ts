@@ -8,6 +8,7 @@ const checkReply = validator(WorkerModelsReply);
 
 interface Served { id: string; created?: number; loaded?: boolean }
 
+
 /**
  * What each backend serves now, asked of its workers (`worker.<provider>.models`) on an interval.
  * The router never talks HTTP to a backend itself: the workers do, next to it.
@@ -20,11 +21,39 @@ export class ModelCatalog implements ModelView {
   #timer: NodeJS.Timeout | undefined;
   readonly #warned = new Set<Provider>();
   readonly #pending = new Set<Provider>();
+  /** Backends asked at least once and answered (models, or an error: a backend that is down is an answer). */
+  readonly #asked = new Set<Provider>();
+  readonly #noWorkerGraceMs: number;
+  #startedAt = 0;
+  #firstRoundDone: () => void = () => {};
+  readonly #firstRound = new Promise<void>((resolve) => { this.#firstRoundDone = resolve; });
 
   constructor(nc: NatsConnection, config: LabConfig, log: Logger) {
     this.#nc = nc;
     this.#config = config;
     this.#log = log;
+    // Without any worker (no responders) a backend holds the first round back this long: at start
+    // the workers may still be starting. Past it, it counts as asked (no models yet).
+    this.#noWorkerGraceMs = config.firstDiscoveryWaitMs;
+  }
+
+  /**
+   * Resolves once every configured backend has been asked and answered once: its models, or an
+   * error (a backend that is down does not hold readiness back). A backend whose workers do not
+   * answer yet holds it back up to `inference.firstDiscoveryWaitMs`, so the first requests after start do not get
+   * `model_not_found` for a model that is there. The router announces itself on `$SRV` after this.
+   */
+  firstRound(): Promise<void> {
+    return this.#firstRound;
+  }
+
+  #configured(): Provider[] {
+    return PROVIDERS.filter((p) => this.#config.backends[p]);
+  }
+
+  #markAsked(provider: Provider): void {
+    this.#asked.add(provider);
+    if (this.#configured().every((p) => this.#asked.has(p))) this.#firstRoundDone();
   }
 
   served(provider: Provider): readonly Served[] | undefined {
@@ -36,6 +65,8 @@ export class ModelCatalog implements ModelView {
    * so a router that starts before its workers learns their models as soon as they answer.
    */
   start(): void {
+    this.#startedAt = Date.now();
+    if (this.#configured().length === 0) this.#firstRoundDone();
     const due = new Map<Provider, number>();
     const tick = (): void => {
       const now = Date.now();
@@ -67,11 +98,18 @@ export class ModelCatalog implements ModelView {
       const parsed = checkReply.parse(JSON.parse(reply.string()));
       this.#served.set(provider, parsed.models);
       this.#warned.delete(provider);
+      this.#markAsked(provider);
     } catch (err) {
       // Keep the last known list: a worker restarting is not a backend losing its models.
-      if (!this.#warned.has(provider)) this.#log.warn({ provider, err: (err as Error).message }, 'model discovery failed');
-      this.#warned.add(provider);
-      if ((err as { name?: string }).name === 'NoRespondersError' || /no responders/i.test(String((err as Error).message))) this.#served.delete(provider);
+      const noWorker = (err as { name?: string }).name === 'NoRespondersError' || /no responders/i.test(String((err as Error).message));
+      if (noWorker) this.#served.delete(provider);
+      const starting = noWorker && Date.now() - this.#startedAt < this.#noWorkerGraceMs;
+      // Workers starting alongside the router are not a failure worth a warning.
+      if (!starting && !this.#warned.has(provider)) {
+        this.#log.warn({ provider, err: (err as Error).message }, 'model discovery failed');
+        this.#warned.add(provider);
+      }
+      if (!starting) this.#markAsked(provider);
     }
   }
 

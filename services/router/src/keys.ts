@@ -84,6 +84,7 @@ export async function addUsage(kv: KV, key: string, tokens: number): Promise<voi
 
 /** `keys.create`: a new key, stored as its hash; the key itself is in the reply only, once. */
 export async function createKey(kv: KV, registry: KeyRegistry, request: KeyCreate): Promise<{ name: string; key: string; record: Omit<KeyRecord, 'sha256'> }> {
+  requireKeysOn(registry, 'a key made now would do nothing');
   if (registry.byName(request.name)) throw new GatewayError('invalid_request', `a key named '${request.name}' exists; revoke it first`, { param: 'name' });
   const key = newApiKey();
   const record: KeyRecord = { ...request, sha256: hashApiKey(key), createdAt: new Date().toISOString() };
@@ -94,6 +95,7 @@ export async function createKey(kv: KV, registry: KeyRegistry, request: KeyCreat
 
 /** `keys.revoke`: marks the key revoked; every ingress replica watching the bucket refuses it within moments. */
 export async function revokeKey(kv: KV, registry: KeyRegistry, name: string): Promise<{ name: string; revokedAt: string }> {
+  requireKeysOn(registry, 'no key is checked, so there is nothing to revoke');
   const record = registry.byName(name);
   if (!record) throw new GatewayError('not_found', `no active key named '${name}'`, { param: 'name' });
   if (record.createdAt === 'config') throw new GatewayError('invalid_request', `'${name}' is defined in the lab's config file: remove it there`, { param: 'name' });
@@ -102,9 +104,20 @@ export async function revokeKey(kv: KV, registry: KeyRegistry, name: string): Pr
   return { name, revokedAt: revoked.revokedAt! };
 }
 
-/** `keys.list`: names, scopes and usage; never a key or its hash. */
-export function listKeys(registry: KeyRegistry, usage: UsageBook, at = new Date()): { keys: Record<string, unknown>[] } {
+/**
+ * With `auth: none` the router does not follow the key bucket (main.ts): keys are neither checked nor
+ * seen, so making or revoking one would silently do nothing. Say so instead.
+ */
+function requireKeysOn(registry: KeyRegistry, why: string): void {
+  if (!registry.following) {
+    throw new GatewayError('invalid_request', `API keys are off in this lab (auth.mode: none, or HOMELAB_AUTH=none): ${why}. Turn them on with auth.mode: keys in the lab's config.`);
+  }
+}
+
+/** `keys.list`: names, scopes and usage; never a key or its hash. `auth: none` when keys are off (nothing listed takes effect). */
+export function listKeys(registry: KeyRegistry, usage: UsageBook, at = new Date()): { auth: 'keys' | 'none'; keys: Record<string, unknown>[] } {
   return {
+    auth: registry.following ? 'keys' : 'none',
     keys: registry.list().map(({ sha256: _hidden, ...record }) => {
       const { day, month } = usageKeys(record.name, at);
       return { ...record, usage: { today: usage.get(day), month: usage.get(month) } };

@@ -18,6 +18,9 @@ await runService({
   async start({ nc, log, config, service, mux, events, tracing }) {
     const catalog = new ModelCatalog(nc, config, log);
     catalog.start();
+    // No endpoint takes a request, and $SRV does not announce this router (so /readyz is not 200),
+    // before every backend was asked for its models: no model_not_found for a model that is there.
+    await catalog.firstRound();
     const budget = config.routing.cloudDailyBudgetUsd;
     const spend = new SpendTracker(config.routing.prices);
     const spendFeed = budget !== undefined ? await followSpend(nc, spend, log) : undefined;

@@ -1,5 +1,5 @@
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { Streams, exitOnStartFailure, runService } from '@homelab/bus';
+import { Streams, exitOnStartFailure, listenOrExplain, runService } from '@homelab/bus';
 import { pollInFlight } from './inflight.ts';
 import { pollImageQueue } from './image-queue.ts';
 import { primeFromSnapshots, startConsumers } from './consumers.ts';
@@ -23,7 +23,7 @@ await runService({
   async beforeConnect({ config, log }) {
     metrics = new TelemetryMetrics(provider.getMeter(METER_NAME), metricsOptionsFromConfig(config));
     const { metricsHost: host, metricsPort: port } = config.telemetry;
-    server = await startMetricsServer({ exporter, host, port, ready: () => connected && consuming });
+    server = await listenOrExplain(() => startMetricsServer({ exporter, host, port, ready: () => connected && consuming }), { what: '/metrics', host, port, variable: 'METRICS_PORT' });
     log.info({ host, port: server.port }, `metrics on http://${host}:${server.port}/metrics`);
   },
   onConnectionChange: (up) => { connected = up; },

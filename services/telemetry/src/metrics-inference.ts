@@ -44,6 +44,8 @@ export class InferenceMetrics {
   readonly #circuitTransitions: Counter;
   readonly #models: LabelBudget;
   readonly #errorTypes = new LabelBudget(64);
+  /** The APIs clients speak: a handful (libs/dialects), bounded all the same. */
+  readonly #dialects = new LabelBudget(32);
   readonly #prices: PriceTable;
   readonly #routers = new Map<string, Map<string, { state: CircuitChanged['state']; at: number }>>();
 
@@ -109,6 +111,8 @@ export class InferenceMetrics {
   /** Applies one `inference.completed` event. */
   apply(e: InferenceCompleted): void {
     const ok = e.status === 'ok';
+    // A client that hung up is not a failure of the gateway: no error.type, its own status label.
+    const failed = e.status === 'error';
     const provider = e.backend ?? 'none';
     const operation = e.operation === 'embeddings' ? 'embeddings' : 'chat';
     const route = parseRoute(e.routeReason);
@@ -123,7 +127,7 @@ export class InferenceMetrics {
       [GenAiAttr.requestModel]: requestModel,
     };
     if (ok && responseModelName) base[GenAiAttr.responseModel] = this.#models.value(responseModelName, true);
-    const errorType = ok ? undefined : this.#errorTypes.value(e.errorType ?? ERROR_TYPE_OTHER);
+    const errorType = failed ? this.#errorTypes.value(e.errorType ?? ERROR_TYPE_OTHER) : undefined;
 
     this.#duration.record(e.latencyMs / 1000, errorType ? { ...base, [GenAiAttr.errorType]: errorType } : base);
     if (e.inputTokens !== undefined) this.#tokenUsage.record(e.inputTokens, { ...base, [GenAiAttr.tokenType]: TokenType.input });
@@ -155,6 +159,8 @@ export class InferenceMetrics {
       [GatewayAttr.fallback]: fallback ? 'true' : 'false',
       [GatewayAttr.stream]: e.stream ? 'true' : 'false',
       [GatewayAttr.status]: e.status,
+      // Events from before dialects were named are all OpenAI chat completions.
+      [GatewayAttr.dialect]: this.#dialects.value(e.dialect ?? 'openai.chat', true),
     };
     if (errorType) requestAttrs[GenAiAttr.errorType] = errorType;
     this.#requests.add(1, requestAttrs);

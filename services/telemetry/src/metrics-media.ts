@@ -64,11 +64,14 @@ export class MediaMetrics {
   readonly #storageSize: Gauge;
   readonly #storageUsed: Gauge;
   readonly #storageFree: Gauge;
+  readonly #storageUsedRatio: Gauge;
   readonly #storageLow: Gauge;
   readonly #storageAlerts: Counter;
   readonly #serviceUp: Gauge;
   readonly #serviceErrors: Counter;
   readonly #webhooks: Counter;
+  /** Sources whose last word was `media.service.error` (not yet recovered). */
+  readonly #failing = new Set<string>();
   readonly #sources = new LabelBudget(64);
   readonly #paths = new LabelBudget(64);
   readonly #statuses = new LabelBudget(64);
@@ -105,6 +108,7 @@ export class MediaMetrics {
     this.#storageSize = gauge(MediaMetric.storageSize, 'By', 'Size of each watched storage path.');
     this.#storageUsed = gauge(MediaMetric.storageUsed, 'By', 'Used space of each watched storage path.');
     this.#storageFree = gauge(MediaMetric.storageFree, 'By', 'Free space of each watched storage path (available to unprivileged users, as df reports).');
+    this.#storageUsedRatio = gauge(MediaMetric.storageUsedRatio, '1', 'Used share of each watched storage path as df reports it: used / (used + available).');
     this.#storageLow = gauge(MediaMetric.storageLow, '1', '1 while a storage path is below its low-space threshold, else 0.');
     this.#storageAlerts = counter(MediaMetric.storageAlerts, '{alert}', 'Low-space alerts and recoveries per path.');
     this.#serviceUp = gauge(MediaMetric.serviceUp, '1', '1 while the media service can poll a target, 0 while it fails.');
@@ -128,13 +132,26 @@ export class MediaMetrics {
       mediaStorageLow: (e) => this.#storageAlert(e),
       mediaStorageRecovered: (e) => this.#storageAlert(e),
       mediaServiceError: (e) => {
+        this.#failing.add(e.source);
         const attrs = { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind };
         this.#serviceErrors.add(1, { ...attrs, [MediaAttr.reason]: this.#reasons.value(e.reason) });
         this.#serviceUp.record(0, attrs);
       },
-      mediaServiceRecovered: (e) => this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind }),
+      mediaServiceRecovered: (e) => {
+        this.#failing.delete(e.source);
+        this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind });
+      },
       mediaWebhook: (e) => this.#webhooks.add(1, { [MediaAttr.source]: this.#sources.value(e.source), [MediaAttr.kind]: e.kind, [MediaAttr.eventType]: this.#eventTypes.value(e.eventType) }),
     };
+  }
+
+  /**
+   * A snapshot from a target means its poll worked: it is up, unless a failure was reported since
+   * (then its recovery says so). Without this a target that never failed had no `service_up` series
+   * until telemetry happened to start after the media service (and read media.status).
+   */
+  #polled(source: string, kind: string): void {
+    if (!this.#failing.has(source)) this.#serviceUp.record(1, { [MediaAttr.source]: this.#sources.value(source), [MediaAttr.kind]: kind });
   }
 
   /** Applies one event of the MEDIA stream. */
@@ -144,7 +161,10 @@ export class MediaMetrics {
 
   /** The `media.status` reply: every target's state and the latest snapshots, read once at start. */
   applyStatus(status: MediaStatus): void {
-    for (const t of status.targets) this.#serviceUp.record(t.ok ? 1 : 0, { [MediaAttr.source]: this.#sources.value(t.name), [MediaAttr.kind]: t.kind });
+    for (const t of status.targets) {
+      if (t.ok) this.#failing.delete(t.name); else this.#failing.add(t.name);
+      this.#serviceUp.record(t.ok ? 1 : 0, { [MediaAttr.source]: this.#sources.value(t.name), [MediaAttr.kind]: t.kind });
+    }
     for (const q of status.queue) this.#queue(q);
     for (const t of status.transfer) this.#transfer(t);
     for (const s of status.sessions) this.#sessionsSnapshot(s);
@@ -163,6 +183,7 @@ export class MediaMetrics {
 
   #queue(s: MediaQueueSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     const base = { [MediaAttr.source]: source, [MediaAttr.kind]: s.kind };
     const counts = new Map<string, [Attributes, number]>();
@@ -188,6 +209,7 @@ export class MediaMetrics {
 
   #transfer(s: MediaTransferSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     this.#transferSpeed.record(s.dlSpeed, { [MediaAttr.source]: source, [MediaAttr.direction]: 'download' });
     this.#transferSpeed.record(s.upSpeed, { [MediaAttr.source]: source, [MediaAttr.direction]: 'upload' });
@@ -199,6 +221,7 @@ export class MediaMetrics {
 
   #sessionsSnapshot(s: MediaSessionsSnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     this.#sessions.record(s.sessions, { [MediaAttr.source]: source });
     const byMethod = new Map<string, number>();
@@ -213,6 +236,7 @@ export class MediaMetrics {
 
   #library(s: MediaLibrarySnapshot): void {
     if (!this.#fresh(s.kind, s.source, s.at)) return;
+    this.#polled(s.source, s.kind);
     const source = this.#sources.value(s.source);
     const base = { [MediaAttr.source]: source, [MediaAttr.kind]: s.kind };
     switch (s.kind) {
@@ -259,6 +283,8 @@ export class MediaMetrics {
       if (p.totalBytes !== undefined) this.#storageSize.record(p.totalBytes, attrs);
       if (p.usedBytes !== undefined) this.#storageUsed.record(p.usedBytes, attrs);
       if (p.freeBytes !== undefined) this.#storageFree.record(p.freeBytes, attrs);
+      // The one definition of used share (df's, as `homelab media` prints it): reserved blocks are neither used nor available.
+      if (p.usedBytes !== undefined && p.freeBytes !== undefined && p.usedBytes + p.freeBytes > 0) this.#storageUsedRatio.record(p.usedBytes / (p.usedBytes + p.freeBytes), attrs);
     }
   }
 

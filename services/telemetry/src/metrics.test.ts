@@ -48,8 +48,19 @@ describe('inference metrics (GenAI semantic conventions)', () => {
 
     expect((await h.point(GatewayMetric.overhead, { [A.providerName]: 'vllm' })).sum).toBeCloseTo(0.0015, 9);
     expect((await h.point(GatewayMetric.requests)).attributes).toEqual({
-      ...base, [GW.route]: 'alias', [GW.fallback]: 'false', [GW.stream]: 'true', [GW.status]: 'ok',
+      ...base, [GW.route]: 'alias', [GW.fallback]: 'false', [GW.stream]: 'true', [GW.status]: 'ok', [GW.dialect]: 'openai.chat',
     });
+  });
+
+  it('requests carry the API the client spoke', async () => {
+    h = metricsHarness();
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'anthropic.messages' }));
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'anthropic.messages', stream: false }));
+    h.metrics.applyInferenceEvent(completedEvent({ dialect: 'ollama.chat' }));
+    const points = await h.points(GatewayMetric.requests);
+    const byDialect = new Map<unknown, number>();
+    for (const p of points) byDialect.set(p.attributes[GW.dialect], (byDialect.get(p.attributes[GW.dialect]) ?? 0) + Number(p.value));
+    expect(Object.fromEntries(byDialect)).toEqual({ 'anthropic.messages': 2, 'ollama.chat': 1 });
   });
 
   it('a non-streamed answer has no time to first token; embeddings count input tokens only', async () => {
@@ -82,6 +93,19 @@ describe('inference metrics (GenAI semantic conventions)', () => {
     // A stream cut after content: an error, so no TTFT (the conventions record it for successful answers only).
     expect(await h.points(GenAiMetric.timeToFirstToken)).toEqual([]);
     expect((await h.point(GenAiMetric.tokenUsage, { [A.errorType]: undefined as never, [A.tokenType]: 'output' })).sum).toBe(10);
+  });
+
+  it('a client that hung up is counted as cancelled, not as an error', async () => {
+    h = metricsHarness();
+    h.metrics.applyInferenceEvent(valid('inference.completed', completedEvent({ status: 'cancelled', httpStatus: 499, outputTokens: 12, truncated: true })));
+    h.metrics.applyInferenceEvent(valid('inference.completed', completedEvent({ status: 'error', httpStatus: 502, errorType: 'backend_error' })));
+    h.metrics.applyInferenceEvent(valid('inference.completed', completedEvent()));
+    const byStatus = (await h.points(GatewayMetric.requests)).map((p) => `${p.attributes[GW.status]}:${p.attributes[A.errorType] ?? '-'}:${p.value}`).sort();
+    expect(byStatus).toEqual(['cancelled:-:1', 'error:backend_error:1', 'ok:-:1']);
+    const cancelled = await h.point(GenAiMetric.operationDuration, { [A.errorType]: undefined as never, [A.responseModel]: undefined as never });
+    expect(cancelled.attributes[A.errorType]).toBeUndefined();
+    // No time to first token for an answer nobody received in full.
+    expect((await h.point(GenAiMetric.timeToFirstToken)).count).toBe(1);
   });
 
   it('reads fallbacks, retries and skipped candidates from the route reason, never the raw string', async () => {
@@ -257,6 +281,12 @@ describe('media metrics', () => {
     expect((await h.point(MediaMetric.storageSize, { [M.path]: '/mnt/downloads' })).value).toBe(1e12);
     expect((await h.point(MediaMetric.storageLow, { [M.path]: '/mnt/downloads' })).value).toBe(1);
     expect(await h.points(MediaMetric.storageUsed, { [M.path]: '/mnt/photos' })).toEqual([]); // missing: no numbers
+    // Used share as df (and `homelab media`) count it: used / (used + available); blocks reserved for root are in neither.
+    h.metrics.applyMediaEvent('mediaStorage', valid('media.storage', mediaStorageEvent({
+      at: new Date(Date.now() + 1000).toISOString(),
+      paths: [{ path: '/mnt/media', ok: true, totalBytes: 1000, usedBytes: 600, freeBytes: 300, usedPercent: 66.67, freePercent: 33.33, low: false }],
+    })));
+    expect((await h.point(MediaMetric.storageUsedRatio, { [M.path]: '/mnt/media' })).value).toBeCloseTo(600 / 900, 9);
     h.metrics.applyMediaEvent('mediaStorageRecovered', valid('media.storage.recovered', mediaStorageAlertEvent('recovered')));
     expect((await h.point(MediaMetric.storageLow, { [M.path]: '/mnt/downloads' })).value).toBe(0);
     expect(await h.point(MediaMetric.storageAlerts, { [M.state]: 'recovered' })).toMatchObject({ value: 1 });
@@ -275,6 +305,19 @@ describe('media metrics', () => {
     expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'radarr' })).value).toBe(1);
     h.metrics.applyMediaEvent('mediaWebhook', valid('media.webhook.sonarr', mediaWebhookEvent()));
     expect(await h.point(MediaMetric.webhooks, { [M.eventType]: 'Download' })).toMatchObject({ value: 1 });
+  });
+
+  it('a target whose snapshots arrive is up, though it never failed; a failing one stays down until it recovers', async () => {
+    h = metricsHarness();
+    const later = (ms: number): string => new Date(Date.now() + ms).toISOString();
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }])));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(1);
+    h.metrics.applyMediaEvent('mediaServiceError', valid('media.service.error', mediaServiceErrorEvent({ source: 'sonarr', kind: 'sonarr' })));
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }], { at: later(1000) })));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(0);
+    h.metrics.applyMediaEvent('mediaServiceRecovered', valid('media.service.recovered', mediaServiceRecoveredEvent({ source: 'sonarr', kind: 'sonarr' })));
+    h.metrics.applyMediaEvent('mediaQueue', valid('media.queue', mediaQueueEvent([{ status: 'downloading', phase: 'downloading' }], { at: later(2000) })));
+    expect((await h.point(MediaMetric.serviceUp, { [M.source]: 'sonarr' })).value).toBe(1);
   });
 
   it('starts from the media.status reply', async () => {

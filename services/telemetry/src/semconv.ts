@@ -63,8 +63,10 @@ export const GatewayAttr = {
   /** `true` when the request moved to another backend at least once. */
   fallback: 'fallback',
   stream: 'stream',
-  /** `ok` or `error`. */
+  /** `ok`, `error`, or `cancelled` (the client hung up or cancelled: not counted as an error). */
   status: 'status',
+  /** The API the client spoke (`openai.chat`, `anthropic.messages`, `ollama.chat`, …). */
+  dialect: 'dialect',
   /** The backend a fallback or retry left, and the one it went to. */
   from: 'from',
   to: 'to',
@@ -128,6 +130,7 @@ export const MediaMetric = {
   storageSize: 'homelab_media_storage_size_bytes',
   storageUsed: 'homelab_media_storage_used_bytes',
   storageFree: 'homelab_media_storage_free_bytes',
+  storageUsedRatio: 'homelab_media_storage_used_ratio',
   storageLow: 'homelab_media_storage_low',
   storageAlerts: 'homelab_media_storage_alerts',
   serviceUp: 'homelab_media_service_up',

@@ -211,11 +211,11 @@ describe('Anthropic backend errors', () => {
     expect(everythingOf(err)).not.toContain(wrongKey);
   });
 
-  it('404 → model_not_found; 400 → invalid_request with Anthropic’s message', async () => {
+  it('404 → model_not_found; 400 → invalid_request, in Anthropic’s own words (Claude Code acts on some)', async () => {
     const missing = await gatewayError(completeInternal(backend, request(), internalCall('claude-nonexistent')));
-    expect(missing).toMatchObject({ code: 'model_not_found', message: 'anthropic: model: claude-nonexistent' });
+    expect(missing).toMatchObject({ code: 'model_not_found', message: 'model: claude-nonexistent' });
     const bad = await gatewayError(completeInternal(backend, request({ messages: [{ role: 'assistant', content: 'I start' }] }), internalCall(MODEL)));
-    expect(bad).toMatchObject({ code: 'invalid_request', retryable: false, message: 'anthropic: messages: first message must use the "user" role' });
+    expect(bad).toMatchObject({ code: 'invalid_request', retryable: false, message: 'messages: first message must use the "user" role' });
   });
 
   it('connection refused → backend_unavailable', async () => {

@@ -1,4 +1,5 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import { GatewayError } from '@homelab/bus';
 import type { DialectName } from '@homelab/dialects';
 import { errorFromSdk, responseBody } from '../http/sdk-errors.ts';
 import { pathFor } from '../http/json-backend.ts';
@@ -53,10 +54,26 @@ export function createAnthropicBackend(options: AnthropicBackendOptions): Backen
         }).asResponse();
         return { status: response.status, contentType: response.headers.get('content-type') ?? '', body: responseBody(response, 'anthropic', call) };
       } catch (err) {
-        throw errorFromSdk(err, 'anthropic', SDK_ERRORS, call);
+        throw inAnthropicWords(errorFromSdk(err, 'anthropic', SDK_ERRORS, call), err);
       }
     },
     listModels: async () => options.models.map((id) => ({ id })),
     close: async () => {},
   };
+}
+
+/** The caller's mistakes, which Anthropic explains in words its clients read. */
+const CLIENT_ERRORS: ReadonlySet<GatewayError['code']> = new Set(['invalid_request', 'model_not_found', 'body_too_large']);
+
+/**
+ * Anthropic's own message for the caller's mistakes (400, 404, 413), without the `anthropic: `
+ * prefix the shared status mapping adds: Claude Code acts on some by their words ("prompt is too
+ * long" → it compacts; "input length and `max_tokens` exceed context limit: …" → a smaller
+ * max_tokens), and gateways must not reword them.
+ */
+function inAnthropicWords(error: GatewayError, err: unknown): GatewayError {
+  if (!(err instanceof APIError) || !CLIENT_ERRORS.has(error.code)) return error;
+  const message = (err.error as { error?: { message?: unknown } } | undefined)?.error?.message;
+  if (typeof message !== 'string' || message === '') return error;
+  return new GatewayError(error.code, message, { status: error.status, param: error.param, cause: err });
 }

@@ -54,6 +54,13 @@ describe('OpenAI backend through the internal form', () => {
     expect(record.body).toEqual({ model: MODEL, messages: USER, stream: false });
   });
 
+  it('sampling fields OpenAI refuses (top_k from an Anthropic or Ollama client) are left out of a translated request', async () => {
+    const openai = await setup();
+    const completion = await completeInternal(openai, request({ top_k: 40, temperature: 0.5 } as Partial<ChatRequest>), internalCall(MODEL));
+    expect(completion.object).toBe('chat.completion');
+    expect(sim!.requests[0]!.body).toEqual({ model: MODEL, messages: USER, stream: false, temperature: 0.5 });
+  });
+
   it('a stream ends with the usage chunk OpenAI sends when asked', async () => {
     const openai = await setup();
     const chunks = await collectChunks(streamInternal(openai, request(), internalCall(MODEL)));

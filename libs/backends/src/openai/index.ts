@@ -27,6 +27,9 @@ const PATHS: Partial<Record<DialectName, string>> = {
 
 const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
 
+/** Fields other APIs have that OpenAI's chat and completions answer with "Unrecognized request argument supplied". */
+const OPENAI_REFUSES = ['top_k', 'min_p', 'repetition_penalty'] as const;
+
 /**
  * OpenAI's API through the official SDK: it owns the authentication, the base URL and the request;
  * the body goes as the client's bytes (the SDK sends a byte body verbatim) and the answer comes back
@@ -49,6 +52,8 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): Backend {
     provider: 'openai',
     dialects: new Set(Object.keys(PATHS) as DialectName[]),
     forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
+    // Sampling fields of vLLM and Ollama that Anthropic's and Ollama's clients may send; OpenAI refuses them.
+    unsupportedFields: OPENAI_REFUSES,
     async send(call: BackendCall) {
       const path = pathFor('openai', PATHS, call.dialect);
       try {

@@ -122,7 +122,16 @@ describe('vLLM backend through the internal form', () => {
     expect(sim!.requests[0]).toMatchObject({ method: 'GET', path: '/v1/models' });
   });
 
-  // countTokens (vLLM's /tokenize) is not tested here: the simulator has no /tokenize endpoint.
+  it('countTokens(): vLLM\'s /tokenize counts the chat prompt, tool definitions included', async () => {
+    const vllm = await setup();
+    const signal = new AbortController().signal;
+    const plain = await vllm.countTokens!({ model: MODEL, messages: USER }, signal);
+    expect(plain).toBe(7);
+    expect(sim!.requests.at(-1)).toMatchObject({ method: 'POST', path: '/tokenize', body: { model: MODEL, messages: USER } });
+    const withTools = await vllm.countTokens!({ model: MODEL, messages: USER, tools: [WEATHER_TOOL] }, signal);
+    expect(withTools).toBeGreaterThan(plain);
+    expect(lastBody()).toMatchObject({ tools: [WEATHER_TOOL] });
+  });
 });
 
 describe('vLLM backend: pass-through bytes (send)', () => {

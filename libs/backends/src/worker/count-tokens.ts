@@ -1,5 +1,5 @@
-import { toGatewayError, type GatewayError } from '@homelab/bus';
-import { countTokensAnswer, estimateInputTokens, type CountTokensRequestPayload } from '@homelab/dialects';
+import { GatewayError, toGatewayError } from '@homelab/bus';
+import { countTokensAnswer, estimateInputTokens, type ChatRequest, type CountTokensRequestPayload } from '@homelab/dialects';
 import { readAll } from '../http/origin.ts';
 import type { Backend } from '../types.ts';
 import { AnswerChannel, type Publish } from './answer-channel.ts';
@@ -35,14 +35,27 @@ export async function countTokens(envelope: WorkerEnvelope, body: Uint8Array, de
     } else {
       const request = JSON.parse(decoder.decode(body)) as CountTokensRequestPayload;
       const internal = envelope.dialect.requestToInternal!(request);
-      const messages = internal.form === 'chat' ? internal.request.messages : [];
-      answer = countTokensAnswer(backend.countTokens
-        ? await backend.countTokens({ model: envelope.model, messages: messages as unknown[] }, signal)
-        : estimateInputTokens(request));
+      answer = countTokensAnswer(await countPrompt(backend, envelope.model, internal.form === 'chat' ? internal.request : undefined, request, signal));
     }
     channel.single(answer, 0);
     deps.outcome('done');
   } catch (err) {
     deps.reportFailure(toGatewayError(signal.aborted ? signal.reason : err, 'backend_error'));
+  }
+}
+
+/**
+ * The prompt's tokens by the backend's tokenizer, tool definitions included (Claude Code's tools are
+ * thousands of tokens), else the documented estimate. A tokenizer that refuses the prompt (a text
+ * model given an image) gets the estimate too: a count is advice for when to compact, and the
+ * Messages request itself will say what the model cannot take.
+ */
+async function countPrompt(backend: Backend, model: string, chat: ChatRequest | undefined, request: CountTokensRequestPayload, signal: AbortSignal): Promise<number> {
+  if (!backend.countTokens || !chat) return estimateInputTokens(request);
+  try {
+    return await backend.countTokens({ model, messages: chat.messages as unknown[], ...(chat.tools?.length && { tools: chat.tools as unknown[] }) }, signal);
+  } catch (err) {
+    if (err instanceof GatewayError && err.code === 'invalid_request') return estimateInputTokens(request);
+    throw err;
   }
 }

@@ -5,7 +5,7 @@ import { anthropicRequestFromInternal } from './backend-request.ts';
 import { ANTHROPIC_PING, AnthropicStreamEncoder, anthropicAnswerFromInternal } from './client-answer.ts';
 import { anthropicPromptToChat, anthropicRequestToInternal } from './client-request.ts';
 import { readCountTokensAnswer } from './count-tokens.ts';
-import { anthropicError, anthropicStreamError } from './errors.ts';
+import { anthropicError, anthropicErrorHeaders, anthropicStreamError } from './errors.ts';
 import { CountTokensRequestSchema, MessagesRequestSchema, type CountTokensRequestPayload, type MessagesRequestPayload } from './schema.ts';
 import { AnthropicStreamWatch, readAnthropicAnswer } from './watch.ts';
 
@@ -44,6 +44,7 @@ export const anthropicMessages: Dialect<MessagesRequestPayload> = {
   schema: MessagesRequestSchema,
   routing: (body) => ({ model: body.model, stream: body.stream === true }),
   error: anthropicError,
+  errorHeaders: anthropicErrorHeaders,
   streamError: anthropicStreamError,
   // Keepalive: Anthropic's own `ping` event rather than an SSE comment (see ANTHROPIC_PING).
   framing: { contentType: 'text/event-stream', keepalive: ANTHROPIC_PING },
@@ -72,6 +73,7 @@ export const anthropicCountTokens: Dialect<CountTokensRequestPayload> = {
   schema: CountTokensRequestSchema,
   routing: (body) => ({ model: body.model, stream: false }),
   error: anthropicError,
+  errorHeaders: anthropicErrorHeaders,
 
   requestToInternal: (body) => ({ form: 'chat', request: anthropicPromptToChat(body) }),
   passThrough: anthropicPassThrough,

@@ -69,24 +69,24 @@ describe('MessagesRequestSchema', () => {
 
   it('rejects what Anthropic rejects, naming the field', () => {
     const cases: [unknown, string][] = [
-      [{ model: 'm', messages: USER }, "'max_tokens': Expected required property (got missing)"],
-      [{ max_tokens: 5, messages: USER }, "'model': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: '5', messages: USER }, "'max_tokens': Expected integer (got string)"],
-      [{ model: 'm', max_tokens: 5, messages: [] }, "'messages': Expected array length to be greater or equal to 1 (got array)"],
-      [{ model: 'm', max_tokens: 5, messages: [{ role: 'tool', content: 'x' }] }, `'messages[0].role': Unknown role "tool"; expected one of "user", "assistant", "system"`],
-      [{ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 7 }] }] }, "'messages[0].content[0].text': Expected string (got number)"],
+      [{ model: 'm', messages: USER }, 'max_tokens: required, expected an integer, got nothing'],
+      [{ max_tokens: 5, messages: USER }, 'model: required, expected a string, got nothing'],
+      [{ model: 'm', max_tokens: '5', messages: USER }, 'max_tokens: expected an integer, got string "5"'],
+      [{ model: 'm', max_tokens: 5, messages: [] }, 'messages: expected at least 1 item, got 0'],
+      [{ model: 'm', max_tokens: 5, messages: [{ role: 'tool', content: 'x' }] }, "messages[0].role: expected one of 'user', 'assistant', 'system', got 'tool'"],
+      [{ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 7 }] }] }, 'messages[0].content[0].text: expected a string, got number 7'],
       [{ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/bmp', data: 'Qk0=' } }] }] },
-        `'messages[0].content[0].source.media_type': Expected one of "image/jpeg", "image/png", "image/gif", "image/webp" (got string)`],
-      [{ model: 'm', max_tokens: 5, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n' }] }] }, "'messages[0].content[0].input': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, system: 42 }, "'system': Expected string or array (got number)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, tools: [{ name: 'f' }] }, "'tools[0].input_schema': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'tool' } }, "'tool_choice.name': Expected required property (got missing)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'sometimes' } }, `'tool_choice.type': Unknown type "sometimes"; expected one of "auto", "any", "tool", "none"`],
-      [{ model: 'm', max_tokens: 5000, messages: USER, thinking: { type: 'enabled', budget_tokens: 100 } }, "'thinking.budget_tokens': Expected integer to be greater or equal to 1024 (got number)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, temperature: 1.5 }, "'temperature': Expected number to be less or equal to 1 (got number)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, stop_sequences: 'END' }, "'stop_sequences': Expected array (got string)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, metadata: { user_id: 5 } }, "'metadata.user_id': Expected string or null (got number)"],
-      [{ model: 'm', max_tokens: 5, messages: USER, stream: 'yes' }, "'stream': Expected boolean (got string)"],
+        "messages[0].content[0].source.media_type: expected one of 'image/jpeg', 'image/png', 'image/gif', 'image/webp', got 'image/bmp'"],
+      [{ model: 'm', max_tokens: 5, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n' }] }] }, 'messages[0].content[0].input: required, expected an object, got nothing'],
+      [{ model: 'm', max_tokens: 5, messages: USER, system: 42 }, 'system: expected a string or an array, got number 42'],
+      [{ model: 'm', max_tokens: 5, messages: USER, tools: [{ name: 'f' }] }, 'tools[0].input_schema: required, expected an object, got nothing'],
+      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'tool' } }, 'tool_choice.name: required, expected a string, got nothing'],
+      [{ model: 'm', max_tokens: 5, messages: USER, tool_choice: { type: 'sometimes' } }, "tool_choice.type: expected one of 'auto', 'any', 'tool', 'none', got 'sometimes'"],
+      [{ model: 'm', max_tokens: 5000, messages: USER, thinking: { type: 'enabled', budget_tokens: 100 } }, 'thinking.budget_tokens: expected an integer at least 1024, got 100'],
+      [{ model: 'm', max_tokens: 5, messages: USER, temperature: 1.5 }, 'temperature: expected a number from 0 to 1, got 1.5'],
+      [{ model: 'm', max_tokens: 5, messages: USER, stop_sequences: 'END' }, 'stop_sequences: expected an array, got string "END"'],
+      [{ model: 'm', max_tokens: 5, messages: USER, metadata: { user_id: 5 } }, 'metadata.user_id: expected a string, got number 5'],
+      [{ model: 'm', max_tokens: 5, messages: USER, stream: 'yes' }, 'stream: expected a boolean, got string "yes"'],
     ];
     for (const [body, message] of cases) expect(errorOf(messages, body)).toBe(message);
   });
@@ -95,6 +95,6 @@ describe('MessagesRequestSchema', () => {
 describe('CountTokensRequestSchema', () => {
   it('takes a prompt without max_tokens and rejects one without messages', () => {
     expect(errorOf(countTokens, { model: 'm', messages: USER, system: 'x', tools: claudeCodeLike.tools })).toBe('valid');
-    expect(errorOf(countTokens, { model: 'm' })).toBe("'messages': Expected required property (got missing)");
+    expect(errorOf(countTokens, { model: 'm' })).toBe('messages: required, expected an array, got nothing');
   });
 });

@@ -202,7 +202,7 @@ describe('Responses over a chat backend, read by the official openai SDK', () =>
     expect(badType.param).toBe('temperature');
     const unknownItem = await reject({ model: 'smart', input: [{ role: 'user', content: 'x' }, { type: 'telepathy', payload: 1 }] });
     expect(unknownItem.param).toBe('input[1].type');
-    expect(unknownItem.message).toContain('Unknown type "telepathy"');
+    expect(unknownItem.message).toContain("got 'telepathy'");
     const builtIn = await reject({ model: 'smart', input: 'Search the web', tools: [{ type: 'web_search' }] });
     expect(builtIn.param).toBe('tools[0].type');
     expect(builtIn.message).toContain("'web_search' is one of OpenAI's built-in tools, which only OpenAI runs");

@@ -50,7 +50,7 @@ describe('ResponsesRequestSchema', () => {
   it('an unknown input item type is a 400 naming its path and the known types', () => {
     const { param, message } = rejection({ model: 'm', input: [{ role: 'user', content: 'x' }, { type: 'telepathy' }] });
     expect(param).toBe('input[1].type');
-    expect(message).toMatch(/^'input\[1\]\.type': Unknown type "telepathy"; expected one of "message", "function_call", "function_call_output", "reasoning", "item_reference", /);
+    expect(message).toMatch(/^input\[1\]\.type: expected one of 'message', 'function_call', 'function_call_output', 'reasoning', 'item_reference', .+, got 'telepathy'$/);
   });
 
   it('an unknown content part type, a message without content, a function call without call_id', () => {
@@ -63,7 +63,7 @@ describe('ResponsesRequestSchema', () => {
 
   it('wrong types and values', () => {
     expect(rejection({ input: 'x' })).toMatchObject({ param: 'model' });
-    expect(rejection({ model: 'm', input: 42 })).toEqual({ param: 'input', message: "'input': Expected string or array (got number)" });
+    expect(rejection({ model: 'm', input: 42 })).toEqual({ param: 'input', message: 'input: expected a string or an array, got number 42' });
     expect(rejection({ model: 'm', input: 'x', temperature: 'hot' }).param).toBe('temperature');
     expect(rejection({ model: 'm', input: 'x', temperature: 3 }).param).toBe('temperature');
     expect(rejection({ model: 'm', input: 'x', max_output_tokens: 0 }).param).toBe('max_output_tokens');

@@ -13,19 +13,25 @@ export interface ForwardOptions {
   /** The request's bytes on the bus (default: the HTTP body, unparsed). */
   body?: (request: FastifyRequest) => Uint8Array;
   rewrite?: (request: FastifyRequest) => RelayRequest['rewrite'];
+  /** The subject answers errors in OpenAI's shape: the relay shapes them in the request's dialect. */
+  reshapeErrors?: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
 
-/** A route handler that relays the request to a subject and the answer back, in the route's dialect. */
-export function forwardTo(subject: string, dialect: Dialect, deps: RouteDeps, options: ForwardOptions = {}) {
+/**
+ * A route handler that relays the request to a subject and the answer back, in the route's dialect
+ * (or the request's, for a route that several APIs share).
+ */
+export function forwardTo(subject: string, dialect: Dialect | ((request: FastifyRequest) => Dialect), deps: RouteDeps, options: ForwardOptions = {}) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const what: RelayRequest = {
-      subject, dialect,
+      subject, dialect: typeof dialect === 'function' ? dialect(request) : dialect,
       body: options.body ? options.body(request) : request.body instanceof Buffer ? request.body : EMPTY,
       apiKey: request.presentedKey,
       localOnly: wantsLocalOnly(request.headers['x-homelab-route']),
       ...(options.rewrite && { rewrite: options.rewrite(request) }),
+      ...(options.reshapeErrors && { reshapeErrors: true }),
     };
     const tracing = deps.tracing;
     if (!tracing?.enabled) return relay(request, reply, what, deps.relay);

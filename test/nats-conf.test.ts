@@ -7,11 +7,18 @@ import { Subjects, subjectMatches, type SubjectSpec } from '@homelab/bus';
 
 const conf = readFileSync(new URL('../nats.conf', import.meta.url), 'utf8');
 
-/** The `allow` list of `publish` or `subscribe` in the block of one user. */
+/** The `allow` list of `publish` or `subscribe` in the block of one user (its permissions may be a variable, as the scripts'). */
 function allowed(user: string, verb: 'publish' | 'subscribe'): string[] {
   const start = conf.indexOf(`user: ${user},`);
   expect(start, `user ${user} in nats.conf`).toBeGreaterThanOrEqual(0);
-  const block = conf.slice(start, conf.indexOf('allow_responses', start));
+  const next = conf.indexOf('user: ', start + 1);
+  let block = conf.slice(start, next < 0 ? undefined : next);
+  const variable = /permissions:\s*\$(\w+)/.exec(block)?.[1];
+  if (variable) {
+    const at = conf.indexOf(`\n${variable}: {`);
+    expect(at, `${variable} in nats.conf`).toBeGreaterThanOrEqual(0);
+    block = conf.slice(at, conf.indexOf('\n}', at + 1));
+  }
   const list = new RegExp(`${verb}:\\s*\\{\\s*allow:\\s*\\[([^\\]]*)\\]`, 's').exec(block)?.[1] ?? '';
   return [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
 }

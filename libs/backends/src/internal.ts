@@ -65,6 +65,8 @@ export async function* streamInternal(backend: Backend, internal: InternalReques
   for await (const piece of answer.body) {
     const chunks = stream.push(piece);
     if (chunks.length > 0) yield chunks;
+    // After the content that came with it: an error event ends the stream (the worker decides how).
+    if (stream.error) throw stream.error;
   }
   if (stream.loadMs !== undefined) stats.loadMs = stream.loadMs;
   if (!stream.complete) throw new GatewayError('backend_error', `${backend.provider} ended the stream before the answer was complete`);

@@ -138,8 +138,14 @@ export interface StreamEncoder<Chunk> {
 
 /** Reads a backend's stream in this dialect as internal chunks. */
 export interface StreamDecoder<Chunk> {
-  /** Takes bytes as they arrive; returns the internal chunks they complete. Throws GatewayError on an error event. */
+  /**
+   * Takes bytes as they arrive; returns the internal chunks they complete. An error event or a
+   * malformed record ends the stream: `error` says why, and push returns the chunks decoded before
+   * it (content read together with an error is not lost), then nothing more.
+   */
   push(bytes: Uint8Array): Chunk[];
+  /** Why the stream ended badly, once it did. */
+  readonly error: GatewayError | undefined;
   /** The terminal event was seen. */
   readonly complete: boolean;
   /** Facts the backend reported along the way (e.g. Ollama's load time). */

@@ -379,10 +379,9 @@ describe('WorkerRequest: translation through the internal form', () => {
     expect(onlyEvent(record)).toMatchObject({ status: 'error', errorType: 'backend_error', truncated: true, backend: 'ollama' });
   });
 
-  // Fails today: a StreamDecoder's push() throws on the error line and drops the chunks it decoded
-  // from the same read before it ('lo' here); pass-through forwards them (OpenAIStreamWatch). Flip to
-  // `it` once fixed.
-  it.fails('content read together with the error line still reaches the client before the error', async () => {
+  // A StreamDecoder returns the chunks it decoded before the error line of the same read ('lo' here),
+  // as pass-through forwards them (OpenAIStreamWatch).
+  it('content read together with the error line still reaches the client before the error', async () => {
     const steps = [ollamaLine({ message: { role: 'assistant', content: 'Hel' }, done: false }), ollamaLine({ message: { role: 'assistant', content: 'lo' }, done: false }) + `${JSON.stringify({ error: 'llama runner process has terminated: exit status 2' })}\n`];
     const record = await runWorkerRequest(ollama(steps), envelopeFor('openai.chat', { stream: true }), STREAM_BODY);
     const { chunks } = openAIEvents(record.messages.slice(0, -1).map((m) => m.body).join(''));

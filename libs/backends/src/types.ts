@@ -46,6 +46,11 @@ export interface Backend {
   readonly dialects: ReadonlySet<DialectName>;
   /** The dialect carrying each internal form to this backend; a form it lacks cannot be served here. */
   readonly forms: Readonly<Partial<Record<InternalForm, DialectName>>>;
+  /**
+   * Whether its text completions take a `suffix` (fill-in-the-middle). False (vLLM refuses it): a
+   * translated request with one gets a clear 400 from the worker, nothing is sent. Default: yes.
+   */
+  readonly fillInTheMiddle?: boolean;
   /** Fields the lab's config sets in a request unless the client did (Ollama's `keep_alive`). */
   readonly defaults?: Readonly<Record<string, unknown>>;
   /** Sends one request; resolves with a 2xx answer whose body is read as it comes. */

@@ -7,6 +7,7 @@ import type { Tracing } from '@homelab/tracing';
 import { dialectForRequest, edge } from './edge.ts';
 import { sendError, type RelayBus } from './relay.ts';
 import { imagesPlugin } from './images.ts';
+import { ollamaRoutes } from './routes/ollama.ts';
 import { openAIRoutes } from './routes/openai.ts';
 import { statusRoutes } from './routes/status.ts';
 
@@ -98,6 +99,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   void app.register(edge, { config, keys, replicas });
   void app.register(statusRoutes, { ...routeDeps, draining: () => bus.draining });
   void app.register(openAIRoutes, routeDeps);
+  void app.register(ollamaRoutes, routeDeps);
   void app.register(imagesPlugin, { config, log, bus, keysOn: keys !== undefined });
   return app;
 }

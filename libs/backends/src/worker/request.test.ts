@@ -459,6 +459,23 @@ describe('WorkerRequest: what only Ollama has', () => {
     expect(JSON.parse(record.messages[0]!.body)).toMatchObject({ model: 'smart:latest', message: { content: 'Hello' }, done: true });
   });
 
+  it('fill-in-the-middle where the backend has none → a clear 400 naming it, nothing sent', async () => {
+    const vllmLike = fakeBackend({ dialects: ['openai.chat'], forms: { chat: 'openai.chat', completion: 'openai.completions' }, answer: { contentType: 'application/json', steps: [] } });
+    const noFim = { ...vllmLike, fillInTheMiddle: false, send: vllmLike.send };
+    const anthropicLike = fakeBackend({ provider: 'anthropic', dialects: ['anthropic.messages'], forms: { chat: 'anthropic.messages' }, answer: { contentType: 'application/json', steps: [] } });
+    const body = { model: 'lab/model', prompt: 'def add(a, b):', suffix: '    return c', stream: false };
+    const refused = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), body);
+    expect(refused.failures).toEqual([expect.objectContaining({ code: 'invalid_request', status: 400, param: 'suffix', message: "'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama" })]);
+    expect(vllmLike.calls).toEqual([]);
+    const cloud = await runWorkerRequest(anthropicLike, envelopeFor('ollama.generate'), body);
+    expect(cloud.failures).toEqual([expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining('which anthropic does not offer') as string })]);
+    expect(anthropicLike.calls).toEqual([]);
+    // Raw text without a suffix is a plain text completion, which vLLM takes.
+    const raw = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), { model: 'lab/model', prompt: '<|user|>hi', raw: true, stream: false });
+    expect(raw.failures).toEqual([expect.objectContaining({ code: 'backend_error' })]);
+    expect(vllmLike.calls).toHaveLength(1);
+  });
+
   it("an Ollama backend's error reaches an Ollama client with Ollama's status and text; an OpenAI client gets the gateway's", async () => {
     const notFound = () => fakeBackend({ provider: 'ollama', dialects: ['ollama.chat'], forms: { chat: 'ollama.chat' }, answer: errorFromStatus('ollama', 500, JSON.stringify({ error: 'llama runner process has terminated: exit status 2' }), { contentType: 'application/json; charset=utf-8' }) });
     const native = await runWorkerRequest(notFound(), envelopeFor('ollama.chat'), { model: 'qwen3:8b', messages: [{ role: 'user', content: 'hi' }], stream: false });

@@ -5,7 +5,7 @@ import {
 import type { Logger } from '@homelab/logging';
 import { readAll } from '../http/origin.ts';
 import { BackendStatusError } from '../http/status.ts';
-import { completeInternal, streamInternal, type InternalCall, type InternalStreamStats } from '../internal.ts';
+import { completeInternal, refuseFillInTheMiddle, streamInternal, type InternalCall, type InternalStreamStats } from '../internal.ts';
 import type { Backend, BackendCall } from '../types.ts';
 import { AnswerChannel, type Publish } from './answer-channel.ts';
 import { completedEvent, type WorkerOutcome } from './completion-event.ts';
@@ -115,6 +115,7 @@ export class WorkerRequest {
     const shortcut = dialect.shortcut?.(clientBody);
     if (shortcut !== undefined) return this.#answered(shortcut);
     const internal = need(dialect, 'requestToInternal')(clientBody);
+    refuseFillInTheMiddle(this.#deps.backend, internal);
     const call = this.#internalCall();
     const stats: InternalStreamStats = {};
     if (!this.#envelope.stream) {

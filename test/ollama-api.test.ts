@@ -497,6 +497,19 @@ describe('events and the requests Ollama answers without a model run', () => {
   });
 });
 
+describe('the same API on NATS, for scripts', () => {
+  it('inference.ollama.chat answers a script in Ollama\'s shape, its errors too', async () => {
+    await using nc = await connectAs(stack.nats, 'scripts');
+    const reply = await nc.request('inference.ollama.chat', JSON.stringify({ model: 'fast:latest', messages: hello, stream: false }), { timeout: 10_000 });
+    expect(reply.headers?.get('Homelab-Dialect')).toBe('ollama.chat');
+    // Passed through to Ollama: its answer names its model, as Ollama wrote it.
+    expect(reply.json()).toMatchObject({ model: 'llama3.2:3b', message: { content: simText(8) }, done: true });
+    const refused = await nc.request('inference.ollama.chat', JSON.stringify({ model: 'fast', messages: 'hi' }), { timeout: 10_000 });
+    expect(refused.headers?.get('Nats-Service-Error-Code')).toBe('400');
+    expect(Object.keys(refused.json<object>())).toEqual(['error']);
+  });
+});
+
 describe("Open WebUI's Ollama connection, call for call", () => {
   // Open WebUI (backend/open_webui/routers/ollama.py) sends `Authorization: Bearer <key>` and JSON as
   // Python's json.dumps writes it; it adds `:latest` to names without a tag; it reads `expires_at`

@@ -293,6 +293,16 @@ describe("Ollama's own requests pass through unchanged", () => {
     }
   });
 
+  it('the same through the official client: what it sent is what Ollama got, what Ollama answered is what it read', async () => {
+    const request = { model: OLLAMA_MODEL, messages: hello, options: { temperature: 0.25, num_ctx: 8192, mirostat: 2 }, keep_alive: '10m', think: false, format: 'json' };
+    const mark = stack.sims.ollama.requests.length;
+    const answer = await ollama.chat(request);
+    const upstream = requestsSince(stack.sims.ollama, mark, '/api/chat')[0]!;
+    // The client wrote JSON.stringify(request), after setting `stream: false` on it.
+    expect(upstream.rawBody!.toString('utf8')).toBe(JSON.stringify(request));
+    expect(JSON.parse(writtenBy(upstream))).toEqual(answer);
+  });
+
   it("only the model changes for an alias, and the lab's keep_alive is added only where the client sent none", async () => {
     let mark = stack.sims.ollama.requests.length;
     const aliased = body('"keep_alive": -1, ').replace('"llama3.2:3b"', '"fast"');

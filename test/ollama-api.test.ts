@@ -122,8 +122,9 @@ describe('the ollama client sees every model of the lab', () => {
       'gpt-4.1-mini:latest', 'text-embedding-3-small:latest', 'claude-haiku-4-5:latest', 'smart:latest', 'fast:latest', 'local:latest',
     ]));
     expect(models.every((m) => m.model === m.name)).toBe(true);
+    // Ollama's models as the Ollama node lists them (its size, details, date); the others as the lab knows them.
     const llama = models.find((m) => m.name === OLLAMA_MODEL)!;
-    expect(llama).toMatchObject({ details: { format: 'gguf', family: 'llama', parameter_size: '3B' } });
+    expect(llama).toMatchObject({ size: 4_683_087_332, modified_at: '2025-09-30T10:00:00.000000000Z', details: { format: 'gguf', family: 'llama', quantization_level: 'Q4_K_M' } });
     expect(llama.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(models.find((m) => m.name === 'smart:latest')!.details).toMatchObject({ parent_model: 'vllm/*' });
     expect(models.find((m) => m.name === 'Qwen/Qwen2.5-7B-Instruct:latest')!.details).toMatchObject({ family: 'qwen', parameter_size: '7B', format: '' });
@@ -152,8 +153,13 @@ describe('the ollama client sees every model of the lab', () => {
     const names = models.map((m) => m.name);
     expect(names).toEqual(expect.arrayContaining(['llama3.2:3b', 'Qwen/Qwen2.5-7B-Instruct:latest']));
     expect(names.some((n) => n.startsWith('gpt-') || n.startsWith('claude-') || n === 'smart:latest')).toBe(false);
-    // Open WebUI parses `expires_at` as an ISO date.
+    // Open WebUI parses `expires_at` as an ISO date. Ollama's own models expire as Ollama says (its keep_alive), vLLM's never.
     expect(models.every((m) => Number.isFinite(Date.parse(m.expires_at as unknown as string)))).toBe(true);
+    const llama = models.find((m) => m.name === OLLAMA_MODEL)!;
+    expect(Date.parse(llama.expires_at as unknown as string)).toBeLessThan(Date.now() + 3_600_000);
+    expect(llama.size_vram).toBe(4_683_087_332);
+    const qwen = models.find((m) => m.name === 'Qwen/Qwen2.5-7B-Instruct:latest')!;
+    expect(Date.parse(qwen.expires_at as unknown as string)).toBeGreaterThan(Date.now() + 100 * 365 * 86_400_000);
   });
 
   it('version, and the probes at / (GET and HEAD) that find an Ollama server', async () => {

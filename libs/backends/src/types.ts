@@ -13,6 +13,12 @@ export interface BackendModel {
   created?: number;
   /** Ollama: the model is loaded in memory (from `/api/ps`), so the first token comes fast. */
   loaded?: boolean;
+  /**
+   * What else the backend says of the model (Ollama: `size`, `digest`, `details`, `modified_at`,
+   * `expires_at`, `size_vram`, `context_length`): carried into the lab's catalog, where Ollama's
+   * `/api/tags`, `/api/ps` and `/api/show` at the edge show them.
+   */
+  facts?: Record<string, unknown>;
 }
 
 /** One request to a backend, as bytes in one of the dialects it speaks. */

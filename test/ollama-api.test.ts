@@ -426,6 +426,24 @@ describe('errors the ollama client reads', () => {
     }
   });
 
+  it.each([['Ollama', OLLAMA_MODEL, 'ollama', '/api/chat'], ['vLLM', VLLM_MODEL, 'vllm', '/v1/chat/completions']] as const)(
+    'a client that aborts its stream (%s) cancels the backend request', async (_name, model, sim, path) => {
+      stack.sims[sim].setOptions({ tokens: 400, tokenIntervalMs: 20 });
+      try {
+        const mark = stack.sims[sim].requests.length;
+        const stream = await ollama.chat({ model, messages: hello, stream: true });
+        const first = await stream[Symbol.asyncIterator]().next();
+        expect(first.value).toMatchObject({ done: false });
+        stream.abort();
+        const upstream = () => requestsSince(stack.sims[sim], mark, path)[0];
+        await expect.poll(() => upstream()?.aborted, { timeout: 5000 }).toBe(true);
+        expect(upstream()!.completed).toBe(false);
+      } finally {
+        stack.sims[sim].setOptions({ tokens: 8, tokenIntervalMs: 0 });
+      }
+    },
+  );
+
   it('model management: 403 saying to manage models on the Ollama node', async () => {
     const refusals = await Promise.all([
       failure(ollama.pull({ model: 'llama3.3' })), failure(ollama.push({ model: 'me/llama' })), failure(ollama.create({ model: 'mine', from: 'llama3.2:3b' })),

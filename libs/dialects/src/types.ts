@@ -180,6 +180,19 @@ export interface Dialect<Body = unknown> {
   errorHeaders?(error: GatewayError): Record<string, string>;
   /** How streamed answers are framed; absent for dialects that never stream. */
   readonly framing?: StreamFraming;
+  /**
+   * The dialect's error shape carries nothing but a status and a text (Ollama's `{"error":"…"}`):
+   * a pass-through backend's own error then reaches the client with its status and text unchanged,
+   * rather than as the gateway's error naming the backend.
+   */
+  readonly backendErrorsVerbatim?: boolean;
+  /**
+   * A request this dialect's own backend answers without running a model (Ollama: a chat without
+   * messages or a generate without a prompt loads or unloads the model; an embed without input):
+   * the answer the gateway gives itself when the backend does not speak the dialect, or undefined
+   * for a real request.
+   */
+  shortcut?(body: Body): string | undefined;
 
   // --- client side: a client speaks this dialect, the backend does not ---
   /** The client's request in the internal form; throws GatewayError `invalid_request` for what cannot map. */

@@ -30,6 +30,8 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
     provider: 'vllm',
     dialects: new Set(Object.keys(PATHS) as DialectName[]),
     forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
+    // vLLM's completions answer `suffix` with 400 "suffix is not currently supported".
+    fillInTheMiddle: false,
     send: (call) => sendTo(origin, PATHS, headers, call),
     async listModels(signal): Promise<BackendModel[]> {
       const list = await fetchJson<{ data?: { id: string; created?: number }[] }>(origin, '/v1/models', signal, { headers: auth });

@@ -79,8 +79,7 @@ describe('legacy completions on each backend', () => {
     const err = await client.completions.create({ model: VLLM, ...FIM }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400, param: 'suffix', code: 'invalid_request' });
-    expect((err as Error).message).toContain('vllm: suffix is not currently supported: vLLM has no fill-in-the-middle in /v1/completions');
-    expect((err as Error).message).toContain('a model served by Ollama, which fills in the middle');
+    expect((err as Error).message).toContain("'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama (vllm: suffix is not currently supported)");
   });
 
   it('OpenAI: passed through, suffix included; a chat-only model is OpenAI\'s own 404', async () => {

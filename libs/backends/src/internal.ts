@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import { dialectOf, type ChatChunk, type Completion, type Dialect, type InternalAnswers, type InternalForm, type InternalRequest, type TranslationContext } from '@homelab/dialects';
+import { completionNotSupported, dialectOf, type ChatChunk, type Completion, type Dialect, type InternalAnswers, type InternalForm, type InternalRequest, type TranslationContext } from '@homelab/dialects';
 import { readAll, type BackendTimeouts } from './http/origin.ts';
 import type { Backend } from './types.ts';
 
@@ -27,6 +27,16 @@ export function backendDialectFor(backend: Backend, form: InternalForm): Dialect
     throw new GatewayError('invalid_request', `${backend.provider} cannot serve ${what}: use a model of another backend`, { param: 'model' });
   }
   return dialectOf(name);
+}
+
+/**
+ * A text completion with a `suffix` (fill-in-the-middle, from Ollama's `/api/generate`) to a backend
+ * without it (Anthropic has no text completions, vLLM's refuse `suffix`): the clear 400 naming the
+ * backend, before anything is sent. Fill-in-the-middle is not emulated through chat.
+ */
+export function refuseFillInTheMiddle(backend: Backend, internal: InternalRequest): void {
+  if (internal.form !== 'completion' || !internal.request.suffix) return;
+  if (!backend.forms.completion || backend.fillInTheMiddle === false) throw completionNotSupported(backend.provider, 'suffix');
 }
 
 function requestBody(dialect: Dialect, internal: InternalRequest, call: InternalCall, backend: Backend, stream: boolean): Uint8Array {
@@ -65,6 +75,8 @@ export async function* streamInternal(backend: Backend, internal: InternalReques
   for await (const piece of answer.body) {
     const chunks = stream.push(piece);
     if (chunks.length > 0) yield chunks;
+    // After the content that came with it: an error event ends the stream (the worker decides how).
+    if (stream.error) throw stream.error;
   }
   if (stream.loadMs !== undefined) stats.loadMs = stream.loadMs;
   if (!stream.complete) throw new GatewayError('backend_error', `${backend.provider} ended the stream before the answer was complete`);

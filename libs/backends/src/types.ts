@@ -13,6 +13,12 @@ export interface BackendModel {
   created?: number;
   /** Ollama: the model is loaded in memory (from `/api/ps`), so the first token comes fast. */
   loaded?: boolean;
+  /**
+   * What else the backend says of the model (Ollama: `size`, `digest`, `details`, `modified_at`,
+   * `expires_at`, `size_vram`, `context_length`): carried into the lab's catalog, where Ollama's
+   * `/api/tags`, `/api/ps` and `/api/show` at the edge show them.
+   */
+  facts?: Record<string, unknown>;
 }
 
 /** One request to a backend, as bytes in one of the dialects it speaks. */
@@ -46,6 +52,11 @@ export interface Backend {
   readonly dialects: ReadonlySet<DialectName>;
   /** The dialect carrying each internal form to this backend; a form it lacks cannot be served here. */
   readonly forms: Readonly<Partial<Record<InternalForm, DialectName>>>;
+  /**
+   * Whether its text completions take a `suffix` (fill-in-the-middle). False (vLLM refuses it): a
+   * translated request with one gets a clear 400 from the worker, nothing is sent. Default: yes.
+   */
+  readonly fillInTheMiddle?: boolean;
   /** Fields the lab's config sets in a request unless the client did (Ollama's `keep_alive`). */
   readonly defaults?: Readonly<Record<string, unknown>>;
   /**

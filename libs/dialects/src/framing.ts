@@ -79,6 +79,27 @@ export function passingRecords(cut: { data: Buffer; records: [number, number][] 
   return out.length > 0 ? out : undefined;
 }
 
+/**
+ * Decodes records in order until one fails (an error event, a malformed record: `decode` throws):
+ * the chunks decoded before it are returned and the failure goes to `failed`, so the content a
+ * backend sent in the same read as its error still reaches the client, ahead of the error.
+ */
+export function decodeUntilFailure<Record, Chunk>(records: Iterable<Record>, decode: (record: Record) => Chunk | Chunk[] | undefined, failed: (error: unknown) => void): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (const record of records) {
+    let decoded: Chunk | Chunk[] | undefined;
+    try {
+      decoded = decode(record);
+    } catch (error) {
+      failed(error);
+      break;
+    }
+    if (Array.isArray(decoded)) chunks.push(...decoded);
+    else if (decoded !== undefined) chunks.push(decoded);
+  }
+  return chunks;
+}
+
 const DATA_PREFIX = Buffer.from('data:');
 const EVENT_PREFIX = Buffer.from('event:');
 

@@ -147,8 +147,14 @@ export interface StreamEncoder<Chunk> {
 
 /** Reads a backend's stream in this dialect as internal chunks. */
 export interface StreamDecoder<Chunk> {
-  /** Takes bytes as they arrive; returns the internal chunks they complete. Throws GatewayError on an error event. */
+  /**
+   * Takes bytes as they arrive; returns the internal chunks they complete. An error event or a
+   * malformed record ends the stream: `error` says why, and push returns the chunks decoded before
+   * it (content read together with an error is not lost), then nothing more.
+   */
   push(bytes: Uint8Array): Chunk[];
+  /** Why the stream ended badly, once it did. */
+  readonly error: GatewayError | undefined;
   /** The terminal event was seen. */
   readonly complete: boolean;
   /** Facts the backend reported along the way (e.g. Ollama's load time). */
@@ -183,6 +189,19 @@ export interface Dialect<Body = unknown> {
   errorHeaders?(error: GatewayError): Record<string, string>;
   /** How streamed answers are framed; absent for dialects that never stream. */
   readonly framing?: StreamFraming;
+  /**
+   * The dialect's error shape carries nothing but a status and a text (Ollama's `{"error":"…"}`):
+   * a pass-through backend's own error then reaches the client with its status and text unchanged,
+   * rather than as the gateway's error naming the backend.
+   */
+  readonly backendErrorsVerbatim?: boolean;
+  /**
+   * A request this dialect's own backend answers without running a model (Ollama: a chat without
+   * messages or a generate without a prompt loads or unloads the model; an embed without input):
+   * the answer the gateway gives itself when the backend does not speak the dialect, or undefined
+   * for a real request.
+   */
+  shortcut?(body: Body): string | undefined;
 
   // --- client side: a client speaks this dialect, the backend does not ---
   /** The client's request in the internal form; throws GatewayError `invalid_request` for what cannot map. */

@@ -9,6 +9,7 @@ import { sendError, type RelayBus } from './relay.ts';
 import { imagesPlugin } from './images.ts';
 import { anthropicRoutes } from './routes/anthropic.ts';
 import { modelRoutes } from './routes/models.ts';
+import { ollamaRoutes } from './routes/ollama.ts';
 import { openAIRoutes } from './routes/openai.ts';
 import { responsesRoutes } from './routes/responses.ts';
 import { statusRoutes } from './routes/status.ts';
@@ -103,6 +104,7 @@ export function buildApp({ config, log, bus, tracing, keys, replicas = () => 1 }
   void app.register(openAIRoutes, routeDeps);
   void app.register(anthropicRoutes, routeDeps);
   void app.register(modelRoutes, routeDeps);
+  void app.register(ollamaRoutes, routeDeps);
   void app.register(responsesRoutes, routeDeps);
   void app.register(imagesPlugin, { config, log, bus, keysOn: keys !== undefined });
   return app;

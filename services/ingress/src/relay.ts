@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import {
-  FORWARDED_CLIENT_HEADERS, GatewayError, H, childTraceparent, createHeaders, errorFromReply, publishCancel,
+  FORWARDED_CLIENT_HEADERS, GatewayError, H, childTraceparent, createHeaders, errorFromReply, publishCancel, toGatewayError,
   type Inbox, type Msg, type MsgHeaders, type NatsConnection, type ReplyMux,
 } from '@homelab/bus';
 import type { Dialect } from '@homelab/dialects';
@@ -24,7 +24,7 @@ export interface RelayRequest {
   localOnly: boolean;
   /** The W3C traceparent this hop sends downstream. */
   traceparent?: string | undefined;
-  /** Rewrites a single answer before it goes out (e.g. the model list filtered for a key); undefined = refuse. */
+  /** Rewrites a single answer before it goes out (e.g. the model list filtered for a key); undefined = refuse; a throw = that error. */
   rewrite?: (body: Uint8Array) => Uint8Array | undefined;
   /** The subject answers errors in OpenAI's shape (`inference.models`): shape them here in `dialect`. */
   reshapeErrors?: boolean;
@@ -129,7 +129,13 @@ class AnswerRelay {
 
   /** A whole answer: its bytes go to the client as they are. */
   #single(msg: Msg): void {
-    const data = this.#what.rewrite ? this.#what.rewrite(msg.data) : msg.data;
+    let data: Uint8Array | undefined;
+    try {
+      data = this.#what.rewrite ? this.#what.rewrite(msg.data) : msg.data;
+    } catch (err) {
+      // A rewrite may refuse with its own error (e.g. Ollama's `model 'x' not found`); anything else is ours.
+      return this.#fail(toGatewayError(err));
+    }
     if (!data) return this.#fail(new GatewayError('model_not_found', 'The model does not exist or this API key may not use it', { param: 'model' }));
     answerHeaders(this.#reply, msg.headers, this.#started);
     this.#reply.code(200).header('content-type', msg.headers?.get(H.contentType) || 'application/json').send(asBuffer(data));

@@ -6,7 +6,8 @@ import type { ModelView } from './resolve.ts';
 
 const checkReply = validator(WorkerModelsReply);
 
-interface Served { id: string; created?: number; loaded?: boolean }
+/** A model a backend serves now, with what else its worker reported of it (Ollama's size, digest, details, …). */
+interface Served { id: string; created?: number; loaded?: boolean; [fact: string]: unknown }
 
 
 /**
@@ -123,7 +124,9 @@ export class ModelCatalog implements ModelView {
       const backend = this.#config.backends[provider];
       if (!backend) continue;
       const served: readonly Served[] = this.#served.get(provider) ?? ('models' in backend ? backend.models.map((id) => ({ id })) : []);
-      for (const m of served) add({ id: m.id, object: 'model', created: m.created ?? now, owned_by: provider, ...(m.loaded !== undefined && { loaded: m.loaded }) });
+      for (const { id, created, loaded, ...facts } of served) {
+        add({ ...facts, id, object: 'model', created: created ?? now, owned_by: provider, ...(loaded !== undefined && { loaded }) });
+      }
     }
     for (const [alias, candidates] of Object.entries(this.#config.aliases)) {
       const first = candidates.find((c) => this.#config.backends[c.split('/')[0] as Provider]);

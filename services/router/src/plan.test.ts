@@ -53,6 +53,14 @@ describe('planRequest', () => {
     expect(planRequest({ model: 'cloud', key: key({ backends: ['vllm'] }), localOnly: false }, context())).toMatchObject({ ok: false, error: { code: 'forbidden' } });
   });
 
+  it('a name with Ollama\'s :latest tag plans as the lab\'s name, for the key\'s scope too', () => {
+    const plan = planRequest({ model: 'smart:latest', key: key({ models: ['smart'] }), localOnly: false }, context());
+    expect(providers(plan)).toEqual(['vllm', 'ollama', 'anthropic']);
+    expect(plan.route).toEqual(['alias:smart']);
+    expect(providers(planRequest({ model: 'gpt-5.4-mini:latest', key: undefined, localOnly: false }, context()))).toEqual(['openai']);
+    expect(planRequest({ model: 'gpt-5.4-mini:latest', key: undefined, localOnly: false }, context())).toMatchObject({ candidates: [{ model: 'gpt-5.4-mini' }] });
+  });
+
   it('a key whose cloud budget is spent keeps its local models; a cloud-only model is budget_exceeded', () => {
     const spent = context({ budget: 'daily' });
     expect(providers(planRequest({ model: 'smart', key: key({ dailyTokens: 10 }), localOnly: false }, spent))).toEqual(['vllm', 'ollama']);

@@ -1,7 +1,7 @@
 import { GatewayError, keyAllowsModel, type KeyRecord } from '@homelab/bus';
 import { isCloudProvider, type LabConfig, type Provider } from '@homelab/config';
 import { planCandidates, type BackendConditions } from './policy.ts';
-import { resolveModel, type Candidate, type ModelView } from './resolve.ts';
+import { canonicalModelName, resolveModel, type Candidate, type ModelView } from './resolve.ts';
 
 /** What the router knows when it plans a request: the lab, and the state of its backends now. */
 export interface PlanContext {
@@ -34,7 +34,9 @@ export type Plan =
  * the ordered candidates for the attempt loop, or the error the client gets.
  */
 export function planRequest(request: PlanRequest, context: PlanContext): Plan {
-  const { model, key } = request;
+  const { key } = request;
+  // `smart:latest` is `smart` (Ollama's clients tag every name): for the key's scope and the resolution alike.
+  const model = canonicalModelName(request.model, context.config, context.models);
   if (key && !keyAllowsModel(key, model)) {
     return refuse(new GatewayError('forbidden', `key '${key.name}' may not use the model '${model}'`, { param: 'model' }), []);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayError } from '@homelab/bus';
-import { resolveModel, type ModelView, type Provider } from './resolve.ts';
+import { canonicalModelName, resolveModel, type ModelView, type Provider } from './resolve.ts';
 
 const backends = { vllm: {}, ollama: {}, openai: { models: ['gpt-5.4-mini'] }, anthropic: { models: ['claude-haiku-5-5'] } } as never;
 const served: Partial<Record<Provider, { id: string; loaded?: boolean }[]>> = {
@@ -36,5 +36,26 @@ describe('resolveModel', () => {
     expect(() => resolveModel('gpt-5', noCloud, view)).toThrowError(/openai is not configured \(set OPENAI_API_KEY\)/);
     expect(() => resolveModel('anthropic/claude', noCloud, view)).toThrowError(expect.objectContaining({ code: 'no_backend' }) as GatewayError);
     expect(() => resolveModel('ollama/', config, view)).toThrowError(expect.objectContaining({ code: 'invalid_request' }) as GatewayError);
+  });
+});
+
+describe('canonicalModelName: Ollama clients tag every name with :latest', () => {
+  it('an alias, a vLLM model and a cloud model asked for with :latest are the lab\'s names', () => {
+    expect(canonicalModelName('smart:latest', config, view)).toBe('smart');
+    expect(canonicalModelName('Qwen/Qwen2.5-7B-Instruct:latest', config, view)).toBe('Qwen/Qwen2.5-7B-Instruct');
+    expect(canonicalModelName('gpt-5.4-mini:latest', config, view)).toBe('gpt-5.4-mini');
+    expect(canonicalModelName('claude-opus-5-5:latest', config, view)).toBe('claude-opus-5-5');
+    expect(canonicalModelName('vllm/Qwen/Qwen2.5-7B-Instruct:latest', config, view)).toBe('vllm/Qwen/Qwen2.5-7B-Instruct');
+  });
+  it('Ollama\'s own tagged names, untagged names and unknown names stay as they are', () => {
+    expect(canonicalModelName('llama3.2:latest', config, view)).toBe('llama3.2:latest');
+    expect(canonicalModelName('ollama/mistral:latest', config, view)).toBe('ollama/mistral:latest');
+    expect(canonicalModelName('smart', config, view)).toBe('smart');
+    expect(canonicalModelName('qwen2.5:7b', config, view)).toBe('qwen2.5:7b');
+    expect(canonicalModelName('mystery:latest', config, view)).toBe('mystery:latest');
+  });
+  it('an alias named with its tag wins over the untagged one', () => {
+    const tagged = { backends, aliases: { 'fast:latest': ['ollama/qwen2.5:7b'], fast: ['vllm/*'] } } as never;
+    expect(canonicalModelName('fast:latest', tagged, view)).toBe('fast:latest');
   });
 });

@@ -91,6 +91,29 @@ export function resolveModel(requested: string, config: Pick<LabConfig, 'aliases
   throw new GatewayError('model_not_found', `The model '${requested}' does not exist or no backend of this lab serves it now`, { param: 'model' });
 }
 
+const LATEST = ':latest';
+
+/**
+ * The name the lab knows a model by, for a name with Ollama's `:latest` tag. Ollama clients add
+ * `:latest` to every name without a tag (Open WebUI does before each call; `/api/tags` lists the
+ * alias `smart` as `smart:latest`), but only Ollama's own models carry tags: an alias, a vLLM or a
+ * cloud model asked for as `<name>:latest` is `<name>`. A name the lab knows as it is stays as it is.
+ */
+export function canonicalModelName(requested: string, config: Pick<LabConfig, 'aliases' | 'backends'>, view: ModelView): string {
+  if (!requested.endsWith(LATEST)) return requested;
+  const bare = requested.slice(0, -LATEST.length);
+  const slash = requested.indexOf('/');
+  const prefix = slash > 0 ? requested.slice(0, slash) : '';
+  if (isProvider(prefix)) return prefix === 'ollama' ? requested : bare;
+  if (config.aliases[requested]) return requested;
+  if (config.aliases[bare]) return bare;
+  const servedLocally = (name: string): boolean => LOCAL_PROVIDERS.some((p) => view.served(p)?.some((m) => m.id === name));
+  if (servedLocally(requested)) return requested;
+  if (servedLocally(bare)) return bare;
+  const isCloud = CLOUD_PROVIDERS.some((p) => config.backends[p]?.models.includes(bare)) || CLOUD_PREFIXES.some(([re]) => re.test(bare));
+  return isCloud ? bare : requested;
+}
+
 /** Ollama lists `llama3.2:latest` for `llama3.2`; clients use either. */
 function sameModel(served: string, requested: string): boolean {
   return served === requested || served === `${requested}:latest`;

@@ -122,6 +122,19 @@ describe('errorFromStatus', () => {
     expect(errorFromStatus('vllm', 401, VLLM_UNAUTHORIZED, JSON_TYPE).message).toBe("vllm rejected the gateway's credentials (401)");
   });
 
+  it('keeps the backend\'s own status and text for a client of its own API (verbatim), never for 401/403', () => {
+    const notFound = errorFromStatus('ollama', 404, OLLAMA, JSON_TYPE).verbatim();
+    expect(notFound).toMatchObject({ code: 'model_not_found', status: 404, message: 'model "mistral" not found, try pulling it first' });
+    const runner = errorFromStatus('ollama', 500, JSON.stringify({ error: 'llama runner process has terminated: exit status 2' }), JSON_TYPE).verbatim();
+    expect(runner).toMatchObject({ code: 'backend_error', status: 500, retryable: true, message: 'llama runner process has terminated: exit status 2' });
+    const busy = errorFromStatus('ollama', 503, JSON.stringify({ error: 'server busy' }), { ...JSON_TYPE, retryAfter: '2' }).verbatim();
+    expect(busy).toMatchObject({ code: 'backend_unavailable', status: 503, retryAfterMs: 2000, message: 'server busy' });
+    // Without the backend's own words there is nothing to pass on: the gateway's error stays.
+    const page = errorFromStatus('ollama', 502, HTML, { contentType: 'text/html' });
+    expect(page.verbatim()).toBe(page);
+    for (const status of [401, 403]) expect(errorFromStatus('openai', status, OPENAI_401, JSON_TYPE).verbatim().message).toBe(`openai rejected the gateway's credentials (${status})`);
+  });
+
   it('takes the retry hint from retry-after-ms first, then retry-after in seconds', () => {
     expect(errorFromStatus('openai', 429, '{}', { ...JSON_TYPE, retryAfterMs: '1500', retryAfter: '20' }).retryAfterMs).toBe(1500);
     expect(errorFromStatus('openai', 429, '{}', { ...JSON_TYPE, retryAfter: '20' }).retryAfterMs).toBe(20_000);

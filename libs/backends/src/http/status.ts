@@ -1,4 +1,4 @@
-import { GatewayError, parseRetryAfter } from '@homelab/bus';
+import { GatewayError, parseRetryAfter, type GatewayErrorOptions } from '@homelab/bus';
 import type { ProviderName } from '../types.ts';
 
 const MAX_MESSAGE_CHARS = 500;
@@ -45,36 +45,65 @@ function retryHint(context: StatusContext): number | undefined {
 }
 
 /**
+ * A backend's non-2xx answer as the gateway's error, which also keeps the backend's own status and
+ * explanation: a client that speaks the backend's dialect can get them as they were (`verbatim`).
+ */
+export class BackendStatusError extends GatewayError {
+  /** The backend's HTTP status. */
+  readonly upstreamStatus: number;
+  /** The backend's own text, when its body had one (never for 401 and 403). */
+  readonly upstreamMessage: string | undefined;
+
+  constructor(code: ConstructorParameters<typeof GatewayError>[0], message: string, options: GatewayErrorOptions, upstream: { status: number; message: string | undefined }) {
+    super(code, message, options);
+    this.upstreamStatus = upstream.status;
+    this.upstreamMessage = upstream.message;
+  }
+
+  /** The same error with the backend's status and text, as a client of the backend's own API would get it; itself without a text. */
+  verbatim(): GatewayError {
+    if (this.upstreamMessage === undefined) return this;
+    return new GatewayError(this.code, this.upstreamMessage, {
+      status: this.upstreamStatus, param: this.param, retryable: this.retryable, cause: this,
+      ...(this.retryAfterMs !== undefined && { retryAfterMs: this.retryAfterMs }),
+    });
+  }
+}
+
+/**
  * A non-2xx answer as a GatewayError from the shared table. An authentication failure never
  * carries the upstream text: OpenAI's 401 message echoes part of the key.
  */
-export function errorFromStatus(provider: ProviderName, status: number, text: string, context: StatusContext): GatewayError {
+export function errorFromStatus(provider: ProviderName, status: number, text: string, context: StatusContext): BackendStatusError {
   const upstream = messageOf(text);
+  const secret = status === 401 || status === 403;
+  const error = (code: ConstructorParameters<typeof GatewayError>[0], message: string, options: GatewayErrorOptions = {}): BackendStatusError =>
+    new BackendStatusError(code, message, options, { status, message: secret ? undefined : upstream?.message });
   const message = upstream?.message ?? `HTTP ${status} with a non-JSON body (${context.contentType || 'no content-type'})`;
   const retryAfterMs = retryHint(context);
   const retry = retryAfterMs === undefined ? {} : { retryAfterMs };
   switch (status) {
     case 400:
     case 422:
-      return new GatewayError('invalid_request', `${provider}: ${message}`, { param: upstream?.param ?? null });
+      return error('invalid_request', `${provider}: ${message}`, { param: upstream?.param ?? null });
     case 401:
     case 403:
-      return new GatewayError('unauthorized', `${provider} rejected the gateway's credentials (${status})`);
+      return error('unauthorized', `${provider} rejected the gateway's credentials (${status})`);
     case 404:
       // Only the backend's own explanation says the model is unknown; a proxy's page or a path the
       // server lacks says nothing about the model.
-      return upstream ? new GatewayError('model_not_found', `${provider}: ${message}`) : new GatewayError('backend_error', `${provider} answered 404: ${message}`);
+      return upstream ? error('model_not_found', `${provider}: ${message}`) : error('backend_error', `${provider} answered 404: ${message}`);
     case 408:
     case 504:
-      return new GatewayError('timeout', `${provider} timed out the request (${status})`);
+      return error('timeout', `${provider} timed out the request (${status})`);
     case 413:
-      return new GatewayError('body_too_large', `${provider}: ${message}`);
+      return error('body_too_large', `${provider}: ${message}`);
     case 429:
-      return new GatewayError('rate_limited', `${provider} is rate limiting: ${message}`, retry);
+      return error('rate_limited', `${provider} is rate limiting: ${message}`, retry);
     case 503:
     case 529: // Anthropic: overloaded
-      return new GatewayError('backend_unavailable', `${provider} is unavailable: ${message}`, retry);
+      return error('backend_unavailable', `${provider} is unavailable: ${message}`, retry);
   }
-  if (status >= 500) return new GatewayError('backend_error', `${provider} failed with ${status}: ${message}`);
-  return new GatewayError('invalid_request', `${provider}: ${message}`);
+  if (status >= 500) return error('backend_error', `${provider} failed with ${status}: ${message}`);
+  return error('invalid_request', `${provider}: ${message}`);
 }

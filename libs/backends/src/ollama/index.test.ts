@@ -153,15 +153,24 @@ describe('Ollama backend against the simulator', () => {
     expect(sized.data[0]!.embedding).toHaveLength(4);
   });
 
-  it('lists models with the loaded flag from /api/ps', async () => {
+  it('lists models with the loaded flag from /api/ps, and what Ollama says of each (size, digest, details, expiry)', async () => {
     const models = await backend.listModels(new AbortController().signal);
     const created = Math.floor(Date.parse('2025-09-30T10:00:00Z') / 1000);
     expect(models).toEqual([
-      { id: 'llama3.2:latest', created, loaded: true },
-      { id: 'qwen3:8b', created, loaded: expect.any(Boolean) },
-      { id: 'all-minilm:latest', created, loaded: true },
+      { id: 'llama3.2:latest', created, loaded: true, facts: expect.any(Object) as object },
+      { id: 'qwen3:8b', created, loaded: expect.any(Boolean), facts: expect.any(Object) as object },
+      { id: 'all-minilm:latest', created, loaded: true, facts: expect.any(Object) as object },
     ]);
     expect(models[1]!.loaded).toBe(sim.loadedModels().includes('qwen3:8b'));
+    const [tags, ps] = await Promise.all(['/api/tags', '/api/ps'].map(async (path) => (await (await fetch(`${sim.url}${path}`)).json() as { models: Record<string, unknown>[] }).models));
+    const listed = tags!.find((m) => m['name'] === 'llama3.2:latest')!;
+    const running = ps!.find((m) => m['name'] === 'llama3.2:latest')!;
+    expect(models[0]!.facts).toEqual({
+      size: listed['size'], digest: listed['digest'], details: listed['details'], modified_at: '2025-09-30T10:00:00.000000000Z',
+      expires_at: expect.any(String) as string, size_vram: running['size_vram'], context_length: running['context_length'],
+    });
+    // The simulator's expiry is computed at each /api/ps: the same kind of value, not the same instant.
+    expect(Number.isFinite(Date.parse(models[0]!.facts!['expires_at'] as string))).toBe(true);
   });
 
   describe('pass-through bytes (send)', () => {
@@ -405,7 +414,7 @@ describe('Ollama backend and cold loads', () => {
     const record = sim.requests.at(-1)!;
     await expect.poll(() => record.aborted).toBe(true);
     expect(sim.loadedModels()).toEqual([]);
-    expect(await backend.listModels(new AbortController().signal)).toEqual([{ id: 'llama3.2:latest', created: expect.any(Number), loaded: false }]);
+    expect(await backend.listModels(new AbortController().signal)).toEqual([{ id: 'llama3.2:latest', created: expect.any(Number), loaded: false, facts: expect.not.objectContaining({ expires_at: expect.anything() as unknown }) as object }]);
     await backend.close();
   });
 });

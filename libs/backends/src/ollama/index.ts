@@ -18,7 +18,17 @@ const PATHS: Partial<Record<DialectName, string>> = {
   'ollama.embeddings': '/api/embeddings',
 };
 
-interface OllamaListedModel { name: string; modified_at?: string }
+interface OllamaListedModel { name: string; modified_at?: string; [fact: string]: unknown }
+
+/** The facts of `/api/tags` (every model) and `/api/ps` (loaded ones) that Ollama's clients read. */
+const TAG_FACTS = ['size', 'digest', 'details', 'modified_at'] as const;
+const PS_FACTS = ['expires_at', 'size_vram', 'context_length'] as const;
+
+function pick(from: OllamaListedModel | undefined, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) if (from?.[key] !== undefined) out[key] = from[key];
+  return out;
+}
 
 /**
  * Ollama's native API, spoken directly (keep-alive pool, undici): requests in Ollama's dialects pass
@@ -37,10 +47,11 @@ export function createOllamaBackend(options: OllamaBackendOptions): Backend {
     async listModels(signal): Promise<BackendModel[]> {
       const [tags, ps] = await Promise.all(['/api/tags', '/api/ps'].map(async (path) =>
         (await fetchJson<{ models?: OllamaListedModel[] }>(origin, path, signal)).models ?? []));
-      const loaded = new Set(ps!.map((m) => m.name));
+      const loaded = new Map(ps!.map((m) => [m.name, m]));
       return tags!.map((m): BackendModel => {
         const modified = m.modified_at ? Date.parse(m.modified_at) : NaN;
-        return { id: m.name, ...(Number.isFinite(modified) && { created: Math.floor(modified / 1000) }), loaded: loaded.has(m.name) };
+        const facts = { ...pick(m, TAG_FACTS), ...pick(loaded.get(m.name), PS_FACTS) };
+        return { id: m.name, ...(Number.isFinite(modified) && { created: Math.floor(modified / 1000) }), loaded: loaded.has(m.name), facts };
       });
     },
     close: () => origin.close(),

@@ -179,7 +179,7 @@ describe('vLLM backend: pass-through bytes (send)', () => {
     const vllm = await setup();
     const err = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'def fib(', suffix: '    return a' })));
     expect(err).toMatchObject({ code: 'invalid_request', status: 400, param: 'suffix' });
-    expect(err.message).toBe('vllm: suffix is not currently supported: vLLM has no fill-in-the-middle in /v1/completions; send the prompt without suffix, or ask a model served by Ollama, which fills in the middle');
+    expect(err.message).toBe("'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama (vllm: suffix is not currently supported)");
     // Other 400s of completions, and of chat, are vLLM's own words.
     const other = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'x', n: 0 })));
     expect(other).toMatchObject({ code: 'invalid_request', message: 'vllm: n must be at least 1.' });

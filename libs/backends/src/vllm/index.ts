@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import type { DialectName } from '@homelab/dialects';
+import { completionNotSupported, type DialectName } from '@homelab/dialects';
 import { BackendOrigin } from '../http/origin.ts';
 import { fetchJson, sendTo } from '../http/json-backend.ts';
 import type { Backend, BackendModel } from '../types.ts';
@@ -31,6 +31,8 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
     provider: 'vllm',
     dialects: new Set(Object.keys(PATHS) as DialectName[]),
     forms: { chat: 'openai.chat', completion: 'openai.completions', embeddings: 'openai.embeddings' },
+    // vLLM's completions answer `suffix` with 400 "suffix is not currently supported".
+    fillInTheMiddle: false,
     send: (call) => sendTo(origin, PATHS, headers, call).catch((err: unknown) => { throw call.dialect === 'openai.completions' ? explainSuffix(err) : err; }),
     async listModels(signal): Promise<BackendModel[]> {
       const list = await fetchJson<{ data?: { id: string; created?: number }[] }>(origin, '/v1/models', signal, { headers: auth });
@@ -46,9 +48,10 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
 
 /**
  * vLLM's `/v1/completions` refuses `suffix` ("suffix is not currently supported", every version to
- * date): the client hears what to do instead, with `param: suffix`.
+ * date): the client hears it as the same 400 a translated fill-in-the-middle gets, with
+ * `param: suffix` and what to do instead, and vLLM's own words.
  */
 export function explainSuffix(err: unknown): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'invalid_request' || !/\bsuffix\b/i.test(err.message)) return err;
-  return new GatewayError('invalid_request', `${err.message}: vLLM has no fill-in-the-middle in /v1/completions; send the prompt without suffix, or ask a model served by Ollama, which fills in the middle`, { param: 'suffix', cause: err });
+  return new GatewayError('invalid_request', `${completionNotSupported('vllm', 'suffix').message} (${err.message})`, { param: 'suffix', cause: err });
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError, H, InferenceCompletedSchema, validator, type InferenceCompleted } from '@homelab/bus';
 import { dialectOf, openAIChat, sseEvent, type ChatCompletion, type Dialect, type DialectName, type InternalForm } from '@homelab/dialects';
+import { errorFromStatus } from '../http/status.ts';
 import { backendDialectFor } from '../internal.ts';
 import { envelopeFor, runWorkerRequest, streamedText, type WorkerRecord } from '../testkit.ts';
 import type { Backend, BackendCall, ProviderName } from '../types.ts';
@@ -379,10 +380,9 @@ describe('WorkerRequest: translation through the internal form', () => {
     expect(onlyEvent(record)).toMatchObject({ status: 'error', errorType: 'backend_error', truncated: true, backend: 'ollama' });
   });
 
-  // Fails today: a StreamDecoder's push() throws on the error line and drops the chunks it decoded
-  // from the same read before it ('lo' here); pass-through forwards them (OpenAIStreamWatch). Flip to
-  // `it` once fixed.
-  it.fails('content read together with the error line still reaches the client before the error', async () => {
+  // A StreamDecoder returns the chunks it decoded before the error line of the same read ('lo' here),
+  // as pass-through forwards them (OpenAIStreamWatch).
+  it('content read together with the error line still reaches the client before the error', async () => {
     const steps = [ollamaLine({ message: { role: 'assistant', content: 'Hel' }, done: false }), ollamaLine({ message: { role: 'assistant', content: 'lo' }, done: false }) + `${JSON.stringify({ error: 'llama runner process has terminated: exit status 2' })}\n`];
     const record = await runWorkerRequest(ollama(steps), envelopeFor('openai.chat', { stream: true }), STREAM_BODY);
     const { chunks } = openAIEvents(record.messages.slice(0, -1).map((m) => m.body).join(''));
@@ -430,5 +430,56 @@ describe('WorkerRequest: translation through the internal form', () => {
     const record = await runWorkerRequest(vllm([]), { ...envelopeFor('openai.chat'), dialect: broken }, CLIENT_BODY);
     expect(record.failures).toEqual([expect.objectContaining({ code: 'internal_error', message: 'dialect openai.chat has no passThrough' })]);
     expect(record.logs).toContainEqual(expect.objectContaining({ level: 'error', msg: 'worker failed', requestId: 'req-test-1' }));
+  });
+});
+
+describe('WorkerRequest: what only Ollama has', () => {
+  it("Ollama's load and unload requests are answered by the worker for a backend that is not Ollama: nothing sent, one JSON answer, an ok event", async () => {
+    const backend = vllm([]);
+    const unload = await runWorkerRequest(backend, envelopeFor('ollama.generate', { stream: true, requestedModel: 'smart:latest' }), { model: 'smart:latest', keep_alive: 0, prompt: '' });
+    expect(backend.calls).toEqual([]);
+    expect(unload.messages).toHaveLength(1);
+    expect(headerOf(unload, 0, H.stream)).toBeUndefined();
+    expect(JSON.parse(unload.messages[0]!.body)).toMatchObject({ model: 'smart:latest', response: '', done: true, done_reason: 'unload' });
+    expect(unload.outcomes).toEqual(['done']);
+    expect(onlyEvent(unload)).toMatchObject({ status: 'ok', dialect: 'ollama.generate', backend: 'vllm' });
+    const load = await runWorkerRequest(backend, envelopeFor('ollama.chat', { stream: true }), { model: 'smart:latest', messages: [] });
+    expect(JSON.parse(load.messages[0]!.body)).toMatchObject({ message: { role: 'assistant', content: '' }, done: true, done_reason: 'load' });
+    const embed = await runWorkerRequest(backend, envelopeFor('ollama.embed'), { model: 'bge:latest', input: [] });
+    expect(JSON.parse(embed.messages[0]!.body)).toEqual({ model: 'bge:latest', embeddings: [] });
+    expect(backend.calls).toEqual([]);
+  });
+
+  it('a real request in an Ollama dialect is translated as usual', async () => {
+    const text = JSON.stringify(WHOLE);
+    const backend = fakeBackend({ dialects: ['openai.chat'], forms: { chat: 'openai.chat' }, answer: { contentType: 'application/json', steps: [text] } });
+    const record = await runWorkerRequest(backend, envelopeFor('ollama.chat', { requestedModel: 'smart:latest' }), { model: 'smart:latest', messages: [{ role: 'user', content: 'hi' }], stream: false });
+    expect(backend.calls).toHaveLength(1);
+    expect(JSON.parse(record.messages[0]!.body)).toMatchObject({ model: 'smart:latest', message: { content: 'Hello' }, done: true });
+  });
+
+  it('fill-in-the-middle where the backend has none → a clear 400 naming it, nothing sent', async () => {
+    const vllmLike = fakeBackend({ dialects: ['openai.chat'], forms: { chat: 'openai.chat', completion: 'openai.completions' }, answer: { contentType: 'application/json', steps: [] } });
+    const noFim = { ...vllmLike, fillInTheMiddle: false, send: vllmLike.send };
+    const anthropicLike = fakeBackend({ provider: 'anthropic', dialects: ['anthropic.messages'], forms: { chat: 'anthropic.messages' }, answer: { contentType: 'application/json', steps: [] } });
+    const body = { model: 'lab/model', prompt: 'def add(a, b):', suffix: '    return c', stream: false };
+    const refused = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), body);
+    expect(refused.failures).toEqual([expect.objectContaining({ code: 'invalid_request', status: 400, param: 'suffix', message: "'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama" })]);
+    expect(vllmLike.calls).toEqual([]);
+    const cloud = await runWorkerRequest(anthropicLike, envelopeFor('ollama.generate'), body);
+    expect(cloud.failures).toEqual([expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining('which anthropic does not offer') as string })]);
+    expect(anthropicLike.calls).toEqual([]);
+    // Raw text without a suffix is a plain text completion, which vLLM takes.
+    const raw = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), { model: 'lab/model', prompt: '<|user|>hi', raw: true, stream: false });
+    expect(raw.failures).toEqual([expect.objectContaining({ code: 'backend_error' })]);
+    expect(vllmLike.calls).toHaveLength(1);
+  });
+
+  it("an Ollama backend's error reaches an Ollama client with Ollama's status and text; an OpenAI client gets the gateway's", async () => {
+    const notFound = () => fakeBackend({ provider: 'ollama', dialects: ['ollama.chat'], forms: { chat: 'ollama.chat' }, answer: errorFromStatus('ollama', 500, JSON.stringify({ error: 'llama runner process has terminated: exit status 2' }), { contentType: 'application/json; charset=utf-8' }) });
+    const native = await runWorkerRequest(notFound(), envelopeFor('ollama.chat'), { model: 'qwen3:8b', messages: [{ role: 'user', content: 'hi' }], stream: false });
+    expect(native.failures).toEqual([expect.objectContaining({ code: 'backend_error', status: 500, message: 'llama runner process has terminated: exit status 2' })]);
+    const translated = await runWorkerRequest(notFound(), envelopeFor('openai.chat'), CLIENT_BODY);
+    expect(translated.failures).toEqual([expect.objectContaining({ code: 'backend_error', status: 502, message: 'ollama failed with 500: llama runner process has terminated: exit status 2' })]);
   });
 });

@@ -4,7 +4,8 @@ import {
 } from '@homelab/dialects';
 import type { Logger } from '@homelab/logging';
 import { readAll } from '../http/origin.ts';
-import { completeInternal, streamInternal, type InternalCall, type InternalStreamStats } from '../internal.ts';
+import { BackendStatusError } from '../http/status.ts';
+import { completeInternal, refuseFillInTheMiddle, streamInternal, type InternalCall, type InternalStreamStats } from '../internal.ts';
 import type { Backend, BackendCall } from '../types.ts';
 import { AnswerChannel, type Publish } from './answer-channel.ts';
 import { completedEvent, type WorkerOutcome } from './completion-event.ts';
@@ -91,7 +92,10 @@ export class WorkerRequest {
     const dialect = this.#envelope.dialect;
     const source = this.#turn?.passThroughBytes() ?? this.#body;
     const body = need(dialect, 'passThrough')(source, { model: this.#envelope.model, stream: this.#envelope.stream, ...this.#defaults() });
-    const answer = await this.#deps.backend.send(this.#call(dialect.name, body));
+    const answer = await this.#deps.backend.send(this.#call(dialect.name, body)).catch((err: unknown) => {
+      // A dialect whose errors are only a status and a text (Ollama's): the backend's own reach its client unchanged.
+      throw dialect.backendErrorsVerbatim && err instanceof BackendStatusError ? err.verbatim() : err;
+    });
     if (!this.#envelope.stream) {
       const bytes = await readAll(answer.body);
       this.#facts = need(dialect, 'readAnswer')(bytes);
@@ -124,8 +128,12 @@ export class WorkerRequest {
   async #translate(): Promise<void> {
     const dialect = this.#envelope.dialect;
     const clientBody = JSON.parse(decoder.decode(this.#body)) as Record<string, unknown>;
+    // What the dialect's own backend answers without a model run (Ollama's load and unload requests).
+    const shortcut = dialect.shortcut?.(clientBody);
+    if (shortcut !== undefined) return this.#answered(shortcut);
     // A continued conversation is translated whole; the answer echoes the client's own body.
     const internal = need(dialect, 'requestToInternal')(this.#turn ? this.#turn.translationBody(clientBody) : clientBody);
+    refuseFillInTheMiddle(this.#deps.backend, internal);
     const call = this.#internalCall();
     const stats: InternalStreamStats = {};
     if (!this.#envelope.stream) {

@@ -127,7 +127,11 @@ export function serveBackend(options: ServeBackendOptions): { inFlight(): number
   endpoint('count_tokens', serve);
   endpoint('models', async (msg) => {
     const models = await backend.listModels(AbortSignal.timeout(5000)).catch((err: unknown) => { throw toGatewayError(err, 'backend_unavailable'); });
-    const reply: WorkerModels = { provider, models: models.map((m) => ({ id: m.id, ...(m.created !== undefined && { created: m.created }), ...(m.loaded !== undefined && { loaded: m.loaded }) })) };
+    const reply: WorkerModels = {
+      provider,
+      // The backend's own facts first: they never replace the id, created or loaded.
+      models: models.map((m) => ({ ...m.facts, id: m.id, ...(m.created !== undefined && { created: m.created }), ...(m.loaded !== undefined && { loaded: m.loaded }) })),
+    };
     respondJson(msg, reply);
   });
 

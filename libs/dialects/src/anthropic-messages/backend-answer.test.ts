@@ -214,13 +214,14 @@ describe('AnthropicStreamDecoder', () => {
     }
   });
 
-  it('skips comments, and throws on an error event or a malformed one', () => {
+  it('skips comments, and ends at an error event or a malformed one', () => {
     const decoder = new AnthropicStreamDecoder({ created: 1 });
     expect(decoder.push(Buffer.from(`: keepalive\n\n${sse([toolStream[0]!])}`))).toHaveLength(1);
-    expect(() => decoder.push(Buffer.from(sse([{ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]))))
-      .toThrow(expect.objectContaining({ code: 'backend_unavailable', message: 'anthropic: Overloaded' }));
-    expect(() => new AnthropicStreamDecoder({ created: 1 }).push(Buffer.from('event: message_start\ndata: {"type":\n\n')))
-      .toThrow(expect.objectContaining({ code: 'backend_error', message: 'anthropic sent a malformed stream event' }));
+    expect(decoder.push(Buffer.from(sse([{ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }])))).toEqual([]);
+    expect(decoder.error).toMatchObject({ code: 'backend_unavailable', message: 'anthropic: Overloaded' });
+    const malformed = new AnthropicStreamDecoder({ created: 1 });
+    expect(malformed.push(Buffer.from('event: message_start\ndata: {"type":\n\n'))).toEqual([]);
+    expect(malformed.error).toMatchObject({ code: 'backend_error', message: 'anthropic sent a malformed stream event' });
   });
 });
 

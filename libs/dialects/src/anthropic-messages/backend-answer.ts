@@ -1,7 +1,7 @@
 import type { Message, RawMessageStreamEvent, StopReason } from '@anthropic-ai/sdk/resources/messages';
 import type OpenAI from 'openai';
-import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, parseSseEvent } from '../framing.ts';
+import { GatewayError, toGatewayError } from '@homelab/bus';
+import { RecordSplitter, decodeUntilFailure, parseSseEvent } from '../framing.ts';
 import type { ChatChunk, ChatCompletion, ChatUsage, ChunkDeltaWithReasoning, StreamDecoder, TranslationContext } from '../types.ts';
 
 /*
@@ -183,6 +183,7 @@ export class AnthropicChatStream {
 export class AnthropicStreamDecoder implements StreamDecoder<ChatChunk> {
   readonly #splitter = new RecordSplitter('sse');
   readonly #stream: AnthropicChatStream;
+  error: GatewayError | undefined;
 
   constructor(context: Pick<TranslationContext, 'created'>) {
     this.#stream = new AnthropicChatStream(context.created);
@@ -193,23 +194,23 @@ export class AnthropicStreamDecoder implements StreamDecoder<ChatChunk> {
   }
 
   push(bytes: Uint8Array): ChatChunk[] {
-    const cut = this.#splitter.push(bytes);
+    const cut = this.error ? undefined : this.#splitter.push(bytes);
     if (!cut) return [];
-    const chunks: ChatChunk[] = [];
-    for (const [start, end] of cut.records) {
-      const { data } = parseSseEvent(cut.data.subarray(start, end));
-      // A comment-only record (a proxy's keepalive) carries no data.
-      if (data === undefined || data === '') continue;
-      let event: AnthropicStreamEvent;
-      try {
-        event = JSON.parse(data) as AnthropicStreamEvent;
-      } catch {
-        throw new GatewayError('backend_error', 'anthropic sent a malformed stream event');
-      }
-      const chunk = this.#stream.push(event);
-      if (chunk) chunks.push(chunk);
+    const records = cut.records.map(([start, end]) => cut.data.subarray(start, end));
+    return decodeUntilFailure(records, (record) => this.#decode(record), (error) => { this.error = toGatewayError(error, 'backend_error'); });
+  }
+
+  #decode(record: Buffer): ChatChunk | undefined {
+    const { data } = parseSseEvent(record);
+    // A comment-only record (a proxy's keepalive) carries no data.
+    if (data === undefined || data === '') return undefined;
+    let event: AnthropicStreamEvent;
+    try {
+      event = JSON.parse(data) as AnthropicStreamEvent;
+    } catch {
+      throw new GatewayError('backend_error', 'anthropic sent a malformed stream event');
     }
-    return chunks;
+    return this.#stream.push(event) ?? undefined;
   }
 }
 

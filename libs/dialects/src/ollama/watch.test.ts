@@ -56,7 +56,8 @@ describe('OllamaStreamWatch', () => {
   it('reads an error line (HTTP 200) and a malformed line', () => {
     const watch = new OllamaStreamWatch(chatLineHasContent);
     watch.push(ndjson([{ model: 'm', message: { role: 'assistant', content: 'The' }, done: false }, { error: 'llama runner process has terminated: exit status 2' }]));
-    expect(watch.error).toMatchObject({ code: 'backend_error', message: 'ollama: llama runner process has terminated: exit status 2' });
+    // Ollama's text as it wrote it: the client speaks Ollama's API too.
+    expect(watch.error).toMatchObject({ code: 'backend_error', message: 'llama runner process has terminated: exit status 2' });
     expect(watch.complete).toBe(false);
     const broken = new OllamaStreamWatch(chatLineHasContent);
     broken.push(Buffer.from('{"model":"m","message":\n'));

@@ -3,7 +3,6 @@ import { RecordSplitter, passingRecords } from '../framing.ts';
 import { topLevelSpans } from '../json-bytes.ts';
 import type { AnswerFacts, StreamWatch } from '../types.ts';
 import { ollamaLoadMs } from './backend-facts.ts';
-import { ollamaBackendError } from './errors.ts';
 
 /*
  * Watching an Ollama backend's answer on its way, unchanged, to an Ollama client. NDJSON lines are
@@ -105,7 +104,8 @@ export class OllamaStreamWatch implements StreamWatch {
       return;
     }
     if (typeof line.error === 'string') {
-      this.error ??= ollamaBackendError(line.error);
+      // Ollama's own text: the client, on Ollama's API too, gets the error line Ollama wrote.
+      this.error ??= new GatewayError('backend_error', line.error);
       return;
     }
     if (typeof line.model === 'string' && line.model) this.facts.responseModel ??= line.model;

@@ -1,5 +1,5 @@
-import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, parseSseEvent, passingRecords, sseEvent } from '../framing.ts';
+import { GatewayError, toGatewayError } from '@homelab/bus';
+import { RecordSplitter, decodeUntilFailure, parseSseEvent, passingRecords, sseEvent } from '../framing.ts';
 import { keyMarker, scanValueAfterKey } from '../json-bytes.ts';
 import type { AnswerFacts, ChatChunk, ChatUsage, Completion, StreamDecoder, StreamEncoder, StreamWatch, TranslationContext } from '../types.ts';
 
@@ -128,32 +128,34 @@ export class OpenAIStreamDecoder<Chunk extends ChatChunk | Completion> implement
   readonly #splitter = new RecordSplitter('sse');
   readonly #provider: string;
   complete = false;
+  error: GatewayError | undefined;
 
   constructor(provider = 'the backend') {
     this.#provider = provider;
   }
 
   push(bytes: Uint8Array): Chunk[] {
-    const cut = this.#splitter.push(bytes);
+    const cut = this.error ? undefined : this.#splitter.push(bytes);
     if (!cut) return [];
-    const chunks: Chunk[] = [];
-    for (const [start, end] of cut.records) {
-      const { data } = parseSseEvent(cut.data.subarray(start, end));
-      if (data === undefined) continue;
-      if (data === '[DONE]') {
-        this.complete = true;
-        continue;
-      }
-      let chunk: Chunk & OpenAIChunkLike;
-      try {
-        chunk = JSON.parse(data) as Chunk & OpenAIChunkLike;
-      } catch {
-        throw new GatewayError('backend_error', `${this.#provider} sent a malformed stream event`);
-      }
-      if (chunk.error) throw streamError(chunk.error, this.#provider);
-      chunks.push(chunk);
+    const records = cut.records.map(([start, end]) => cut.data.subarray(start, end));
+    return decodeUntilFailure(records, (record) => this.#decode(record), (error) => { this.error = toGatewayError(error, 'backend_error'); });
+  }
+
+  #decode(record: Buffer): Chunk | undefined {
+    const { data } = parseSseEvent(record);
+    if (data === undefined) return undefined;
+    if (data === '[DONE]') {
+      this.complete = true;
+      return undefined;
     }
-    return chunks;
+    let chunk: Chunk & OpenAIChunkLike;
+    try {
+      chunk = JSON.parse(data) as Chunk & OpenAIChunkLike;
+    } catch {
+      throw new GatewayError('backend_error', `${this.#provider} sent a malformed stream event`);
+    }
+    if (chunk.error) throw streamError(chunk.error, this.#provider);
+    return chunk;
   }
 }
 

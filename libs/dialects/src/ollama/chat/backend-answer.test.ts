@@ -169,11 +169,16 @@ describe('OllamaChatDecoder', () => {
     expect(decoder.complete).toBe(true);
   });
 
-  it('throws on an error line and on a line that is not JSON', () => {
+  it('ends at an error line or a line that is not JSON, keeping the chunks read before it', () => {
     const decoder = new OllamaChatDecoder({ model: 'm' });
     decoder.push(Buffer.from(JSON.stringify(lines[0]) + '\n'));
-    expectGatewayError(() => decoder.push(Buffer.from('{"error":"an error was encountered while running the model: unexpected EOF"}\n')), 'backend_error', /^ollama: an error was encountered/);
-    expectGatewayError(() => new OllamaChatDecoder({ model: 'm' }).push(Buffer.from('{"model":"m","message":\n')), 'backend_error', /malformed stream line/);
+    const before = decoder.push(Buffer.from(`${JSON.stringify(lines[1])}\n{"error":"an error was encountered while running the model: unexpected EOF"}\n${JSON.stringify(lines[2])}\n`));
+    expect(before).toHaveLength(1);
+    expectGatewayError(() => { throw decoder.error; }, 'backend_error', /^ollama: an error was encountered/);
+    expect(decoder.push(Buffer.from(JSON.stringify(lines[3]) + '\n'))).toEqual([]);
+    const malformed = new OllamaChatDecoder({ model: 'm' });
+    expect(malformed.push(Buffer.from('{"model":"m","message":\n'))).toEqual([]);
+    expectGatewayError(() => { throw malformed.error; }, 'backend_error', /malformed stream line/);
   });
 });
 

@@ -1,7 +1,9 @@
 import type OpenAI from 'openai';
+import { toGatewayError, type GatewayError } from '@homelab/bus';
+import { decodeUntilFailure } from '../../framing.ts';
 import type { ChatChunk, ChatCompletion, ChunkDeltaWithReasoning, StreamDecoder, TranslationContext } from '../../types.ts';
 import { ollamaBackendError } from '../errors.ts';
-import { NdjsonLines } from '../ndjson.ts';
+import { NdjsonLines, parseNdjsonLine } from '../ndjson.ts';
 import { ollamaLoadMs, ollamaUsage, randomId } from '../backend-facts.ts';
 import type { OllamaChatResponse } from '../wire.ts';
 
@@ -77,8 +79,9 @@ export class OllamaChatStream {
 
 /** Reads an Ollama backend's `/api/chat` NDJSON bytes as internal chat chunks. Throws GatewayError on an error line. */
 export class OllamaChatDecoder implements StreamDecoder<ChatChunk> {
-  readonly #lines = new NdjsonLines<OllamaChatResponse>();
+  readonly #lines = new NdjsonLines();
   readonly #stream: OllamaChatStream;
+  error: GatewayError | undefined;
 
   constructor(context: Pick<TranslationContext, 'model'>) {
     this.#stream = new OllamaChatStream(context.model);
@@ -93,12 +96,20 @@ export class OllamaChatDecoder implements StreamDecoder<ChatChunk> {
   }
 
   push(bytes: Uint8Array): ChatChunk[] {
-    return this.#lines.push(bytes).flatMap((line) => this.#stream.push(line));
+    return this.#decode(this.#lines.push(bytes));
   }
 
   /** The chunks of a last line that came without its newline. */
   flush(): ChatChunk[] {
-    return this.#lines.flush().flatMap((line) => this.#stream.push(line));
+    return this.#decode(this.#lines.flush());
+  }
+
+  #decode(lines: Buffer[]): ChatChunk[] {
+    if (this.error) return [];
+    return decodeUntilFailure(lines, (line) => {
+      const parsed = parseNdjsonLine<OllamaChatResponse>(line);
+      return parsed && this.#stream.push(parsed);
+    }, (error) => { this.error = toGatewayError(error, 'backend_error'); });
   }
 }
 

@@ -2,6 +2,7 @@ import type { Dialect } from '../../types.ts';
 import { ollamaLoadMs } from '../backend-facts.ts';
 import { ollamaError, ollamaStreamErrorLine } from '../errors.ts';
 import { ollamaPassThrough } from '../pass-through.ts';
+import { ollamaChatShortcut } from '../shortcuts.ts';
 import { OllamaStreamWatch, chatLineHasContent, readOllamaAnswer } from '../watch.ts';
 import { chatAnswerToInternal, OllamaChatDecoder } from './backend-answer.ts';
 import { chatRequestFromInternal } from './backend-request.ts';
@@ -26,6 +27,8 @@ export const ollamaChat: Dialect<OllamaChatBody> = {
   schema: OllamaChatRequestSchema,
   routing: (body) => ({ model: body.model, stream: body.stream !== false }),
   error: ollamaError,
+  backendErrorsVerbatim: true,
+  shortcut: ollamaChatShortcut,
   streamError: ollamaStreamErrorLine,
   // No keepalive bytes: every NDJSON line must be JSON (Ollama's own Go client fails on a blank line).
   framing: { contentType: 'application/x-ndjson' },

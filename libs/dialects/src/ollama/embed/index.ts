@@ -1,6 +1,7 @@
 import type { Dialect } from '../../types.ts';
 import { ollamaError } from '../errors.ts';
 import { ollamaPassThrough } from '../pass-through.ts';
+import { ollamaEmbedShortcut } from '../shortcuts.ts';
 import { readOllamaAnswer } from '../watch.ts';
 import { embedAnswerToInternal } from './backend-answer.ts';
 import { embedRequestFromInternal } from './backend-request.ts';
@@ -21,6 +22,8 @@ export const ollamaEmbed: Dialect<OllamaEmbedBody> = {
   schema: OllamaEmbedRequestSchema,
   routing: (body) => ({ model: body.model, stream: false }),
   error: ollamaError,
+  backendErrorsVerbatim: true,
+  shortcut: ollamaEmbedShortcut,
 
   requestToInternal: embedRequestToInternal,
   answerFromInternal: embedAnswerFromInternal,

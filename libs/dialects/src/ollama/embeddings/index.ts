@@ -1,6 +1,7 @@
 import type { Dialect } from '../../types.ts';
 import { ollamaError } from '../errors.ts';
 import { ollamaPassThrough } from '../pass-through.ts';
+import { ollamaEmbeddingsShortcut } from '../shortcuts.ts';
 import { embeddingsAnswerFromInternal } from './client-answer.ts';
 import { embeddingsRequestToInternal } from './client-request.ts';
 import { OllamaEmbeddingsRequestSchema, type OllamaEmbeddingsBody } from './schema.ts';
@@ -19,6 +20,8 @@ export const ollamaEmbeddings: Dialect<OllamaEmbeddingsBody> = {
   schema: OllamaEmbeddingsRequestSchema,
   routing: (body) => ({ model: body.model, stream: false }),
   error: ollamaError,
+  backendErrorsVerbatim: true,
+  shortcut: ollamaEmbeddingsShortcut,
 
   requestToInternal: embeddingsRequestToInternal,
   answerFromInternal: embeddingsAnswerFromInternal,

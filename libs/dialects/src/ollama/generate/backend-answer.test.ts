@@ -27,9 +27,10 @@ describe('OllamaGenerateDecoder', () => {
     expect(decoder.loadMs).toBe(7);
   });
 
-  it("throws Ollama's error line as backend_error", () => {
+  it("ends at Ollama's error line, as backend_error", () => {
     const decoder = new OllamaGenerateDecoder({ model: 'm' });
-    expect(() => decoder.push(Buffer.from('{"error":"llama runner process has terminated: exit status 2"}\n'))).toThrow(/^ollama: llama runner process has terminated/);
+    expect(decoder.push(Buffer.from('{"error":"llama runner process has terminated: exit status 2"}\n'))).toEqual([]);
+    expect(decoder.error).toMatchObject({ code: 'backend_error', message: expect.stringMatching(/^ollama: llama runner process has terminated/) });
   });
 });
 

@@ -1,7 +1,9 @@
+import { toGatewayError, type GatewayError } from '@homelab/bus';
+import { decodeUntilFailure } from '../../framing.ts';
 import type { Completion, StreamDecoder, TranslationContext } from '../../types.ts';
 import { ollamaLoadMs, ollamaUsage, randomId } from '../backend-facts.ts';
 import { ollamaBackendError } from '../errors.ts';
-import { NdjsonLines } from '../ndjson.ts';
+import { NdjsonLines, parseNdjsonLine } from '../ndjson.ts';
 import type { OllamaGenerateResponse } from '../wire.ts';
 
 /*
@@ -51,8 +53,9 @@ export class OllamaGenerateStream {
 
 /** Reads an Ollama backend's `/api/generate` NDJSON bytes as text completion chunks. Throws GatewayError on an error line. */
 export class OllamaGenerateDecoder implements StreamDecoder<Completion> {
-  readonly #lines = new NdjsonLines<OllamaGenerateResponse>();
+  readonly #lines = new NdjsonLines();
   readonly #stream: OllamaGenerateStream;
+  error: GatewayError | undefined;
 
   constructor(context: Pick<TranslationContext, 'model'>) {
     this.#stream = new OllamaGenerateStream(context.model);
@@ -67,12 +70,20 @@ export class OllamaGenerateDecoder implements StreamDecoder<Completion> {
   }
 
   push(bytes: Uint8Array): Completion[] {
-    return this.#lines.push(bytes).flatMap((line) => this.#stream.push(line));
+    return this.#decode(this.#lines.push(bytes));
   }
 
   /** The chunks of a last line that came without its newline. */
   flush(): Completion[] {
-    return this.#lines.flush().flatMap((line) => this.#stream.push(line));
+    return this.#decode(this.#lines.flush());
+  }
+
+  #decode(lines: Buffer[]): Completion[] {
+    if (this.error) return [];
+    return decodeUntilFailure(lines, (line) => {
+      const parsed = parseNdjsonLine<OllamaGenerateResponse>(line);
+      return parsed && this.#stream.push(parsed);
+    }, (error) => { this.error = toGatewayError(error, 'backend_error'); });
   }
 }
 

@@ -2,6 +2,7 @@ import type { Dialect } from '../../types.ts';
 import { ollamaLoadMs } from '../backend-facts.ts';
 import { ollamaError, ollamaStreamErrorLine } from '../errors.ts';
 import { ollamaPassThrough } from '../pass-through.ts';
+import { ollamaGenerateShortcut } from '../shortcuts.ts';
 import { OllamaStreamWatch, generateLineHasContent, readOllamaAnswer } from '../watch.ts';
 import { generateAnswerToInternal, OllamaGenerateDecoder } from './backend-answer.ts';
 import { generateRequestFromInternal } from './backend-request.ts';
@@ -26,6 +27,8 @@ export const ollamaGenerate: Dialect<OllamaGenerateBody> = {
   schema: OllamaGenerateRequestSchema,
   routing: (body) => ({ model: body.model, stream: body.stream !== false }),
   error: ollamaError,
+  backendErrorsVerbatim: true,
+  shortcut: ollamaGenerateShortcut,
   streamError: ollamaStreamErrorLine,
   framing: { contentType: 'application/x-ndjson' },
 

@@ -273,6 +273,10 @@ export class DemoTraffic {
     { path: '/v1/chat/completions', body: { model: 'smart', messages: [{ role: 'user', content: 'Stay local.' }] }, headers: { 'x-homelab-route': 'local-only' } },
     { path: '/v1/embeddings', body: { model: 'nomic-embed-text', input: 'the lab' } },
     { path: '/v1/images/generations', body: { model: 'sdxl', prompt: 'a lighthouse at dusk', size: '256x256' } },
+    // The other dialects of the house: Claude Code's Messages API, Open WebUI's Ollama API.
+    { path: '/v1/messages', body: { model: 'claude-sonnet-5-5', max_tokens: 256, messages: [{ role: 'user', content: 'Review this diff.' }], stream: true }, headers: { 'anthropic-version': '2023-06-01' } },
+    { path: '/v1/messages', body: { model: 'smart', max_tokens: 256, messages: [{ role: 'user', content: 'Explain the lab.' }] }, headers: { 'anthropic-version': '2023-06-01' } },
+    { path: '/api/chat', body: { model: 'fast', messages: [{ role: 'user', content: 'Hello from Open WebUI.' }] } },
   ];
 
   start(): void {

@@ -158,6 +158,8 @@ export class EventPublisher {
   }
 
   #send(event: Outgoing): void {
+    // A retry may come due after the connection was closed (a service stopping): the event is lost, said so.
+    if (this.#nc.isClosed()) return event.settle(new Error('the bus connection is closed'));
     event.attempt++;
     const inbox = this.#mux.open(
       (ack) => {

@@ -109,28 +109,30 @@ describe('qBittorrent, for real', () => {
     expect(loginFailures()).toBe(0);
   });
 
-  it('a wrong password is an auth error, retried with backoff and then paused: no ban', { timeout: 30_000 }, async () => {
+  it('a wrong password is an auth error, retried with backoff and then paused: no ban', { timeout: 60_000 }, async () => {
     const before = loginFailures();
     const target = createQbittorrentTarget(spec('wrong-password'), LIMITS, { maxLoginFailures: 3, loginRetryMs: 60_000 });
     const reasons: string[] = [];
-    const started = Date.now();
-    while (Date.now() - started < 3000) {
+    // 30 polls at the poller's interval: at least 3 s, well past the backoff's 200 + 400 ms.
+    for (let poll = 0; poll < 30; poll++) {
       const err = await target.poll(new AbortController().signal).then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(MediaError);
       reasons.push((err as MediaError).reason);
       expect((err as MediaError).message).not.toContain('wrong-password');
-      await sleep(100); // the poller's interval
+      await sleep(100);
     }
-    expect(reasons.length).toBeGreaterThan(20);
     expect(new Set(reasons)).toEqual(new Set(['auth']));
-    await sleep(500); // qBittorrent writes its log asynchronously
-    expect(loginFailures() - before).toBe(3); // 1st, 2nd after 200 ms, 3rd after 400 ms; then paused for loginRetryMs
+    // 1st, 2nd after 200 ms, 3rd after 400 ms; then paused for loginRetryMs. qBittorrent writes its
+    // log asynchronously: wait for the third failure, then make sure no fourth follows.
+    await expect.poll(() => loginFailures() - before, { timeout: 10_000 }).toBe(3);
+    await sleep(1000);
+    expect(loginFailures() - before).toBe(3);
     expect(qbt.log()).not.toMatch(/banned/i);
     const good = createQbittorrentTarget(spec(qbt.password), LIMITS, { maxLoginFailures: 3, loginRetryMs: 60_000 });
     await expect(good.poll(new AbortController().signal)).resolves.toMatchObject({ snapshots: [expect.objectContaining({ key: 'mediaTransfer' })] });
   });
 
-  it('the media service reports the wrong password once, as media.service.error `auth`', { timeout: 30_000 }, async () => {
+  it('the media service reports the wrong password once, as media.service.error `auth`', { timeout: 60_000 }, async () => {
     const config = writeMediaConfig(mkdtempSync(join(dir, 'svc-bad-')), {
       natsUrl: nats.url, services: [{ name: 'qbt-wrong', kind: 'qbittorrent', port: qbt.port, username: 'admin', password: 'not-the-password-xyz' }],
       media: { intervals: { sonarr: 200, radarr: 200, prowlarr: 200, qbittorrent: 100, jellyfin: 200, immich: 200, storage: 60_000 } },
@@ -139,7 +141,7 @@ describe('qBittorrent, for real', () => {
     const events = await MediaEvents.open(nc);
     const before = loginFailures();
     await using media = await startServiceProcess('media', { nats, env: { HOMELAB_CONFIG: config } });
-    const error = await events.waitFor((e) => e.subject === 'media.service.error' && e.data['source'] === 'qbt-wrong', 10_000, 'the auth error');
+    const error = await events.waitFor((e) => e.subject === 'media.service.error' && e.data['source'] === 'qbt-wrong', 30_000, 'the auth error');
     expect(error.data).toMatchObject({ kind: 'qbittorrent', reason: 'auth', endpoint: '/api/v2/auth/login' });
     await sleep(2000);
     await media.stop();

@@ -12,6 +12,18 @@ import { WorkerRequest } from './worker/request.ts';
  * runners and simulators so that it compiles with the library itself.
  */
 
+/** A question of 7 words: the simulators count one prompt token per word. */
+export const USER: ChatRequest['messages'] = [{ role: 'user', content: 'What is the weather in Paris today?' }];
+
+/** A function tool the simulators "decide" to call after a user turn. */
+export const WEATHER_TOOL = {
+  type: 'function' as const,
+  function: {
+    name: 'get_weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'] },
+  },
+};
+
 /** Generous timeouts: a test that needs a short one says so. */
 export const TEST_TIMEOUTS = { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 } as const;
 

@@ -2,21 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openAIChat, openAIEmbeddings, type ChatChunk, type ChatRequest } from '@homelab/dialects';
 import { embeddingVector, simText, simToken, startOpenAISimulator, type OpenAISimulatorOptions, type Simulator } from '@homelab/simulators';
 import { completeInternal, streamInternal } from '../internal.ts';
-import { answerText, backendCall, chat, collectChunks, contentOf, everythingOf, gatewayError, internalCall, jsonBytes } from '../testkit.ts';
+import { USER, WEATHER_TOOL, answerText, backendCall, chat, collectChunks, contentOf, everythingOf, gatewayError, internalCall, jsonBytes } from '../testkit.ts';
 import type { Backend } from '../types.ts';
 import { createOpenAIBackend, type OpenAIBackendOptions } from './index.ts';
 
 const KEY = 'sk-proj-lab-0123456789';
 const MODEL = 'gpt-4o-mini';
-// 7 words: the simulator counts one prompt token per word.
-const USER: ChatRequest['messages'] = [{ role: 'user', content: 'What is the weather in Paris today?' }];
-const WEATHER_TOOL = {
-  type: 'function' as const,
-  function: {
-    name: 'get_weather',
-    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'] },
-  },
-};
 
 let sim: Simulator | undefined;
 let backend: Backend | undefined;

@@ -3,21 +3,12 @@ import { openAIChat, openAIEmbeddings, type ChatChunk, type ChatRequest } from '
 import { embeddingVector, simText, simToken, startOpenAISimulator, startSimServer, type OpenAISimulatorOptions, type Simulator } from '@homelab/simulators';
 import { completeInternal, streamInternal } from '../internal.ts';
 import {
-  answerText, backendCall, chat, collectChunks, contentOf, deltasOf, everythingOf, gatewayError, internalCall, jsonBytes, reasoningOf,
+  USER, WEATHER_TOOL, answerText, backendCall, chat, collectChunks, contentOf, deltasOf, everythingOf, gatewayError, internalCall, jsonBytes, reasoningOf,
 } from '../testkit.ts';
 import type { Backend } from '../types.ts';
 import { createVllmBackend, type VllmBackendOptions } from './index.ts';
 
 const MODEL = 'Qwen/Qwen2.5-7B-Instruct';
-// 7 words: the simulator counts one prompt token per word.
-const USER: ChatRequest['messages'] = [{ role: 'user', content: 'What is the weather in Paris today?' }];
-const WEATHER_TOOL = {
-  type: 'function' as const,
-  function: {
-    name: 'get_weather',
-    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'] },
-  },
-};
 
 let sim: Simulator | undefined;
 let backend: Backend | undefined;

@@ -199,7 +199,9 @@ describe('serveBackend', () => {
     try {
       const finishing = send(lab);
       await expect.poll(() => words(finishing.outcomes)).toEqual(['started']);
-      const stopping = lab.worker.stop(5000);
+      // Detached, as a service's list of shutdown steps holds it.
+      const { stop } = lab.worker;
+      const stopping = stop(5000);
       lab.backend.release();
       await stopping;
       expect(words(finishing.outcomes)).toEqual(['started', 'done']);

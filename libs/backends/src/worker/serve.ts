@@ -58,7 +58,9 @@ export interface ServedBackend {
  * router never switches backend), `done`, or a failure before content (the router may try elsewhere).
  */
 export function serveBackend(options: ServeBackendOptions): ServedBackend {
-  return new BackendWorker(options);
+  const worker = new BackendWorker(options);
+  // Plain functions: callers pass `stop` around on its own (a list of shutdown steps).
+  return { inFlight: () => worker.inFlight(), stop: (graceMs) => worker.stop(graceMs) };
 }
 
 class BackendWorker implements ServedBackend {

@@ -1,7 +1,8 @@
 import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, parseSseEvent, passingRecords } from '../framing.ts';
+import { parseSseEvent } from '../framing.ts';
 import { topLevelSpans } from '../json-bytes.ts';
-import type { AnswerFacts, StreamWatch } from '../types.ts';
+import { RecordWatch } from '../record-watch.ts';
+import type { AnswerFacts } from '../types.ts';
 import { fromAnthropicStreamError } from './backend-answer.ts';
 
 /*
@@ -46,28 +47,20 @@ function eventName(record: Buffer): string | undefined {
   return parseSseEvent(record).event;
 }
 
-export class AnthropicStreamWatch implements StreamWatch {
-  readonly #splitter = new RecordSplitter('sse');
+export class AnthropicStreamWatch extends RecordWatch {
   readonly #usage: Usage = {};
-  hasContent = false;
-  complete = false;
   facts: AnswerFacts = {};
-  error: GatewayError | undefined;
 
-  push(bytes: Uint8Array): Uint8Array | undefined {
-    if (this.error) return undefined;
-    const cut = this.#splitter.push(bytes);
-    return cut && passingRecords(cut, (record) => { this.#read(record); return true; }, () => this.error !== undefined);
+  constructor() {
+    super('sse');
   }
 
-  flush(): Uint8Array | undefined {
-    const tail = this.#splitter.flush();
-    if (!tail || this.error) return undefined;
-    this.#read(tail);
-    return this.error ? undefined : tail;
+  protected read(record: Buffer): boolean {
+    this.#readEvent(record);
+    return true;
   }
 
-  #read(record: Buffer): void {
+  #readEvent(record: Buffer): void {
     switch (eventName(record)) {
       case 'content_block_delta':
       case 'content_block_start':

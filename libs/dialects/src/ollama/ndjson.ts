@@ -1,5 +1,6 @@
-import { GatewayError } from '@homelab/bus';
-import { RecordSplitter } from '../framing.ts';
+import { GatewayError, toGatewayError } from '@homelab/bus';
+import { RecordSplitter, decodeUntilFailure } from '../framing.ts';
+import type { StreamDecoder } from '../types.ts';
 
 /** Cuts an Ollama backend's NDJSON stream into whole lines, for the decoders (the watch parses less). */
 export class NdjsonLines {
@@ -27,5 +28,50 @@ export function parseNdjsonLine<Line>(bytes: Buffer): Line | undefined {
     return JSON.parse(text) as Line;
   } catch {
     throw new GatewayError('backend_error', 'ollama sent a malformed stream line');
+  }
+}
+
+/** Turns one parsed line of an Ollama stream into internal chunks (OllamaChatStream, OllamaGenerateStream). */
+export interface OllamaLineReader<Line, Chunk> {
+  push(line: Line): Chunk[];
+  /** The final line (`done: true`) was read. */
+  readonly done: boolean;
+  /** From the final line, when Ollama had to load the model. */
+  readonly loadMs: number | undefined;
+}
+
+/** Reads an Ollama backend's NDJSON bytes as internal chunks, line by line through `reader`. */
+export class OllamaStreamDecoder<Line, Chunk> implements StreamDecoder<Chunk> {
+  readonly #lines = new NdjsonLines();
+  readonly #reader: OllamaLineReader<Line, Chunk>;
+  error: GatewayError | undefined;
+
+  constructor(reader: OllamaLineReader<Line, Chunk>) {
+    this.#reader = reader;
+  }
+
+  get complete(): boolean {
+    return this.#reader.done;
+  }
+
+  get loadMs(): number | undefined {
+    return this.#reader.loadMs;
+  }
+
+  push(bytes: Uint8Array): Chunk[] {
+    return this.#decode(this.#lines.push(bytes));
+  }
+
+  /** The chunks of a last line that came without its newline. */
+  flush(): Chunk[] {
+    return this.#decode(this.#lines.flush());
+  }
+
+  #decode(lines: Buffer[]): Chunk[] {
+    if (this.error) return [];
+    return decodeUntilFailure(lines, (line) => {
+      const parsed = parseNdjsonLine<Line>(line);
+      return parsed && this.#reader.push(parsed);
+    }, (error) => { this.error = toGatewayError(error, 'backend_error'); });
   }
 }

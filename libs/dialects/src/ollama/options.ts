@@ -119,6 +119,21 @@ export function reasoningEffortFromThink(think: OllamaThink | null | undefined):
   return undefined;
 }
 
+/**
+ * The fields `/api/chat` and `/api/generate` share beyond the prompt, as the internal chat request
+ * has them: `format`, `think`, `logprobs`.
+ */
+export function applyOllamaAnswerOptions(request: ChatRequest, body: { format?: OllamaFormat | null; think?: OllamaThink | null; logprobs?: boolean | null; top_logprobs?: number | null }): void {
+  const responseFormat = responseFormatFromOllama(body.format);
+  if (responseFormat) request.response_format = responseFormat;
+  const effort = reasoningEffortFromThink(body.think);
+  if (effort) request.reasoning_effort = effort;
+  if (body.logprobs) {
+    request.logprobs = true;
+    if (body.top_logprobs) request.top_logprobs = body.top_logprobs;
+  }
+}
+
 /** Fields the internal request may carry for an Ollama backend (an Ollama client's own, or the lab's). */
 export interface OllamaExtras {
   keep_alive?: OllamaKeepAlive;

@@ -1,7 +1,7 @@
 import { GatewayError } from '@homelab/bus';
-import { RecordSplitter, passingRecords } from '../framing.ts';
 import { topLevelSpans } from '../json-bytes.ts';
-import type { AnswerFacts, StreamWatch } from '../types.ts';
+import { RecordWatch } from '../record-watch.ts';
+import type { AnswerFacts } from '../types.ts';
 import { ollamaLoadMs } from './backend-facts.ts';
 
 /*
@@ -57,15 +57,12 @@ function readFinal(line: OllamaLineLike, facts: OllamaAnswerFacts): void {
 }
 
 /** Watches `/api/chat` or `/api/generate` NDJSON passing through. */
-export class OllamaStreamWatch implements StreamWatch {
-  readonly #splitter = new RecordSplitter('ndjson');
+export class OllamaStreamWatch extends RecordWatch<OllamaAnswerFacts> {
   readonly #hasContent: OllamaLineHasContent;
-  hasContent = false;
-  complete = false;
   facts: OllamaAnswerFacts = {};
-  error: GatewayError | undefined;
 
   constructor(hasContent: OllamaLineHasContent) {
+    super('ndjson');
     this.#hasContent = hasContent;
   }
 
@@ -74,20 +71,12 @@ export class OllamaStreamWatch implements StreamWatch {
     return this.facts.loadMs;
   }
 
-  push(bytes: Uint8Array): Uint8Array | undefined {
-    if (this.error) return undefined;
-    const cut = this.#splitter.push(bytes);
-    return cut && passingRecords(cut, (record) => { this.#read(record); return true; }, () => this.error !== undefined);
+  protected read(record: Buffer): boolean {
+    this.#readLine(record);
+    return true;
   }
 
-  flush(): Uint8Array | undefined {
-    const tail = this.#splitter.flush();
-    if (!tail || this.error) return undefined;
-    this.#read(tail);
-    return this.error ? undefined : tail;
-  }
-
-  #read(record: Buffer): void {
+  #readLine(record: Buffer): void {
     if (this.hasContent && this.facts.responseModel !== undefined) {
       const spans = topLevelSpans(record, FINAL_OR_ERROR);
       const done = spans?.get('done');

@@ -1,7 +1,8 @@
 import { GatewayError, toGatewayError } from '@homelab/bus';
-import { RecordSplitter, decodeUntilFailure, parseSseEvent, passingRecords, sseEvent } from '../framing.ts';
+import { RecordSplitter, decodeUntilFailure, parseSseEvent, sseEvent } from '../framing.ts';
 import { keyMarker, scanValueAfterKey } from '../json-bytes.ts';
-import type { AnswerFacts, ChatChunk, ChatUsage, Completion, StreamDecoder, StreamEncoder, StreamWatch, TranslationContext } from '../types.ts';
+import { RecordWatch } from '../record-watch.ts';
+import type { AnswerFacts, ChatChunk, ChatUsage, Completion, StreamDecoder, StreamEncoder, TranslationContext } from '../types.ts';
 
 /*
  * OpenAI's streams (chat completions and text completions): SSE events `data: <chunk JSON>`, ended by
@@ -57,34 +58,19 @@ export function streamError(error: NonNullable<OpenAIChunkLike['error']>, provid
  * `error`) and parses the rare chunk that has one. The usage-only chunk is dropped when the client
  * did not ask for it.
  */
-export class OpenAIStreamWatch implements StreamWatch {
-  readonly #splitter = new RecordSplitter('sse');
+export class OpenAIStreamWatch extends RecordWatch {
   readonly #includeUsage: boolean;
   readonly #hasContent: HasContent;
-  hasContent = false;
-  complete = false;
   facts: AnswerFacts = {};
-  error: GatewayError | undefined;
 
   constructor(options: { includeUsage: boolean; hasContent?: HasContent }) {
+    super('sse');
     this.#includeUsage = options.includeUsage;
     this.#hasContent = options.hasContent ?? chatChunkHasContent;
   }
 
-  push(bytes: Uint8Array): Uint8Array | undefined {
-    if (this.error) return undefined;
-    const cut = this.#splitter.push(bytes);
-    return cut && passingRecords(cut, (record) => this.#keep(record), () => this.error !== undefined);
-  }
-
-  flush(): Uint8Array | undefined {
-    const tail = this.#splitter.flush();
-    if (!tail || this.error) return undefined;
-    return this.#keep(tail) && !this.error ? tail : undefined;
-  }
-
   /** Reads one event; false when it is the usage chunk the client did not ask for. */
-  #keep(record: Buffer): boolean {
+  protected read(record: Buffer): boolean {
     if (record.indexOf(DONE) === 0) {
       this.complete = true;
       return true;

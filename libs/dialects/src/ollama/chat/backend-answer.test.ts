@@ -1,24 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import type { ChatChunk } from '../../types.ts';
 import { ollamaLoadMs } from '../backend-facts.ts';
 import { chatAnswerToInternal, fromOllamaChatResponse, OllamaChatDecoder, OllamaChatStream } from './backend-answer.ts';
 import type { OllamaChatResponse } from '../wire.ts';
+import { expectGatewayError } from '../../testkit.ts';
 
 // Payloads below follow Ollama's docs/api.md ("Generate a chat completion").
-
-function expectGatewayError(fn: () => unknown, code: string, text: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    expect((err as GatewayError).code).toBe(code);
-    expect((err as GatewayError).message).toMatch(text);
-    return;
-  }
-  throw new Error('expected a GatewayError');
-}
-
 
 describe('OllamaChatStream', () => {
   it('turns the documented stream into role, content, finish and usage chunks', () => {

@@ -1,9 +1,7 @@
 import type OpenAI from 'openai';
-import { toGatewayError, type GatewayError } from '@homelab/bus';
-import { decodeUntilFailure } from '../../framing.ts';
-import type { ChatChunk, ChatCompletion, ChunkDeltaWithReasoning, StreamDecoder, TranslationContext } from '../../types.ts';
+import type { ChatChunk, ChatCompletion, ChunkDeltaWithReasoning, TranslationContext } from '../../types.ts';
 import { ollamaBackendError } from '../errors.ts';
-import { NdjsonLines, parseNdjsonLine } from '../ndjson.ts';
+import { OllamaStreamDecoder } from '../ndjson.ts';
 import { ollamaLoadMs, ollamaUsage, randomId } from '../backend-facts.ts';
 import type { OllamaChatResponse } from '../wire.ts';
 
@@ -77,39 +75,10 @@ export class OllamaChatStream {
   }
 }
 
-/** Reads an Ollama backend's `/api/chat` NDJSON bytes as internal chat chunks. Throws GatewayError on an error line. */
-export class OllamaChatDecoder implements StreamDecoder<ChatChunk> {
-  readonly #lines = new NdjsonLines();
-  readonly #stream: OllamaChatStream;
-  error: GatewayError | undefined;
-
+/** Reads an Ollama backend's `/api/chat` NDJSON bytes as internal chat chunks. An error line ends it (`error`). */
+export class OllamaChatDecoder extends OllamaStreamDecoder<OllamaChatResponse, ChatChunk> {
   constructor(context: Pick<TranslationContext, 'model'>) {
-    this.#stream = new OllamaChatStream(context.model);
-  }
-
-  get complete(): boolean {
-    return this.#stream.done;
-  }
-
-  get loadMs(): number | undefined {
-    return this.#stream.loadMs;
-  }
-
-  push(bytes: Uint8Array): ChatChunk[] {
-    return this.#decode(this.#lines.push(bytes));
-  }
-
-  /** The chunks of a last line that came without its newline. */
-  flush(): ChatChunk[] {
-    return this.#decode(this.#lines.flush());
-  }
-
-  #decode(lines: Buffer[]): ChatChunk[] {
-    if (this.error) return [];
-    return decodeUntilFailure(lines, (line) => {
-      const parsed = parseNdjsonLine<OllamaChatResponse>(line);
-      return parsed && this.#stream.push(parsed);
-    }, (error) => { this.error = toGatewayError(error, 'backend_error'); });
+    super(new OllamaChatStream(context.model));
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import type { ChatRequest } from '../../types.ts';
 import { chatRequestFromInternal, toOllamaChatRequest } from './backend-request.ts';
+import { expectGatewayError } from '../../testkit.ts';
 
 // Payloads below follow Ollama's docs/api.md ("Generate a chat completion") and OpenAI's chat reference.
 
@@ -22,18 +22,6 @@ const weatherTool = {
     },
   },
 };
-
-function expectGatewayError(fn: () => unknown, code: string, text: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    expect((err as GatewayError).code).toBe(code);
-    expect((err as GatewayError).message).toMatch(text);
-    return;
-  }
-  throw new Error('expected a GatewayError');
-}
 
 describe('toOllamaChatRequest', () => {
   it('maps every role, developer to system, and joins text parts', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import type { ChatRequest } from '../../types.ts';
 import { chatRequestToInternal } from './client-request.ts';
 import type { OllamaChatBody } from './schema.ts';
+import { thrownGatewayError } from '../../testkit.ts';
 
 // Request bodies follow Ollama's docs/api.md ("Generate a chat completion") and the `ollama` npm client's types.
 
@@ -22,16 +22,6 @@ function chat(body: OllamaChatBody): ChatRequest {
   const internal = chatRequestToInternal(body);
   if (internal.form !== 'chat') throw new Error(`expected the chat form, got ${internal.form}`);
   return internal.request;
-}
-
-function rejection(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GatewayError) return err;
-    throw err;
-  }
-  throw new Error('expected a GatewayError');
 }
 
 describe('chatRequestToInternal', () => {
@@ -73,10 +63,10 @@ describe('chatRequestToInternal', () => {
   });
 
   it("refuses images that are not base64 with Go's wording, and images outside user messages", () => {
-    expect(rejection(() => chat({ model: 'llava', messages: [{ role: 'user', content: 'x', images: ['not base64!'] }] }))).toMatchObject({
+    expect(thrownGatewayError(() => chat({ model: 'llava', messages: [{ role: 'user', content: 'x', images: ['not base64!'] }] }))).toMatchObject({
       code: 'invalid_request', message: 'illegal base64 data at input byte 3', param: 'messages[0].images[0]',
     });
-    expect(rejection(() => chat({ model: 'llava', messages: [{ role: 'assistant', content: 'x', images: [PNG] }] })).message).toMatch(/only user messages can carry images/);
+    expect(thrownGatewayError(() => chat({ model: 'llava', messages: [{ role: 'assistant', content: 'x', images: [PNG] }] })).message).toMatch(/only user messages can carry images/);
   });
 
   it('gives tool calls ids and JSON string arguments, and matches each tool result to its call', () => {
@@ -119,7 +109,7 @@ describe('chatRequestToInternal', () => {
     });
     expect(request.messages[1]).toMatchObject({ content: 'checking', tool_calls: [{ id: 'call_1_0', function: { arguments: '{}' } }] });
     expect(request.messages[2]).toEqual({ role: 'tool', tool_call_id: 'call_1_0', content: 'A' });
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }, { role: 'tool', content: 'A', tool_name: 'a' }] }))).toMatchObject({
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }, { role: 'tool', content: 'A', tool_name: 'a' }] }))).toMatchObject({
       code: 'invalid_request', param: 'messages[1]', message: expect.stringMatching(/must answer a tool call of an earlier assistant message/),
     });
   });
@@ -127,7 +117,7 @@ describe('chatRequestToInternal', () => {
   it('gives a tool without parameters an empty schema and refuses tools of another type', () => {
     expect(chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'now' } }] }).tools)
       .toEqual([{ type: 'function', function: { name: 'now', parameters: { type: 'object', properties: {} } } }]);
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'web_search', function: { name: 'search' } }] })).param).toBe('tools[0].type');
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'web_search', function: { name: 'search' } }] })).param).toBe('tools[0].type');
   });
 
   it('maps options to sampling fields and drops what only Ollama has', () => {
@@ -147,10 +137,10 @@ describe('chatRequestToInternal', () => {
   });
 
   it("refuses options of the wrong type in Ollama's words", () => {
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { temperature: 'hot' } })).message).toBe('option "temperature" must be of type float32');
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { num_predict: '10' } })).message).toBe('option "num_predict" must be of type integer');
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { stop: 'user:' } })).message).toBe('option "stop" must be of type array');
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { stop: [1] } })).message).toBe('option "stop" must be of an array of strings');
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { temperature: 'hot' } })).message).toBe('option "temperature" must be of type float32');
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { num_predict: '10' } })).message).toBe('option "num_predict" must be of type integer');
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { stop: 'user:' } })).message).toBe('option "stop" must be of type array');
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], options: { stop: [1] } })).message).toBe('option "stop" must be of an array of strings');
   });
 
   it('maps format to response_format', () => {
@@ -159,7 +149,7 @@ describe('chatRequestToInternal', () => {
     expect(chat({ ...base, format: 'json' }).response_format).toEqual({ type: 'json_object' });
     expect(chat({ ...base, format: schema }).response_format).toEqual({ type: 'json_schema', json_schema: { name: 'response', schema } });
     expect(chat({ ...base, format: '' })).not.toHaveProperty('response_format');
-    expect(rejection(() => chat({ ...base, format: 'xml' })).message).toBe('invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object');
+    expect(thrownGatewayError(() => chat({ ...base, format: 'xml' })).message).toBe('invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object');
   });
 
   it('maps think to reasoning_effort (true is medium, as Ollama reads it; false leaves the default)', () => {
@@ -175,11 +165,11 @@ describe('chatRequestToInternal', () => {
   });
 
   it('leaves a chat without messages to the load shortcut', () => {
-    expect(rejection(() => chat({ model: 'm', messages: [] }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
-    expect(rejection(() => chat({ model: 'm' }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [] }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
+    expect(thrownGatewayError(() => chat({ model: 'm' }))).toMatchObject({ code: 'invalid_request', param: 'messages' });
   });
 
   it('refuses roles that have no equivalent', () => {
-    expect(rejection(() => chat({ model: 'm', messages: [{ role: 'narrator', content: 'x' }] }))).toMatchObject({ code: 'invalid_request', param: 'messages[0].role' });
+    expect(thrownGatewayError(() => chat({ model: 'm', messages: [{ role: 'narrator', content: 'x' }] }))).toMatchObject({ code: 'invalid_request', param: 'messages[0].role' });
   });
 });

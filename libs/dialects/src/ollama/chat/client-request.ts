@@ -2,7 +2,7 @@ import type OpenAI from 'openai';
 import { GatewayError } from '@homelab/bus';
 import type { ChatMessage, ChatRequest, InternalRequest } from '../../types.ts';
 import { imageDataUrl } from '../images.ts';
-import { reasoningEffortFromThink, responseFormatFromOllama, samplingFromOptions } from '../options.ts';
+import { applyOllamaAnswerOptions, samplingFromOptions } from '../options.ts';
 import type { OllamaChatBody, OllamaChatBodyMessage } from './schema.ts';
 
 /*
@@ -108,13 +108,6 @@ export function chatRequestToInternal(body: OllamaChatBody): InternalRequest {
   const messages = body.messages.map((message, i) => toInternalMessage(message, i, ledger));
   const request: ChatRequest = { model: body.model, messages, stream: body.stream !== false, ...samplingFromOptions(body.options ?? undefined) };
   if (body.tools?.length) request.tools = toInternalTools(body.tools);
-  const responseFormat = responseFormatFromOllama(body.format);
-  if (responseFormat) request.response_format = responseFormat;
-  const effort = reasoningEffortFromThink(body.think);
-  if (effort) request.reasoning_effort = effort;
-  if (body.logprobs) {
-    request.logprobs = true;
-    if (body.top_logprobs) request.top_logprobs = body.top_logprobs;
-  }
+  applyOllamaAnswerOptions(request, body);
   return { form: 'chat', request };
 }

@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import { embedRequestFromInternal, toOllamaEmbedRequest } from './backend-request.ts';
-
-function expectGatewayError(fn: () => unknown, code: string, text: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    expect((err as GatewayError).code).toBe(code);
-    expect((err as GatewayError).message).toMatch(text);
-    return;
-  }
-  throw new Error('expected a GatewayError');
-}
+import { expectGatewayError } from '../../testkit.ts';
 
 describe('toOllamaEmbedRequest', () => {
   it('builds /api/embed bodies for text inputs only', () => {

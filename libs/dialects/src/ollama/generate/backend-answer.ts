@@ -1,9 +1,7 @@
-import { toGatewayError, type GatewayError } from '@homelab/bus';
-import { decodeUntilFailure } from '../../framing.ts';
-import type { Completion, StreamDecoder, TranslationContext } from '../../types.ts';
+import type { Completion, TranslationContext } from '../../types.ts';
 import { ollamaLoadMs, ollamaUsage, randomId } from '../backend-facts.ts';
 import { ollamaBackendError } from '../errors.ts';
-import { NdjsonLines, parseNdjsonLine } from '../ndjson.ts';
+import { OllamaStreamDecoder } from '../ndjson.ts';
 import type { OllamaGenerateResponse } from '../wire.ts';
 
 /*
@@ -51,39 +49,10 @@ export class OllamaGenerateStream {
   }
 }
 
-/** Reads an Ollama backend's `/api/generate` NDJSON bytes as text completion chunks. Throws GatewayError on an error line. */
-export class OllamaGenerateDecoder implements StreamDecoder<Completion> {
-  readonly #lines = new NdjsonLines();
-  readonly #stream: OllamaGenerateStream;
-  error: GatewayError | undefined;
-
+/** Reads an Ollama backend's `/api/generate` NDJSON bytes as text completion chunks. An error line ends it (`error`). */
+export class OllamaGenerateDecoder extends OllamaStreamDecoder<OllamaGenerateResponse, Completion> {
   constructor(context: Pick<TranslationContext, 'model'>) {
-    this.#stream = new OllamaGenerateStream(context.model);
-  }
-
-  get complete(): boolean {
-    return this.#stream.done;
-  }
-
-  get loadMs(): number | undefined {
-    return this.#stream.loadMs;
-  }
-
-  push(bytes: Uint8Array): Completion[] {
-    return this.#decode(this.#lines.push(bytes));
-  }
-
-  /** The chunks of a last line that came without its newline. */
-  flush(): Completion[] {
-    return this.#decode(this.#lines.flush());
-  }
-
-  #decode(lines: Buffer[]): Completion[] {
-    if (this.error) return [];
-    return decodeUntilFailure(lines, (line) => {
-      const parsed = parseNdjsonLine<OllamaGenerateResponse>(line);
-      return parsed && this.#stream.push(parsed);
-    }, (error) => { this.error = toGatewayError(error, 'backend_error'); });
+    super(new OllamaGenerateStream(context.model));
   }
 }
 

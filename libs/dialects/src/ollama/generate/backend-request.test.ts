@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import { generateRequestFromInternal, toOllamaGenerateRequest } from './backend-request.ts';
+import { thrownGatewayError } from '../../testkit.ts';
 
 // Legacy completions (OpenAI's completions reference) as Ollama's /api/generate (docs/api.md "Request (with suffix)", "Raw Mode").
-
-function rejection(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GatewayError) return err;
-    throw err;
-  }
-  throw new Error('expected a GatewayError');
-}
 
 describe('toOllamaGenerateRequest', () => {
   it('sends suffix for fill-in-the-middle, through the model template (not raw)', () => {
@@ -26,12 +16,12 @@ describe('toOllamaGenerateRequest', () => {
   });
 
   it('refuses what Ollama cannot do, naming the field', () => {
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: ['a', 'b'] }, { stream: false }))).toMatchObject({ code: 'invalid_request', param: 'prompt', message: expect.stringMatching(/one prompt per request/) });
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: [1, 2, 3] }, { stream: false })).message).toMatch(/not as token ids/);
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', n: 2 }, { stream: false })).param).toBe('n');
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', best_of: 3 }, { stream: false })).param).toBe('best_of');
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', echo: true }, { stream: false })).param).toBe('echo');
-    expect(rejection(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', logprobs: 2 }, { stream: false })).param).toBe('logprobs');
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: ['a', 'b'] }, { stream: false }))).toMatchObject({ code: 'invalid_request', param: 'prompt', message: expect.stringMatching(/one prompt per request/) });
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: [1, 2, 3] }, { stream: false })).message).toMatch(/not as token ids/);
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', n: 2 }, { stream: false })).param).toBe('n');
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', best_of: 3 }, { stream: false })).param).toBe('best_of');
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', echo: true }, { stream: false })).param).toBe('echo');
+    expect(thrownGatewayError(() => toOllamaGenerateRequest({ model: 'm', prompt: 'x', logprobs: 2 }, { stream: false })).param).toBe('logprobs');
   });
 });
 

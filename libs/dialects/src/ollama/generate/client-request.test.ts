@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '@homelab/bus';
 import type { InternalRequest } from '../../types.ts';
 import { completionNotSupported, generateRequestToInternal } from './client-request.ts';
+import { thrownGatewayError } from '../../testkit.ts';
 
 // Request bodies follow Ollama's docs/api.md ("Generate a completion": with suffix, raw mode, images, options).
 
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
-
-function rejection(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GatewayError) return err;
-    throw err;
-  }
-  throw new Error('expected a GatewayError');
-}
 
 describe('generateRequestToInternal', () => {
   it('sends a plain prompt as a one-turn chat, with the system prompt and images', () => {
@@ -45,18 +35,18 @@ describe('generateRequestToInternal', () => {
   it('sends raw prompts as a text completion, and refuses raw with a template, a system prompt or a context as Ollama does', () => {
     const internal = generateRequestToInternal({ model: 'mistral', prompt: '[INST] why is the sky blue? [/INST]', raw: true, options: { num_predict: 64, stop: ['[INST]'] } });
     expect(internal).toEqual({ form: 'completion', request: { model: 'mistral', prompt: '[INST] why is the sky blue? [/INST]', stream: true, max_tokens: 64, stop: ['[INST]'] } });
-    expect(rejection(() => generateRequestToInternal({ model: 'mistral', prompt: 'x', raw: true, system: 'be brief' }))).toMatchObject({
+    expect(thrownGatewayError(() => generateRequestToInternal({ model: 'mistral', prompt: 'x', raw: true, system: 'be brief' }))).toMatchObject({
       code: 'invalid_request', message: 'raw mode does not support template, system, or context',
     });
   });
 
   it('refuses what a text completion cannot carry, naming the field', () => {
-    expect(rejection(() => generateRequestToInternal({ model: 'm', prompt: 'x', suffix: 'y', images: [PNG] }))).toMatchObject({ param: 'images', message: expect.stringMatching(/suffix/) });
-    expect(rejection(() => generateRequestToInternal({ model: 'm', prompt: 'x', raw: true, format: 'json' }))).toMatchObject({ param: 'format', message: expect.stringMatching(/raw/) });
+    expect(thrownGatewayError(() => generateRequestToInternal({ model: 'm', prompt: 'x', suffix: 'y', images: [PNG] }))).toMatchObject({ param: 'images', message: expect.stringMatching(/suffix/) });
+    expect(thrownGatewayError(() => generateRequestToInternal({ model: 'm', prompt: 'x', raw: true, format: 'json' }))).toMatchObject({ param: 'format', message: expect.stringMatching(/raw/) });
   });
 
   it('leaves an empty prompt to the load shortcut', () => {
-    expect(rejection(() => generateRequestToInternal({ model: 'm' }))).toMatchObject({ code: 'invalid_request', param: 'prompt' });
+    expect(thrownGatewayError(() => generateRequestToInternal({ model: 'm' }))).toMatchObject({ code: 'invalid_request', param: 'prompt' });
   });
 
   it('names the backend when it has no text completions', () => {

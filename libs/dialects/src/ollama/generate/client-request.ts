@@ -3,7 +3,7 @@ import { GatewayError } from '@homelab/bus';
 import type { ChatMessage, ChatRequest, CompletionRequest, InternalRequest } from '../../types.ts';
 import { ollamaRawModeConflict } from '../errors.ts';
 import { imageDataUrl } from '../images.ts';
-import { reasoningEffortFromThink, responseFormatFromOllama, samplingFromOptions } from '../options.ts';
+import { applyOllamaAnswerOptions, samplingFromOptions } from '../options.ts';
 import type { OllamaGenerateBody } from './schema.ts';
 
 /*
@@ -68,13 +68,6 @@ export function generateRequestToInternal(body: OllamaGenerateBody): InternalReq
   if (body.suffix || body.raw) return toCompletion(body);
   const messages: ChatMessage[] = body.system ? [{ role: 'system', content: body.system }, userMessage(body)] : [userMessage(body)];
   const request: ChatRequest = { model: body.model, messages, stream: body.stream !== false, ...samplingFromOptions(body.options ?? undefined) };
-  const responseFormat = responseFormatFromOllama(body.format);
-  if (responseFormat) request.response_format = responseFormat;
-  const effort = reasoningEffortFromThink(body.think);
-  if (effort) request.reasoning_effort = effort;
-  if (body.logprobs) {
-    request.logprobs = true;
-    if (body.top_logprobs) request.top_logprobs = body.top_logprobs;
-  }
+  applyOllamaAnswerOptions(request, body);
   return { form: 'chat', request };
 }

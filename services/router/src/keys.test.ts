@@ -34,6 +34,7 @@ describe('keys.* with auth off and on', () => {
     try {
       const made = await createKey(kv, registry, { name: 'phone' });
       expect(made.key).toMatch(/^hlk_/);
+      await expect(createKey(kv, registry, { name: 'scripts' })).rejects.toThrow(/^'scripts' is the name of what scripts without a key may do/);
       const deadline = Date.now() + 5000;
       while (!registry.byName('phone') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const listed = listKeys(registry, new UsageBook());

@@ -86,6 +86,8 @@ export async function addUsage(kv: KV, key: string, tokens: number): Promise<voi
 export async function createKey(kv: KV, registry: KeyRegistry, request: KeyCreate): Promise<{ name: string; key: string; record: Omit<KeyRecord, 'sha256'> }> {
   requireKeysOn(registry, 'a key made now would do nothing');
   if (registry.byName(request.name)) throw new GatewayError('invalid_request', `a key named '${request.name}' exists; revoke it first`, { param: 'name' });
+  // Keyless scripts are accounted as `scripts` (their stored responses, their usage): a key of that name would share them.
+  if (request.name === SCRIPTS_SCOPE_NAME) throw new GatewayError('invalid_request', `'${SCRIPTS_SCOPE_NAME}' is the name of what scripts without a key may do (auth.scripts): choose another name`, { param: 'name' });
   const key = newApiKey();
   const record: KeyRecord = { ...request, sha256: hashApiKey(key), createdAt: new Date().toISOString() };
   await kv.put(request.name, encoder.encode(JSON.stringify(record)));
@@ -141,5 +143,8 @@ export function keyOfRequest(headers: MsgHeaders | undefined, registry: KeyRegis
 
 /** What a script that presents no key may do (keys on): the lab's `auth.scripts`, as a key record named `scripts`. */
 export function scriptsScopeOf(config: Pick<LabConfig, 'auth'>): KeyRecord {
-  return { name: 'scripts', sha256: '', createdAt: 'config', ...config.auth.scripts };
+  return { name: SCRIPTS_SCOPE_NAME, sha256: '', createdAt: 'config', ...config.auth.scripts };
 }
+
+/** The name under which keyless scripts are accounted; no key may take it. */
+export const SCRIPTS_SCOPE_NAME = 'scripts';

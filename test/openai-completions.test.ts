@@ -78,8 +78,13 @@ describe('legacy completions on each backend', () => {
   it("vLLM refuses suffix: a 400 the SDK reads, naming suffix and saying what to do", async () => {
     const err = await client.completions.create({ model: VLLM, ...FIM }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(err).toMatchObject({ status: 400, param: 'suffix', code: 'invalid_request' });
+    expect(err).toMatchObject({ status: 400, param: 'suffix', code: 'unsupported' });
     expect((err as Error).message).toContain("'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama (vllm: suffix is not currently supported)");
+    // Through an alias whose next backend has it (`local`: vLLM, then Ollama), Ollama answers.
+    const { data, response } = await client.completions.create({ model: 'local', ...FIM, max_tokens: 8 }).withResponse();
+    expect(response.headers.get('x-homelab-backend')).toBe('ollama');
+    expect(response.headers.get('x-homelab-route-reason')).toMatch(/vllm unsupported > ollama/);
+    expect(data.choices[0]!.text.length).toBeGreaterThan(0);
   });
 
   it('OpenAI: passed through, suffix included; a chat-only model is OpenAI\'s own 404', async () => {

@@ -1,5 +1,5 @@
 import { GatewayError } from '@homelab/bus';
-import { completionNotSupported, dialectOf, type ChatChunk, type Completion, type Dialect, type InternalAnswers, type InternalForm, type InternalRequest, type TranslationContext } from '@homelab/dialects';
+import { completionNotSupported, dialectOf, unsupportedHere, type ChatChunk, type Completion, type Dialect, type InternalAnswers, type InternalForm, type InternalRequest, type TranslationContext } from '@homelab/dialects';
 import { readAll, type BackendTimeouts } from './http/origin.ts';
 import type { Backend } from './types.ts';
 
@@ -24,7 +24,7 @@ export function backendDialectFor(backend: Backend, form: InternalForm): Dialect
   const name = backend.forms[form];
   if (!name) {
     const what = form === 'completion' ? 'text completions (legacy completions, fill-in-the-middle)' : form;
-    throw new GatewayError('invalid_request', `${backend.provider} cannot serve ${what}: use a model of another backend`, { param: 'model' });
+    throw unsupportedHere(`${backend.provider} cannot serve ${what}: use a model of another backend`, 'model');
   }
   return dialectOf(name);
 }

@@ -6,6 +6,9 @@
 export const ErrorCodes = {
   invalid_request: { status: 400, type: 'invalid_request_error', retryable: false },
   invalid_json: { status: 400, type: 'invalid_request_error', retryable: false },
+  // This backend cannot do what the request asks, another may (fill-in-the-middle on vLLM, n > 1 on
+  // Ollama, OpenAI's built-in tools on a local model): the router tries the next candidate, not this one again.
+  unsupported: { status: 400, type: 'invalid_request_error', retryable: false },
   unauthorized: { status: 401, type: 'authentication_error', retryable: false },
   invalid_api_key: { status: 401, type: 'invalid_request_error', retryable: false },
   forbidden: { status: 403, type: 'permission_error', retryable: false },

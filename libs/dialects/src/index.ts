@@ -2,6 +2,7 @@ export * from './types.ts';
 export * from './framing.ts';
 export * from './json-bytes.ts';
 export * from './registry.ts';
+export * from './refusals.ts';
 export * from './openai-chat/index.ts';
 export * from './openai-completions/index.ts';
 export * from './openai-embeddings/index.ts';

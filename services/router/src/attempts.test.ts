@@ -95,6 +95,19 @@ describe('placeRequest', () => {
     expect(link.tried).toEqual(['1:vllm', '2:ollama']);
   });
 
+  it('a backend that cannot do what is asked (unsupported) moves on, no retry, no mark on the circuit; the last refusal reaches the client', async () => {
+    const link = fakeLink([failed('unsupported'), answered()]);
+    const s = settings();
+    const route = ['alias:code'];
+    expect(await placeRequest([vllm, ollama], route, link, s, 'code')).toMatchObject({ outcome: 'answered', candidate: ollama, reason: 'alias:code > vllm unsupported > ollama' });
+    expect(link.tried).toEqual(['1:vllm', '2:ollama']);
+    expect(s.slept).toEqual([]);
+    expect(s.gates.breakers.get('vllm')!.state).toBe('closed');
+
+    const nowhere = fakeLink([failed('unsupported'), failed('unsupported')]);
+    expect(await placeRequest([vllm, ollama], [], nowhere, settings(), 'code')).toMatchObject({ outcome: 'failed', error: { code: 'unsupported', status: 400, message: 'unsupported' } });
+  });
+
   it('a cancelled requester stops the loop and frees the slot', async () => {
     const s = settings();
     const link = fakeLink([failed('backend_error')]);

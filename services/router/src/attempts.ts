@@ -87,14 +87,15 @@ export async function placeRequest(candidates: readonly Candidate[], route: stri
       lastError = error;
       if (error.code === 'timeout') link.abandon(attempts);
       if (error.code === 'cancelled') { breaker.release(); release(); return { outcome: 'cancelled', attempts }; }
-      // No worker for this backend (`no_backend` from the bus) is the backend's trouble, not the
-      // request's: move on to the next candidate, although the error code itself is not retryable.
-      const noWorker = error.code === 'no_backend';
-      if (!error.retryable && !noWorker) { breaker.release(); release(); return { outcome: 'failed', attempts, error }; }
+      // No worker for this backend (`no_backend` from the bus), or a backend that cannot do what is
+      // asked (`unsupported`), is this backend's limit, not the request's fault: on to the next
+      // candidate, without trying this one again.
+      const nextCandidate = error.code === 'no_backend' || error.code === 'unsupported';
+      if (!error.retryable && !nextCandidate) { breaker.release(); release(); return { outcome: 'failed', attempts, error }; }
       if (BACKEND_FAULTS.has(error.code)) breaker.failure(error.code);
       else breaker.release();
-      route.push(`${provider} ${noWorker ? 'no worker' : error.code === 'timeout' ? 'first-token timeout' : error.code}`);
-      if (noWorker) break;
+      route.push(`${provider} ${error.code === 'no_backend' ? 'no worker' : error.code === 'timeout' ? 'first-token timeout' : error.code}`);
+      if (nextCandidate) break;
       let waitMs = Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (tryNo - 1)) * (0.5 + settings.random() / 2);
       if (error.retryAfterMs !== undefined) {
         if (error.retryAfterMs > retry.maxRetryAfterMs) {
@@ -119,7 +120,7 @@ export async function placeRequest(candidates: readonly Candidate[], route: stri
 
 /** The last error, saying how hard the router tried (not for a bad request or saturation, where it did not). */
 function withTries(error: GatewayError, attempts: number, backends: number): GatewayError {
-  if (error.code === 'invalid_request' || error.code === 'saturated') return error;
+  if (error.code === 'invalid_request' || error.code === 'unsupported' || error.code === 'saturated') return error;
   return new GatewayError(error.code, `${error.message} (tried ${attempts} time${attempts === 1 ? '' : 's'} on ${backends} backends)`, {
     status: error.status, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
   });

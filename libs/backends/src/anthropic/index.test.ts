@@ -145,7 +145,7 @@ describe('Anthropic backend through the internal form', () => {
   it('lists the configured models and refuses embeddings without a request', async () => {
     expect(await backend.listModels(new AbortController().signal)).toEqual([{ id: MODEL }, { id: 'claude-opus-4-8' }]);
     const err = await gatewayError(completeInternal(backend, { form: 'embeddings', request: { model: MODEL, input: 'x' } }, internalCall(MODEL)));
-    expect(err).toMatchObject({ code: 'invalid_request', param: 'model', message: 'anthropic cannot serve embeddings: use a model of another backend' });
+    expect(err).toMatchObject({ code: 'unsupported', param: 'model', message: 'anthropic cannot serve embeddings: use a model of another backend' });
     expect(sim.requests).toHaveLength(0);
   });
 });

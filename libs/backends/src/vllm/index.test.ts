@@ -169,7 +169,7 @@ describe('vLLM backend: pass-through bytes (send)', () => {
   it("suffix (fill-in-the-middle), which vLLM refuses: its 400 says what to do instead, with param 'suffix'", async () => {
     const vllm = await setup();
     const err = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'def fib(', suffix: '    return a' })));
-    expect(err).toMatchObject({ code: 'invalid_request', status: 400, param: 'suffix' });
+    expect(err).toMatchObject({ code: 'unsupported', status: 400, param: 'suffix' });
     expect(err.message).toBe("'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama (vllm: suffix is not currently supported)");
     // Other 400s of completions, and of chat, are vLLM's own words.
     const other = await gatewayError(() => vllm.send(backendCall('openai.completions', { model: MODEL, prompt: 'x', n: 0 })));

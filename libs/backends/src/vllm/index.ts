@@ -53,5 +53,6 @@ export function createVllmBackend(options: VllmBackendOptions): Backend {
  */
 export function explainSuffix(err: unknown): unknown {
   if (!(err instanceof GatewayError) || err.code !== 'invalid_request' || !/\bsuffix\b/i.test(err.message)) return err;
-  return new GatewayError('invalid_request', `${completionNotSupported('vllm', 'suffix').message} (${err.message})`, { param: 'suffix', cause: err });
+  // `unsupported`: an alias may go on to a backend that has fill-in-the-middle (Ollama).
+  return new GatewayError('unsupported', `${completionNotSupported('vllm', 'suffix').message} (${err.message})`, { param: 'suffix', cause: err });
 }

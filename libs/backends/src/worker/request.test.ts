@@ -414,10 +414,10 @@ describe('WorkerRequest: translation through the internal form', () => {
     expect(record.failures).toEqual([expect.objectContaining({ code: 'backend_error', message: 'ollama sent a malformed answer' })]);
   });
 
-  it('a form the backend lacks → invalid_request naming the backend, nothing sent', async () => {
+  it('a form the backend lacks → unsupported (another backend may serve it) naming the backend, nothing sent', async () => {
     const chatOnly = fakeBackend({ provider: 'ollama', dialects: ['ollama.chat'], forms: { chat: 'ollama.chat' }, answer: { contentType: 'application/json', steps: [] } });
     const record = await runWorkerRequest(chatOnly, envelopeFor('openai.embeddings'), { model: 'lab/embed', input: 'hi' });
-    expect(record.failures).toEqual([expect.objectContaining({ code: 'invalid_request', param: 'model', message: 'ollama cannot serve embeddings: use a model of another backend' })]);
+    expect(record.failures).toEqual([expect.objectContaining({ code: 'unsupported', param: 'model', message: 'ollama cannot serve embeddings: use a model of another backend' })]);
     expect(chatOnly.calls).toEqual([]);
     expect(record.messages).toEqual([]);
     // Text completions are named for what a client knows them as.
@@ -464,10 +464,10 @@ describe('WorkerRequest: what only Ollama has', () => {
     const anthropicLike = fakeBackend({ provider: 'anthropic', dialects: ['anthropic.messages'], forms: { chat: 'anthropic.messages' }, answer: { contentType: 'application/json', steps: [] } });
     const body = { model: 'lab/model', prompt: 'def add(a, b):', suffix: '    return c', stream: false };
     const refused = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), body);
-    expect(refused.failures).toEqual([expect.objectContaining({ code: 'invalid_request', status: 400, param: 'suffix', message: "'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama" })]);
+    expect(refused.failures).toEqual([expect.objectContaining({ code: 'unsupported', status: 400, param: 'suffix', message: "'suffix' needs fill-in-the-middle text completions, which vllm does not offer: ask for a model served by Ollama" })]);
     expect(vllmLike.calls).toEqual([]);
     const cloud = await runWorkerRequest(anthropicLike, envelopeFor('ollama.generate'), body);
-    expect(cloud.failures).toEqual([expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining('which anthropic does not offer') as string })]);
+    expect(cloud.failures).toEqual([expect.objectContaining({ code: 'unsupported', message: expect.stringContaining('which anthropic does not offer') as string })]);
     expect(anthropicLike.calls).toEqual([]);
     // Raw text without a suffix is a plain text completion, which vLLM takes.
     const raw = await runWorkerRequest(noFim, envelopeFor('ollama.generate'), { model: 'lab/model', prompt: '<|user|>hi', raw: true, stream: false });

@@ -90,7 +90,7 @@ describe('toAnthropicRequest', () => {
     expect(() => toAnthropicRequest(audio)).toThrow(expect.objectContaining({ code: 'invalid_request', param: 'messages' }));
     const svg: ChatRequest = { model: MODEL, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/svg+xml;base64,PHN2Zz4=' } }] }] };
     expect(() => toAnthropicRequest(svg)).toThrow(GatewayError);
-    expect(() => toAnthropicRequest({ model: MODEL, n: 2, messages: [{ role: 'user', content: 'hi' }] })).toThrow(expect.objectContaining({ code: 'invalid_request', param: 'n' }));
+    expect(() => toAnthropicRequest({ model: MODEL, n: 2, messages: [{ role: 'user', content: 'hi' }] })).toThrow(expect.objectContaining({ code: 'unsupported', param: 'n' }));
   });
 
   it('translates tools, tool calls and tool results (merged into one user turn, ids and arguments kept)', () => {

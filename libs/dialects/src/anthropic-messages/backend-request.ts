@@ -9,6 +9,7 @@ import type {
 import type OpenAI from 'openai';
 import { GatewayError } from '@homelab/bus';
 import type { ChatMessage, ChatRequest, InternalRequest, PassThroughOptions } from '../types.ts';
+import { unsupportedHere } from '../refusals.ts';
 
 /*
  * Internal (OpenAI chat) request → Anthropic Messages request: for a client of another dialect whose
@@ -39,7 +40,7 @@ const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp
 
 /** Translates an OpenAI chat request into an Anthropic Messages request (without `stream`). */
 export function toAnthropicRequest(request: ChatRequest, options: ToAnthropicOptions = {}): AnthropicRequest {
-  if (request.n != null && request.n > 1) throw invalid('anthropic returns one choice: n must be 1', 'n');
+  if (request.n != null && request.n > 1) throw unsupportedHere('anthropic returns one choice: n must be 1', 'n');
   const system: string[] = [];
   const turns: Turn[] = [];
   for (const message of request.messages) addMessage(message, system, turns);

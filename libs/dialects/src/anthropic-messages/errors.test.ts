@@ -5,7 +5,7 @@ import { anthropicError, anthropicErrorHeaders, anthropicStreamError } from './e
 describe('anthropicError', () => {
   it('maps every gateway code to an Anthropic status and type', () => {
     const expected: Record<ErrorCode, [number, string]> = {
-      invalid_request: [400, 'invalid_request_error'], invalid_json: [400, 'invalid_request_error'],
+      invalid_request: [400, 'invalid_request_error'], invalid_json: [400, 'invalid_request_error'], unsupported: [400, 'invalid_request_error'],
       unauthorized: [401, 'authentication_error'], invalid_api_key: [401, 'authentication_error'], forbidden: [403, 'permission_error'],
       model_not_found: [404, 'not_found_error'], not_found: [404, 'not_found_error'], body_too_large: [413, 'request_too_large'],
       rate_limited: [429, 'rate_limit_error'], budget_exceeded: [429, 'rate_limit_error'], saturated: [529, 'overloaded_error'],

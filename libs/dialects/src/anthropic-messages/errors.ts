@@ -27,6 +27,7 @@ export interface AnthropicErrorBody {
 const ANTHROPIC_ERRORS: Record<ErrorCode, { status: number; type: AnthropicErrorType }> = {
   invalid_request: { status: 400, type: 'invalid_request_error' },
   invalid_json: { status: 400, type: 'invalid_request_error' },
+  unsupported: { status: 400, type: 'invalid_request_error' },
   unauthorized: { status: 401, type: 'authentication_error' },
   invalid_api_key: { status: 401, type: 'authentication_error' },
   forbidden: { status: 403, type: 'permission_error' },

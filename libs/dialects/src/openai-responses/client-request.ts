@@ -11,6 +11,7 @@ import {
   type ResponsesTextFormat,
   type ResponsesToolChoice,
 } from './schema.ts';
+import { unsupportedHere } from '../refusals.ts';
 
 /*
  * A Responses request as a chat completion request, for a model whose backend does not speak the
@@ -74,8 +75,8 @@ function refuseOpenAIOnlyFeatures(body: ResponsesRequestPayload): void {
     // reaches a translation (store.ts); one still here was not found in the store.
     throw invalid(`Previous response with id '${body.previous_response_id}' not found.`, 'previous_response_id');
   }
-  if (fields['conversation'] != null) throw invalid('conversations are stored at OpenAI: this model cannot continue one; send the input items instead', 'conversation');
-  if (fields['prompt'] != null) throw invalid('prompt templates are stored at OpenAI: this model cannot use one; send instructions and input instead', 'prompt');
+  if (fields['conversation'] != null) throw unsupportedHere('conversations are stored at OpenAI: this model cannot continue one; send the input items instead', 'conversation');
+  if (fields['prompt'] != null) throw unsupportedHere('prompt templates are stored at OpenAI: this model cannot use one; send instructions and input instead', 'prompt');
   if (fields['background'] === true) throw invalid('background responses run only at OpenAI: this model answers in the foreground (omit background)', 'background');
 }
 
@@ -103,10 +104,10 @@ function addItem(messages: ChatMessage[], item: ResponsesInputItem, path: string
       // A model's earlier reasoning: chat requests have no place for it, and models do not read it back.
       return;
     case 'item_reference':
-      throw invalid(`${path} is an item_reference: it points to an item stored at OpenAI, which this model cannot read; send the item itself`, path);
+      throw unsupportedHere(`${path} is an item_reference: it points to an item stored at OpenAI, which this model cannot read; send the item itself`, path);
     default:
       if (OPENAI_ONLY_ITEMS.has(type)) {
-        throw invalid(`${path} is a '${type}' item: it belongs to OpenAI's built-in tools, which only OpenAI runs; this model cannot take it`, `${path}.type`);
+        throw unsupportedHere(`${path} is a '${type}' item: it belongs to OpenAI's built-in tools, which only OpenAI runs; this model cannot take it`, `${path}.type`);
       }
       throw invalid(`${path}.type: unknown input item type '${type}'`, `${path}.type`);
   }
@@ -148,12 +149,12 @@ function userPart(part: ResponsesContentPart, path: string): ChatContentPart {
     case 'refusal':
       return { type: 'text', text: part.refusal };
     case 'input_image': {
-      if (!part.image_url) throw invalid(`${path}: an image by file_id refers to a file uploaded to OpenAI, which this model cannot read; send image_url (a URL or a data: URL)`, `${path}.file_id`);
+      if (!part.image_url) throw unsupportedHere(`${path}: an image by file_id refers to a file uploaded to OpenAI, which this model cannot read; send image_url (a URL or a data: URL)`, `${path}.file_id`);
       const detail = part.detail === 'low' || part.detail === 'high' || part.detail === 'auto' ? part.detail : undefined;
       return { type: 'image_url', image_url: { url: part.image_url, ...(detail && { detail }) } };
     }
     case 'input_file':
-      if (!part.file_data) throw invalid(`${path}: a file by file_id or file_url lives at OpenAI or on the web, which this model cannot read; send file_data`, path);
+      if (!part.file_data) throw unsupportedHere(`${path}: a file by file_id or file_url lives at OpenAI or on the web, which this model cannot read; send file_data`, path);
       return { type: 'file', file: { file_data: part.file_data, ...(part.filename && { filename: part.filename }) } };
     case 'input_audio':
       return { type: 'input_audio', input_audio: part.input_audio as OpenAI.Chat.Completions.ChatCompletionContentPartInputAudio['input_audio'] };
@@ -170,7 +171,7 @@ function textParts(parts: ResponsesContentPart[], path: string, what: string): C
 
 function chatTool(tool: NonNullable<ResponsesRequestPayload['tools']>[number], path: string): ChatTool {
   if (tool.type !== 'function') {
-    throw invalid(`${path}: '${tool.type}' is one of OpenAI's built-in tools, which only OpenAI runs; this model can call function tools only`, `${path}.type`);
+    throw unsupportedHere(`${path}: '${tool.type}' is one of OpenAI's built-in tools, which only OpenAI runs; this model can call function tools only`, `${path}.type`);
   }
   const { name, description, parameters, strict } = tool as ResponsesFunctionTool;
   return {
@@ -192,7 +193,7 @@ function chatToolChoice(choice: ResponsesToolChoice, tools: ChatTool[]): { choic
     });
     return { choice: (choice as { mode: 'auto' | 'required' }).mode, tools: tools.filter((tool) => allowed.includes(tool.function.name)) };
   }
-  throw invalid(`tool_choice: '${choice.type}' selects one of OpenAI's built-in tools, which only OpenAI runs`, 'tool_choice');
+  throw unsupportedHere(`tool_choice: '${choice.type}' selects one of OpenAI's built-in tools, which only OpenAI runs`, 'tool_choice');
 }
 
 function responseFormat(format: ResponsesTextFormat): ResponseFormat | undefined {

@@ -142,7 +142,7 @@ describe('toOllamaChatRequest', () => {
   });
 
   it('refuses n > 1', () => {
-    expectGatewayError(() => toOllamaChatRequest({ model: 'm', messages: [], n: 2 }, { stream: true }), 'invalid_request', /n must be 1/);
+    expectGatewayError(() => toOllamaChatRequest({ model: 'm', messages: [], n: 2 }, { stream: true }), 'unsupported', /n must be 1/);
   });
 });
 

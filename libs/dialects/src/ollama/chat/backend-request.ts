@@ -4,6 +4,7 @@ import type { ChatMessage, ChatRequest, InternalRequest, PassThroughOptions } fr
 import { base64FromDataUrl } from '../images.ts';
 import { ollamaFormatFromResponseFormat, optionsFromSampling, type OllamaExtras } from '../options.ts';
 import type { OllamaChatRequest, OllamaKeepAlive, OllamaMessage, OllamaTool, OllamaToolCall } from '../wire.ts';
+import { unsupportedHere } from '../../refusals.ts';
 
 /*
  * OpenAI's chat request (the internal form) → Ollama's `/api/chat` body, for an Ollama backend and
@@ -101,7 +102,7 @@ function toOllamaTools(tools: readonly OpenAI.Chat.Completions.ChatCompletionToo
 
 /** OpenAI chat request → Ollama `/api/chat` body. Throws GatewayError invalid_request for what Ollama cannot take. */
 export function toOllamaChatRequest(request: ChatRequest, settings: { stream: boolean; keepAlive?: OllamaKeepAlive }): OllamaChatRequest {
-  if (request.n != null && request.n > 1) throw invalid('Ollama returns one choice per request: n must be 1', 'n');
+  if (request.n != null && request.n > 1) throw unsupportedHere('Ollama returns one choice per request: n must be 1', 'n');
   const toolNames = new Map<string, string>();
   const out: OllamaChatRequest = {
     model: request.model,

@@ -3,6 +3,7 @@ import type { CompletionRequest, InternalRequest, PassThroughOptions } from '../
 import { keepAliveDefault } from '../chat/backend-request.ts';
 import { optionsFromSampling, type OllamaExtras } from '../options.ts';
 import type { OllamaGenerateRequest, OllamaKeepAlive } from '../wire.ts';
+import { unsupportedHere } from '../../refusals.ts';
 
 /*
  * OpenAI's legacy completions (the internal text-completion form) → Ollama's `/api/generate`, for
@@ -28,7 +29,7 @@ function singlePrompt(prompt: CompletionRequest['prompt']): string {
 
 /** OpenAI completion request → Ollama `/api/generate` body. Throws GatewayError invalid_request for what Ollama cannot do. */
 export function toOllamaGenerateRequest(request: CompletionRequest, settings: { stream: boolean; keepAlive?: OllamaKeepAlive }): OllamaGenerateRequest {
-  if (request.n != null && request.n > 1) throw invalid('Ollama returns one choice per request: n must be 1', 'n');
+  if (request.n != null && request.n > 1) throw unsupportedHere('Ollama returns one choice per request: n must be 1', 'n');
   if (request.best_of != null && request.best_of > 1) throw invalid('Ollama returns one choice per request: best_of must be 1', 'best_of');
   if (request.echo) throw invalid('Ollama cannot echo the prompt (echo)', 'echo');
   if (request.logprobs != null) throw invalid('Ollama returns no log probabilities for completions (logprobs)', 'logprobs');

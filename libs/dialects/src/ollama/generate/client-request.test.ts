@@ -51,7 +51,7 @@ describe('generateRequestToInternal', () => {
 
   it('names the backend when it has no text completions', () => {
     expect(completionNotSupported('anthropic', 'suffix')).toMatchObject({
-      code: 'invalid_request', status: 400, param: 'suffix',
+      code: 'unsupported', status: 400, param: 'suffix',
       message: "'suffix' needs fill-in-the-middle text completions, which anthropic does not offer: ask for a model served by Ollama",
     });
   });

@@ -5,6 +5,7 @@ import { ollamaRawModeConflict } from '../errors.ts';
 import { imageDataUrl } from '../images.ts';
 import { applyOllamaAnswerOptions, samplingFromOptions } from '../options.ts';
 import type { OllamaGenerateBody } from './schema.ts';
+import { unsupportedHere } from '../../refusals.ts';
 
 /*
  * An Ollama client's `/api/generate` → an internal request, for a backend that is not Ollama.
@@ -28,7 +29,7 @@ function invalid(message: string, param: string): GatewayError {
  */
 export function completionNotSupported(backend: string, field: 'suffix' | 'raw'): GatewayError {
   const what = field === 'suffix' ? 'fill-in-the-middle text completions' : 'text completions';
-  return new GatewayError('invalid_request', `'${field}' needs ${what}, which ${backend} does not offer: ask for a model served by Ollama`, { param: field });
+  return unsupportedHere(`'${field}' needs ${what}, which ${backend} does not offer: ask for a model served by Ollama`, field);
 }
 
 /** Fill-in-the-middle or raw text: OpenAI's legacy completions form. */

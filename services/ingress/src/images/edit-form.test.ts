@@ -60,7 +60,8 @@ describe('form fields as the JSON API has them', () => {
   });
 
   it('a numeric field that is empty or not a finite number is a 400 naming the field', () => {
-    for (const [name, value] of [['n', ''], ['steps', '  '], ['seed', 'abc'], ['partial_images', 'Infinity']] as const) {
+    // strength too: as NaN it went out as JSON null (no strength at all), and '' as 0 (an edit that changes nothing).
+    for (const [name, value] of [['n', ''], ['steps', '  '], ['seed', 'abc'], ['partial_images', 'Infinity'], ['strength', ''], ['strength', 'half']] as const) {
       let thrown: unknown;
       try {
         formFieldValue(name, value);

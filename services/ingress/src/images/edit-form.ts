@@ -27,7 +27,7 @@ export function sniffImageType(data: Buffer): string | undefined {
   return IMAGE_SIGNATURES.find(([, matches]) => matches(data))?.[0];
 }
 
-const NUMERIC_FIELDS = new Set(['n', 'seed', 'steps', 'partial_images', 'output_compression']);
+const NUMERIC_FIELDS = new Set(['n', 'seed', 'steps', 'strength', 'partial_images', 'output_compression']);
 
 /** Form fields are text: the numeric and boolean ones become numbers and booleans, as in the JSON API. */
 export function formFieldValue(name: string, value: string): unknown {
@@ -38,7 +38,6 @@ export function formFieldValue(name: string, value: string): unknown {
     }
     return n;
   }
-  if (name === 'strength') return Number(value);
   if (name === 'stream') return value === 'true' || value === '1';
   return value;
 }

@@ -133,7 +133,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | undefined>): LabConfig {
   const notConfigured: NotConfigured[] = [];
   const nodes = structuredClone(cfg.nodes);
-  const services = resolveServices(nodes, env);
+  const services = resolveServices(nodes, file, env);
   const backends = resolveBackends(cfg.inference, services, file, env, notConfigured);
   const media = resolveMedia(cfg.media, services, file, env, notConfigured);
   return deepFreeze({
@@ -162,7 +162,7 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
 }
 
 /** Every service of every node with its origin, then the environment's overrides (`<KIND>_URL`, keys, users). */
-function resolveServices(nodes: LabConfigFile['nodes'], env: Record<string, string | undefined>): LabService[] {
+function resolveServices(nodes: LabConfigFile['nodes'], file: string, env: Record<string, string | undefined>): LabService[] {
   const services: LabService[] = [];
   for (const [nodeName, node] of Object.entries(nodes)) {
     for (const [name, svc] of Object.entries(node.services ?? {})) {
@@ -171,7 +171,7 @@ function resolveServices(nodes: LabConfigFile['nodes'], env: Record<string, stri
       services.push({ ...svc, node: nodeName, name, url, address: node.address });
     }
   }
-  for (const kind of ENV_KINDS) applyServiceEnv(services, kind, env);
+  for (const kind of ENV_KINDS) applyServiceEnv(services, kind, file, env);
   // Proxmox calls its key an API token (`USER@REALM!TOKENID=UUID`); the health probe uses it.
   if (env['PROXMOX_API_TOKEN']) for (const s of services) if (s.kind === 'proxmox') s.apiKey = env['PROXMOX_API_TOKEN'];
   return services;
@@ -182,18 +182,19 @@ function resolveServices(nodes: LabConfigFile['nodes'], env: Record<string, stri
  * config does not have adds one (node `env`): a backend can be pointed at without editing the file;
  * an empty URL takes the address away.
  */
-function applyServiceEnv(services: LabService[], kind: ServiceKind, env: Record<string, string | undefined>): void {
+function applyServiceEnv(services: LabService[], kind: ServiceKind, file: string, env: Record<string, string | undefined>): void {
   const prefix = kind.toUpperCase();
   const url = env[`${prefix}_URL`];
+  const parsed = url ? parseServiceUrl(url, `${prefix}_URL`, file) : undefined;
   let svc = services.find((s) => s.kind === kind);
-  if (url !== undefined && url !== '' && !svc) {
-    const port = Number(new URL(url).port) || 80;
+  if (parsed && !svc) {
+    const port = Number(parsed.port) || 80;
     svc = { kind, port, node: 'env', name: kind, url: undefined, address: undefined };
     services.push(svc);
   }
   if (!svc) return;
   if (url !== undefined) svc.url = url === '' ? undefined : stripSlash(url);
-  if (url) svc.address = new URL(url).hostname;
+  if (parsed) svc.address = parsed.hostname;
   const apiKey = env[`${prefix}_API_KEY`];
   if (apiKey) svc.apiKey = apiKey;
   const username = env[`${prefix}_USERNAME`];
@@ -329,6 +330,13 @@ function parsePort(value: string, file: string, variable = 'PORT'): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `${variable} (environment)`, `not a port: ${value}`);
   return port;
+}
+
+/** The value is not repeated in the error: a URL may carry a user and password. */
+function parseServiceUrl(value: string, variable: string, file: string): URL {
+  const url = URL.parse(value);
+  if (!url || !/^https?:$/.test(url.protocol) || !url.hostname) throw new ConfigError(file, `${variable} (environment)`, 'not an http(s) URL (like http://192.168.1.7:8000)');
+  return url;
 }
 
 function hostPort(address: string, port: number): string {

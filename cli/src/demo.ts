@@ -8,8 +8,8 @@ import {
   startAnthropicSimulator, startArrSimulator, startComfyUISimulator, startImmichSimulator, startJellyfinSimulator, startOllamaSimulator, startOpenAISimulator,
   type Simulator,
 } from '@homelab/simulators';
-import { startDemoTorrents } from './demo-torrents.ts';
-import { DemoLife } from './demo-life.ts';
+import { startDemoTorrents, type DemoTorrents } from './demo-torrents.ts';
+import { DemoLife, type DemoLifeOptions } from './demo-life.ts';
 import { REPO_ROOT, demoHome, demoRoot } from './home.ts';
 
 /*
@@ -101,56 +101,21 @@ export function demoConfig(template: Template, ports: DemoPorts, storage: string
 export async function prepareDemo(env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<Demo> {
   const root = demoRoot(env);
   const home = demoHome(env);
-  mkdirSync(root, { recursive: true });
-  const storage = ['media', 'downloads', 'photos'].map((p) => join(root, 'storage', p));
-  for (const path of storage) mkdirSync(path, { recursive: true });
+  const storage = makeDemoFolders(root);
   const template = parse(readFileSync(DEMO_TEMPLATE, 'utf8')) as Template;
   const ports = await demoPorts(template, env);
-  const key = (name: string): string => template.nodes['media-node']!.services![name]!.apiKey!;
   out.write(`demo: everything it keeps is in ${root} (data ${home.dataDir}, NATS secrets ${home.secretsDir}, storage ${join(root, 'storage')}); \`homelab demo --reset\` starts it over\n`);
 
-  const started: { close(): Promise<void> }[] = [];
-  const start = async <T extends { close(): Promise<void> }>(what: string, port: number, make: () => Promise<T>): Promise<T> => {
-    try {
-      const s = await make();
-      started.push(s);
-      out.write(`demo: simulated ${what} on http://127.0.0.1:${port}\n`);
-      return s;
-    } catch (err) {
-      await Promise.allSettled(started.map((s) => s.close()));
-      const hint = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' (in use: stop what holds it, or HOMELAB_DEMO_PORTS=free npm run demo)' : '';
-      throw new Error(`cannot start the ${what} simulator on port ${port}: ${(err as Error).message}${hint}`, { cause: err });
-    }
-  };
-  // Answers paced like a real model's tokens, so streaming is visible; Ollama's larger model loads "cold".
-  const pace = { tokens: 40, tokenIntervalMs: 30 };
-  await start('vLLM', ports.vllm, () => startOpenAISimulator({ ...pace, port: ports.vllm, flavor: 'vllm', models: ['Qwen/Qwen2.5-7B-Instruct'] }));
-  await start('Ollama', ports.ollama, () => startOllamaSimulator({ ...pace, port: ports.ollama, models: ['llama3.2:3b', 'qwen2.5:32b', 'nomic-embed-text'], loaded: ['llama3.2:3b'], coldLoadMs: 3000 }));
-  await start('OpenAI', ports.openai, () => startOpenAISimulator({ ...pace, port: ports.openai, flavor: 'openai', models: ['gpt-5.4-mini', 'text-embedding-3-small'], apiKey: template.inference.openai.apiKey }));
-  // ComfyUI: a step every 100 ms, so progress and partial images are visible (docs/images.md).
-  await start('ComfyUI', ports.comfyui, () => startComfyUISimulator({ port: ports.comfyui, stepIntervalMs: 100 }));
-  await start('Anthropic', ports.anthropic, () => startAnthropicSimulator({ ...pace, port: ports.anthropic, models: ['claude-sonnet-5-5'], apiKey: template.inference.anthropic.apiKey }));
-  const sonarr = await start('Sonarr', ports.sonarr, () => startArrSimulator({ app: 'sonarr', port: ports.sonarr, apiKey: key('sonarr') }));
-  const radarr = await start('Radarr', ports.radarr, () => startArrSimulator({ app: 'radarr', port: ports.radarr, apiKey: key('radarr') }));
-  const prowlarr = await start('Prowlarr', ports.prowlarr, () => startArrSimulator({ app: 'prowlarr', port: ports.prowlarr, apiKey: key('prowlarr') }));
-  const jellyfin = await start('Jellyfin', ports.jellyfin, () => startJellyfinSimulator({ port: ports.jellyfin, apiKey: key('jellyfin') }));
-  const immich = await start('Immich', ports.immich, () => startImmichSimulator({ port: ports.immich, apiKey: key('immich') }));
-  let torrents;
-  try {
-    torrents = await startDemoTorrents({ root, port: ports.qbittorrent, env });
-  } catch (err) {
-    await Promise.allSettled(started.map((s) => s.close()));
-    throw new Error(`cannot start qBittorrent on port ${ports.qbittorrent}: ${(err as Error).message}`, { cause: err });
-  }
-  started.push(torrents);
-  out.write(`demo: ${torrents.kind === 'real' ? 'qBittorrent (the real qbittorrent-nox, downloading over loopback from a second one that seeds)' : 'simulated qBittorrent (qbittorrent-nox is not installed)'} on ${torrents.url}\n`);
+  const simulators = new Simulators(out);
+  await startAiSimulators(simulators, template, ports);
+  const media = await startMediaSimulators(simulators, template, ports);
+  const torrents = await simulators.startTorrents(root, ports.qbittorrent, env);
 
   const configFile = join(root, 'demo.yaml');
   writeFileSync(configFile, `# Written by \`homelab demo\` from config/demo.yaml at each start: edit that one.\n${stringify(demoConfig(template, ports, storage))}`);
 
-  const tickMs = Number(env['HOMELAB_DEMO_TICK_MS'] || 5000);
   const life = new DemoLife({
-    sonarr, radarr, prowlarr, jellyfin, immich, torrents, tickMs,
+    ...media, torrents, tickMs: Number(env['HOMELAB_DEMO_TICK_MS'] || 5000),
     webhookUrl: `http://127.0.0.1:${ports.webhooks}/webhooks`, webhookSecret: template.media.webhooks.secret,
   });
   life.start();
@@ -181,8 +146,80 @@ export async function prepareDemo(env: NodeJS.ProcessEnv, out: NodeJS.WritableSt
     async stopTraffic() { await traffic?.stop(); },
     async stop() {
       await life.stop();
-      await Promise.allSettled(started.map((s) => s.close()));
+      await simulators.closeAll();
     },
+  };
+}
+
+/** The demo's folder and its storage paths (what `media.paths` watches). */
+function makeDemoFolders(root: string): string[] {
+  mkdirSync(root, { recursive: true });
+  const storage = ['media', 'downloads', 'photos'].map((p) => join(root, 'storage', p));
+  for (const path of storage) mkdirSync(path, { recursive: true });
+  return storage;
+}
+
+/** The simulators started so far. One that cannot start stops the others: the demo starts whole or not at all. */
+class Simulators {
+  readonly #out: NodeJS.WritableStream;
+  readonly #started: { close(): Promise<void> }[] = [];
+
+  constructor(out: NodeJS.WritableStream) {
+    this.#out = out;
+  }
+
+  async start<T extends { close(): Promise<void> }>(what: string, port: number, make: () => Promise<T>): Promise<T> {
+    try {
+      const s = await make();
+      this.#started.push(s);
+      this.#out.write(`demo: simulated ${what} on http://127.0.0.1:${port}\n`);
+      return s;
+    } catch (err) {
+      await this.closeAll();
+      const hint = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' (in use: stop what holds it, or HOMELAB_DEMO_PORTS=free npm run demo)' : '';
+      throw new Error(`cannot start the ${what} simulator on port ${port}: ${(err as Error).message}${hint}`, { cause: err });
+    }
+  }
+
+  /** The real qbittorrent-nox when it is installed, else a simulated one. */
+  async startTorrents(root: string, port: number, env: NodeJS.ProcessEnv): Promise<DemoTorrents> {
+    let torrents: DemoTorrents;
+    try {
+      torrents = await startDemoTorrents({ root, port, env });
+    } catch (err) {
+      await this.closeAll();
+      throw new Error(`cannot start qBittorrent on port ${port}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#started.push(torrents);
+    this.#out.write(`demo: ${torrents.kind === 'real' ? 'qBittorrent (the real qbittorrent-nox, downloading over loopback from a second one that seeds)' : 'simulated qBittorrent (qbittorrent-nox is not installed)'} on ${torrents.url}\n`);
+    return torrents;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled(this.#started.map((s) => s.close()));
+  }
+}
+
+/** The AI node and the clouds. Answers are paced like a real model's tokens, so streaming is visible; Ollama's larger model loads "cold". */
+async function startAiSimulators(simulators: Simulators, template: Template, ports: DemoPorts): Promise<void> {
+  const pace = { tokens: 40, tokenIntervalMs: 30 };
+  await simulators.start('vLLM', ports.vllm, () => startOpenAISimulator({ ...pace, port: ports.vllm, flavor: 'vllm', models: ['Qwen/Qwen2.5-7B-Instruct'] }));
+  await simulators.start('Ollama', ports.ollama, () => startOllamaSimulator({ ...pace, port: ports.ollama, models: ['llama3.2:3b', 'qwen2.5:32b', 'nomic-embed-text'], loaded: ['llama3.2:3b'], coldLoadMs: 3000 }));
+  await simulators.start('OpenAI', ports.openai, () => startOpenAISimulator({ ...pace, port: ports.openai, flavor: 'openai', models: ['gpt-5.4-mini', 'text-embedding-3-small'], apiKey: template.inference.openai.apiKey }));
+  // ComfyUI: a step every 100 ms, so progress and partial images are visible (docs/images.md).
+  await simulators.start('ComfyUI', ports.comfyui, () => startComfyUISimulator({ port: ports.comfyui, stepIntervalMs: 100 }));
+  await simulators.start('Anthropic', ports.anthropic, () => startAnthropicSimulator({ ...pace, port: ports.anthropic, models: ['claude-sonnet-5-5'], apiKey: template.inference.anthropic.apiKey }));
+}
+
+/** The media node's services, with the keys config/demo.yaml gives them: the story drives them (demo-life.ts). */
+async function startMediaSimulators(simulators: Simulators, template: Template, ports: DemoPorts): Promise<Omit<DemoLifeOptions, 'torrents' | 'tickMs' | 'webhookUrl' | 'webhookSecret'>> {
+  const key = (name: string): string => template.nodes['media-node']!.services![name]!.apiKey!;
+  return {
+    sonarr: await simulators.start('Sonarr', ports.sonarr, () => startArrSimulator({ app: 'sonarr', port: ports.sonarr, apiKey: key('sonarr') })),
+    radarr: await simulators.start('Radarr', ports.radarr, () => startArrSimulator({ app: 'radarr', port: ports.radarr, apiKey: key('radarr') })),
+    prowlarr: await simulators.start('Prowlarr', ports.prowlarr, () => startArrSimulator({ app: 'prowlarr', port: ports.prowlarr, apiKey: key('prowlarr') })),
+    jellyfin: await simulators.start('Jellyfin', ports.jellyfin, () => startJellyfinSimulator({ port: ports.jellyfin, apiKey: key('jellyfin') })),
+    immich: await simulators.start('Immich', ports.immich, () => startImmichSimulator({ port: ports.immich, apiKey: key('immich') })),
   };
 }
 

@@ -41,6 +41,15 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(cfg.backends)).toBe(true);
   });
 
+  it('an address override that is no http(s) URL is refused, naming the variable, not its value', () => {
+    for (const value of ['foo', '192.168.1.7:8000', 'localhost:8000', 'ftp://host/', 'http://']) {
+      expect(() => parseConfig('nodes: {}\n', 'lab.yaml', { VLLM_URL: value }), value)
+        .toThrowError(new ConfigError('lab.yaml', 'VLLM_URL (environment)', 'not an http(s) URL (like http://192.168.1.7:8000)'));
+    }
+    expect(() => loadConfig({ env: { SONARR_URL: 'http//user:secret@host' } })).toThrowError(/^[^:]+lab\.yaml: SONARR_URL \(environment\): not an http\(s\) URL/);
+    expect(() => loadConfig({ env: { SONARR_URL: 'http//user:secret@host' } })).not.toThrowError(/secret/);
+  });
+
   it('an empty address override leaves the backend unconfigured, and says so', () => {
     const cfg = loadConfig({ env: { VLLM_URL: '' } });
     expect(cfg.backends.vllm).toBeUndefined();

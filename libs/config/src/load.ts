@@ -135,78 +135,9 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
 function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | undefined>): LabConfig {
   const notConfigured: NotConfigured[] = [];
   const nodes = structuredClone(cfg.nodes);
-  const services: LabService[] = [];
-  for (const [nodeName, node] of Object.entries(nodes)) {
-    for (const [name, svc] of Object.entries(node.services ?? {})) {
-      const scheme = svc.scheme ?? (svc.kind === 'proxmox' ? 'https' : 'http');
-      const url = svc.url ?? (node.address ? `${scheme}://${hostPort(node.address, svc.port)}` : undefined);
-      services.push({ ...svc, node: nodeName, name, url, address: node.address });
-    }
-  }
-  for (const kind of ENV_KINDS) {
-    const prefix = kind.toUpperCase();
-    const url = env[`${prefix}_URL`];
-    let svc = services.find((s) => s.kind === kind);
-    if (url !== undefined && url !== '' && !svc) {
-      const port = Number(new URL(url).port) || 80;
-      svc = { kind, port, node: 'env', name: kind, url: undefined, address: undefined };
-      services.push(svc);
-    }
-    if (!svc) continue;
-    if (url !== undefined) svc.url = url === '' ? undefined : stripSlash(url);
-    if (url) svc.address = new URL(url).hostname;
-    const apiKey = env[`${prefix}_API_KEY`];
-    if (apiKey) svc.apiKey = apiKey;
-    const username = env[`${prefix}_USERNAME`];
-    if (username) svc.username = username;
-    const password = env[`${prefix}_PASSWORD`];
-    if (password) svc.password = password;
-  }
-  // Proxmox calls its key an API token (`USER@REALM!TOKENID=UUID`); the health probe uses it.
-  if (env['PROXMOX_API_TOKEN']) for (const s of services) if (s.kind === 'proxmox') s.apiKey = env['PROXMOX_API_TOKEN'];
-
-  const backends: LabConfig['backends'] = {};
-  for (const provider of LOCAL_PROVIDERS) {
-    const b = cfg.inference[provider];
-    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
-    const [node, name] = b.service.split('/');
-    const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
-    if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
-    if (!svc.url || svc.planned) { notConfigured.push({ area: 'inference', message: `${provider}: ${b.service} has no address` }); continue; }
-    // vLLM batches many sequences at once; Ollama runs few in parallel (OLLAMA_NUM_PARALLEL).
-    const limits = provider === 'vllm' ? { maxConcurrent: 64, maxQueue: 256 } : { maxConcurrent: 4, maxQueue: 64 };
-    backends[provider] = { ...b, url: svc.url, maxConcurrent: b.maxConcurrent ?? limits.maxConcurrent, maxQueue: b.maxQueue ?? limits.maxQueue, ...(svc.apiKey && { apiKey: svc.apiKey }) };
-  }
-  const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
-  for (const provider of CLOUD_PROVIDERS) {
-    const b = cfg.inference[provider];
-    const prefix = cloudEnv[provider];
-    const apiKey = env[`${prefix}_API_KEY`] || b?.apiKey;
-    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
-    if (!apiKey) { notConfigured.push({ area: 'inference', message: `${provider}: no API key (${prefix}_API_KEY)` }); continue; }
-    backends[provider] = { ...b, apiKey, baseURL: stripSlash(env[`${prefix}_BASE_URL`] || b.baseURL) };
-  }
-  for (const [alias, candidates] of Object.entries(cfg.inference.aliases)) {
-    if (new RegExp(PROVIDER_PREFIX_PATTERN).test(alias)) throw new ConfigError(file, `inference.aliases.${alias}`, 'an alias cannot start with a provider prefix');
-    void candidates;
-  }
-
-  const media = { ...cfg.media };
-  if (env['MEDIA_PATHS'] !== undefined) media.paths = env['MEDIA_PATHS'].split(',').map((p) => p.trim()).filter(Boolean);
-  // --- media service ---
-  if (env['MEDIA_WEBHOOK_SECRET']) media.webhooks = { ...media.webhooks, secret: env['MEDIA_WEBHOOK_SECRET'] };
-  if (env['MEDIA_WEBHOOK_PORT']) {
-    const port = Number(env['MEDIA_WEBHOOK_PORT']);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, 'MEDIA_WEBHOOK_PORT (environment)', `not a port: ${env['MEDIA_WEBHOOK_PORT']}`);
-    media.webhooks = { ...media.webhooks, port };
-  }
-  if (media.webhooks.secret !== undefined && media.webhooks.secret.length < 16) throw new ConfigError(file, 'media.webhooks.secret', 'at least 16 characters');
-  for (const name of Object.keys(media.targets)) {
-    if (!services.some((s) => s.name === name && MEDIA_KINDS.includes(s.kind))) throw new ConfigError(file, `media.targets.${name}`, `no media service (${MEDIA_KINDS.join(', ')}) named '${name}' in nodes`);
-  }
-  if (media.webhooks.enabled && !media.webhooks.secret) notConfigured.push({ area: 'media', message: 'media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)' });
-  // --- end media service ---
-
+  const services = resolveServices(nodes, file, env);
+  const backends = resolveBackends(cfg.inference, services, file, env, notConfigured);
+  const media = resolveMedia(cfg.media, services, file, env, notConfigured);
   return deepFreeze({
     file,
     lab: cfg.lab,
@@ -231,6 +162,79 @@ function resolve(cfg: LabConfigFile, file: string, env: Record<string, string | 
     },
     notConfigured,
   });
+}
+
+/** Every service of every node with its origin, then the environment's overrides (`<KIND>_URL`, keys, users). */
+function resolveServices(nodes: LabConfigFile['nodes'], file: string, env: Record<string, string | undefined>): LabService[] {
+  const services: LabService[] = [];
+  for (const [nodeName, node] of Object.entries(nodes)) {
+    for (const [name, svc] of Object.entries(node.services ?? {})) {
+      const scheme = svc.scheme ?? (svc.kind === 'proxmox' ? 'https' : 'http');
+      const url = svc.url ?? (node.address ? `${scheme}://${hostPort(node.address, svc.port)}` : undefined);
+      services.push({ ...svc, node: nodeName, name, url, address: node.address });
+    }
+  }
+  for (const kind of ENV_KINDS) applyServiceEnv(services, kind, file, env);
+  // Proxmox calls its key an API token (`USER@REALM!TOKENID=UUID`); the health probe uses it.
+  if (env['PROXMOX_API_TOKEN']) for (const s of services) if (s.kind === 'proxmox') s.apiKey = env['PROXMOX_API_TOKEN'];
+  return services;
+}
+
+/**
+ * `<KIND>_URL` and the kind's secrets, on the first service of that kind. A URL for a kind the
+ * config does not have adds one (node `env`): a backend can be pointed at without editing the file;
+ * an empty URL takes the address away.
+ */
+function applyServiceEnv(services: LabService[], kind: ServiceKind, file: string, env: Record<string, string | undefined>): void {
+  const prefix = kind.toUpperCase();
+  const url = env[`${prefix}_URL`];
+  const parsed = url ? parseServiceUrl(url, `${prefix}_URL`, file) : undefined;
+  let svc = services.find((s) => s.kind === kind);
+  if (parsed && !svc) {
+    const port = Number(parsed.port) || 80;
+    svc = { kind, port, node: 'env', name: kind, url: undefined, address: undefined };
+    services.push(svc);
+  }
+  if (!svc) return;
+  if (url !== undefined) svc.url = url === '' ? undefined : stripSlash(url);
+  if (parsed) svc.address = parsed.hostname;
+  const apiKey = env[`${prefix}_API_KEY`];
+  if (apiKey) svc.apiKey = apiKey;
+  const username = env[`${prefix}_USERNAME`];
+  if (username) svc.username = username;
+  const password = env[`${prefix}_PASSWORD`];
+  if (password) svc.password = password;
+}
+
+/** Backends that can be used: local ones with an address, cloud ones with a key; the others said in `notConfigured`. */
+function resolveBackends(
+  inference: LabConfigFile['inference'], services: LabService[], file: string, env: Record<string, string | undefined>, notConfigured: NotConfigured[],
+): LabConfig['backends'] {
+  const backends: LabConfig['backends'] = {};
+  for (const provider of LOCAL_PROVIDERS) {
+    const b = inference[provider];
+    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
+    const [node, name] = b.service.split('/');
+    const svc = services.find((s) => s.node === node && s.name === name) ?? services.find((s) => s.kind === provider && s.node === 'env');
+    if (!svc) throw new ConfigError(file, `inference.${provider}.service`, `no service '${b.service}' in nodes`);
+    if (!svc.url || svc.planned) { notConfigured.push({ area: 'inference', message: `${provider}: ${b.service} has no address` }); continue; }
+    // vLLM batches many sequences at once; Ollama runs few in parallel (OLLAMA_NUM_PARALLEL).
+    const limits = provider === 'vllm' ? { maxConcurrent: 64, maxQueue: 256 } : { maxConcurrent: 4, maxQueue: 64 };
+    backends[provider] = { ...b, url: svc.url, maxConcurrent: b.maxConcurrent ?? limits.maxConcurrent, maxQueue: b.maxQueue ?? limits.maxQueue, ...(svc.apiKey && { apiKey: svc.apiKey }) };
+  }
+  const cloudEnv = { openai: 'OPENAI', anthropic: 'ANTHROPIC' } as const;
+  for (const provider of CLOUD_PROVIDERS) {
+    const b = inference[provider];
+    const prefix = cloudEnv[provider];
+    const apiKey = env[`${prefix}_API_KEY`] || b?.apiKey;
+    if (!b) { notConfigured.push({ area: 'inference', message: `${provider}: not in inference config` }); continue; }
+    if (!apiKey) { notConfigured.push({ area: 'inference', message: `${provider}: no API key (${prefix}_API_KEY)` }); continue; }
+    backends[provider] = { ...b, apiKey, baseURL: stripSlash(env[`${prefix}_BASE_URL`] || b.baseURL) };
+  }
+  for (const alias of Object.keys(inference.aliases)) {
+    if (new RegExp(PROVIDER_PREFIX_PATTERN).test(alias)) throw new ConfigError(file, `inference.aliases.${alias}`, 'an alias cannot start with a provider prefix');
+  }
+  return backends;
 }
 
 // --- health service ---
@@ -289,6 +293,26 @@ function resolveImages(cfg: ImagesConfigFile, services: LabService[], file: stri
 // --- end images ---
 
 // --- media service ---
+/** The `media:` section with its environment overrides, its targets checked against the services. */
+function resolveMedia(
+  cfg: LabConfigFile['media'], services: LabService[], file: string, env: Record<string, string | undefined>, notConfigured: NotConfigured[],
+): LabConfigFile['media'] {
+  const media = { ...cfg };
+  if (env['MEDIA_PATHS'] !== undefined) media.paths = env['MEDIA_PATHS'].split(',').map((p) => p.trim()).filter(Boolean);
+  if (env['MEDIA_WEBHOOK_SECRET']) media.webhooks = { ...media.webhooks, secret: env['MEDIA_WEBHOOK_SECRET'] };
+  if (env['MEDIA_WEBHOOK_PORT']) {
+    const port = Number(env['MEDIA_WEBHOOK_PORT']);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, 'MEDIA_WEBHOOK_PORT (environment)', `not a port: ${env['MEDIA_WEBHOOK_PORT']}`);
+    media.webhooks = { ...media.webhooks, port };
+  }
+  if (media.webhooks.secret !== undefined && media.webhooks.secret.length < 16) throw new ConfigError(file, 'media.webhooks.secret', 'at least 16 characters');
+  for (const name of Object.keys(media.targets)) {
+    if (!services.some((s) => s.name === name && MEDIA_KINDS.includes(s.kind))) throw new ConfigError(file, `media.targets.${name}`, `no media service (${MEDIA_KINDS.join(', ')}) named '${name}' in nodes`);
+  }
+  if (media.webhooks.enabled && !media.webhooks.secret) notConfigured.push({ area: 'media', message: 'media webhooks: no shared secret (media.webhooks.secret, MEDIA_WEBHOOK_SECRET)' });
+  return media;
+}
+
 /** The kinds the media service polls. */
 const MEDIA_KINDS: readonly ServiceKind[] = ['sonarr', 'radarr', 'prowlarr', 'qbittorrent', 'jellyfin', 'immich'];
 // --- end media service ---
@@ -309,6 +333,13 @@ function parsePort(value: string, file: string, variable = 'PORT'): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `${variable} (environment)`, `not a port: ${value}`);
   return port;
+}
+
+/** The value is not repeated in the error: a URL may carry a user and password. */
+function parseServiceUrl(value: string, variable: string, file: string): URL {
+  const url = URL.parse(value);
+  if (!url || !/^https?:$/.test(url.protocol) || !url.hostname) throw new ConfigError(file, `${variable} (environment)`, 'not an http(s) URL (like http://192.168.1.7:8000)');
+  return url;
 }
 
 function hostPort(address: string, port: number): string {

@@ -6,7 +6,7 @@ import type { Logger } from '@homelab/logging';
 import type { Tracing } from '@homelab/tracing';
 import { dialectForRequest, edge } from './edge.ts';
 import { sendError, type RelayBus } from './relay.ts';
-import { imagesPlugin } from './images.ts';
+import { imagesPlugin } from './images/index.ts';
 import { anthropicRoutes } from './routes/anthropic.ts';
 import { modelRoutes } from './routes/models.ts';
 import { ollamaRoutes } from './routes/ollama.ts';

@@ -4,7 +4,7 @@ import { GatewayError, type KeyRecord, type KeyRegistry } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import { dialectOf, type Dialect, type DialectName } from '@homelab/dialects';
 import { RateLimiter } from './rate-limit.ts';
-import { isSignedImageFileUrl } from './images.ts';
+import { isSignedImageFileUrl } from './images/index.ts';
 import { sendError } from './relay.ts';
 
 declare module 'fastify' {

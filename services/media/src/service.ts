@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -7,17 +6,18 @@ import {
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
-import { MediaError, toMediaError } from './errors.ts';
+import { toMediaError, type MediaError } from './errors.ts';
 import { Poller } from './poller.ts';
 import { KvStateStore, type StateStore } from './state.ts';
 import { StatusBoard, substance } from './status.ts';
-import { defaultStatfs, measurePaths, type StatFs } from './storage.ts';
+import { StorageCheck } from './storage-check.ts';
+import { defaultStatfs, type StatFs } from './storage.ts';
 import { createTarget, nowIso, type PollResult, type SnapshotMessage, type TargetSpec } from './targets/index.ts';
 import { ServiceAlerts, StorageAlerts } from './transitions/alerts.ts';
 import { DownloadTracker } from './transitions/downloads.ts';
 import type { EventSink, TargetRef } from './transitions/sink.ts';
 import { StreamTracker } from './transitions/streams.ts';
-import { WEBHOOK_KINDS, buildWebhookApp, eventTypeOf, scrubBody, webhookActions, type WebhookSource } from './webhooks.ts';
+import { buildWebhookApp, resolveWebhookSource, webhookActions, webhookEvent, type WebhookSource } from './webhooks.ts';
 
 export const KV_BUCKET = 'media';
 
@@ -105,137 +105,142 @@ class SnapshotPublisher {
  * the webhook receiver and the `media.status` endpoint. The logic lives in the modules it wires.
  */
 export async function startMedia(deps: MediaDeps): Promise<RunningMedia> {
-  const { config, log, events } = deps;
-  const m = config.media;
-  const store = deps.store ?? new KvStateStore(await openBucket(deps.nc, config));
-  const sink: EventSink = { publish: (key, payload, msgId) => events.publish(key, payload, { msgId }) };
-  const trackerOptions = { store, sink, log };
-  const downloads = new DownloadTracker(trackerOptions);
-  const streams = new StreamTracker(trackerOptions);
-  const storageAlerts = new StorageAlerts(trackerOptions);
-  const serviceAlerts = new ServiceAlerts(trackerOptions);
-  const board = new StatusBoard();
-  const snapshots = new SnapshotPublisher(events, m.snapshotHeartbeatMs);
-  const limits = { maxQueueRecords: m.maxQueueRecords, queuePageSize: m.queuePageSize, snapshotMaxItems: m.snapshotMaxItems };
-  const specs = mediaTargets(config, log);
-  const pollers: Poller[] = [];
+  const store = deps.store ?? new KvStateStore(await openBucket(deps.nc, deps.config));
+  const media = new MediaService(deps, store);
+  await media.start();
+  return media;
+}
 
-  const applyResult = async (spec: TargetSpec, result: PollResult, signal: AbortSignal): Promise<void> => {
-    const ref: TargetRef = { name: spec.name, kind: spec.kind };
-    const problem = result.problems?.[0];
-    board.polled(spec.name, nowIso(), problem);
-    for (const snap of result.snapshots) board.snapshot(snap);
-    if (problem) await serviceAlerts.error(ref, problem);
-    else await serviceAlerts.ok(ref);
-    for (const snap of result.snapshots) await snapshots.publish(snap);
-    if (result.downloads) {
-      await downloads.observe(ref, result.downloads.observations, { complete: result.downloads.complete, resolveGone: result.downloads.resolveGone, signal });
+class MediaService implements RunningMedia {
+  readonly board = new StatusBoard();
+  readonly targets: TargetSpec[];
+  #webhookPort: number | undefined;
+  readonly #deps: MediaDeps;
+  readonly #media: LabConfig['media'];
+  readonly #downloads: DownloadTracker;
+  readonly #streams: StreamTracker;
+  readonly #serviceAlerts: ServiceAlerts;
+  readonly #snapshots: SnapshotPublisher;
+  readonly #storage: StorageCheck;
+  readonly #pollers: Poller[] = [];
+  #webhookApp: ReturnType<typeof buildWebhookApp> | undefined;
+
+  constructor(deps: MediaDeps, store: StateStore) {
+    const { config, log, events } = deps;
+    this.#deps = deps;
+    this.#media = config.media;
+    const sink: EventSink = { publish: (key, payload, msgId) => events.publish(key, payload, { msgId }) };
+    const trackerOptions = { store, sink, log };
+    this.#downloads = new DownloadTracker(trackerOptions);
+    this.#streams = new StreamTracker(trackerOptions);
+    this.#serviceAlerts = new ServiceAlerts(trackerOptions);
+    this.#snapshots = new SnapshotPublisher(events, this.#media.snapshotHeartbeatMs);
+    this.#storage = new StorageCheck({
+      media: this.#media, statfs: deps.statfs ?? defaultStatfs, board: this.board, log,
+      storageAlerts: new StorageAlerts(trackerOptions), serviceAlerts: this.#serviceAlerts,
+      publishSnapshot: (payload) => this.#snapshots.publish({ key: 'mediaStorage', payload }),
+    });
+    this.targets = mediaTargets(config, log);
+  }
+
+  get webhookPort(): number | undefined {
+    return this.#webhookPort;
+  }
+
+  async start(): Promise<void> {
+    for (const spec of this.targets) {
+      this.board.addTarget(spec);
+      const poller = await this.#pollerFor(spec);
+      if (poller) this.#pollers.push(poller);
     }
-    if (result.streams) await streams.observe(ref, result.streams, Math.max(30_000, 2 * spec.intervalMs));
-  };
+    await this.#listenForWebhooks();
+    this.#deps.service?.addEndpoint('status', {
+      subject: Subjects.mediaStatus.subject, queue: 'media', schema: Subjects.mediaStatus.schema,
+      handler: ({ msg }) => respondJson(msg, this.board.status()),
+    });
+    for (const poller of this.#pollers) poller.start();
+    this.#storage.start();
+    const targets = this.targets.map((s) => `${s.name}(${s.kind}) every ${s.intervalMs} ms`);
+    this.#deps.log.info({ targets, paths: this.#media.paths }, 'media service polling');
+  }
 
-  for (const spec of specs) {
-    board.addTarget(spec);
+  async stop(): Promise<void> {
+    // No storage check starts from now on; the one under way, if any, is awaited with the rest.
+    const storageStopped = this.#storage.stop();
+    await this.#webhookApp?.close();
+    await Promise.all(this.#pollers.map((p) => p.stop()));
+    await storageStopped;
+    await Promise.all([this.#downloads.idle(), this.#streams.idle()]);
+  }
+
+  /** A target that cannot be polled (its config is wrong) is reported as failing, and the others go on. */
+  async #pollerFor(spec: TargetSpec): Promise<Poller | undefined> {
+    const { log } = this.#deps;
     const ref: TargetRef = { name: spec.name, kind: spec.kind };
+    const m = this.#media;
     let target;
     try {
-      target = createTarget(spec, limits, m.qbittorrent);
+      target = createTarget(spec, { maxQueueRecords: m.maxQueueRecords, queuePageSize: m.queuePageSize, snapshotMaxItems: m.snapshotMaxItems }, m.qbittorrent);
     } catch (err) {
       const error = toMediaError(err);
       log.warn({ target: spec.name, reason: error.reason }, `not polled: ${error.message}`);
-      board.polled(spec.name, nowIso(), error);
-      await serviceAlerts.error(ref, error).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not publish a service error'));
-      continue;
+      this.board.polled(spec.name, nowIso(), error);
+      await this.#serviceAlerts.error(ref, error).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not publish a service error'));
+      return undefined;
     }
-    pollers.push(new Poller({
+    return new Poller({
       target, log,
-      onResult: (result, signal) => applyResult(spec, result, signal),
+      onResult: (result, signal) => this.#applyResult(spec, result, signal),
       onError: async (error: MediaError) => {
-        board.polled(spec.name, nowIso(), error);
+        this.board.polled(spec.name, nowIso(), error);
         log.debug({ target: spec.name, reason: error.reason, err: error.message }, 'poll failed');
-        await serviceAlerts.error(ref, error);
+        await this.#serviceAlerts.error(ref, error);
       },
-    }));
+    });
   }
 
-  // The storage check: statfs on each path, the low-space alert, a missing path reported.
-  const statfs = deps.statfs ?? defaultStatfs;
-  const storageRef = { name: 'storage', kind: 'storage' as const };
-  const thresholds = { freePercent: m.lowSpace.freePercent, freeBytes: m.lowSpace.freeBytes, hysteresisPercent: m.lowSpace.hysteresisPercent };
-  const checkStorage = async (): Promise<void> => {
-    const usages = await storageAlerts.observe(await measurePaths(m.paths, statfs), thresholds);
-    const snapshot: MediaStorageSnapshot = {
-      at: nowIso(), thresholds: { freePercent: thresholds.freePercent, ...(thresholds.freeBytes !== undefined && { freeBytes: thresholds.freeBytes }), hysteresisPercent: thresholds.hysteresisPercent },
-      paths: usages,
-    };
-    board.storage(snapshot);
-    const unreadable = usages.filter((u) => !u.ok);
-    if (unreadable.length > 0) {
-      await serviceAlerts.error(storageRef, new MediaError('missing_path', unreadable.map((u) => `${u.path}: ${u.error}`).join('; ')));
-    } else await serviceAlerts.ok(storageRef);
-    await snapshots.publish({ key: 'mediaStorage', payload: snapshot });
-  };
-  let storageTimer: NodeJS.Timeout | undefined;
-  let storageRun: Promise<void> | undefined;
-  let stopped = false;
-  const storageLoop = (delay: number): void => {
-    if (stopped || m.paths.length === 0) return;
-    storageTimer = setTimeout(() => {
-      storageRun = checkStorage()
-        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'storage check not applied (bus unavailable?)'))
-        .finally(() => { storageRun = undefined; storageLoop(m.intervals.storage); });
-    }, delay);
-  };
+  /** A poll's outcome: the board first (`media.status` is right even when the bus is not), then the events. */
+  async #applyResult(spec: TargetSpec, result: PollResult, signal: AbortSignal): Promise<void> {
+    const ref: TargetRef = { name: spec.name, kind: spec.kind };
+    const problem = result.problems?.[0];
+    this.board.polled(spec.name, nowIso(), problem);
+    for (const snap of result.snapshots) this.board.snapshot(snap);
+    if (problem) await this.#serviceAlerts.error(ref, problem);
+    else await this.#serviceAlerts.ok(ref);
+    for (const snap of result.snapshots) await this.#snapshots.publish(snap);
+    if (result.downloads) {
+      const { observations, complete, resolveGone } = result.downloads;
+      await this.#downloads.observe(ref, observations, { complete, resolveGone, signal });
+    }
+    if (result.streams) await this.#streams.observe(ref, result.streams, Math.max(30_000, 2 * spec.intervalMs));
+  }
 
-  // Webhooks: a configured target name, or a kind (its first target, or the bare kind).
-  const resolveSource = (name: string): WebhookSource | undefined => {
-    const byName = specs.find((s) => s.name === name);
-    if (byName) return (WEBHOOK_KINDS as readonly string[]).includes(byName.kind) ? { name: byName.name, kind: byName.kind as WebhookSource['kind'] } : undefined;
-    if (!(WEBHOOK_KINDS as readonly string[]).includes(name)) return undefined;
-    const kind = name as WebhookSource['kind'];
-    return { name: specs.find((s) => s.kind === kind)?.name ?? kind, kind };
-  };
-  const onWebhook = async (source: WebhookSource, body: Record<string, unknown>): Promise<void> => {
-    const eventType = eventTypeOf(source.kind, body);
-    const instanceName = typeof body['instanceName'] === 'string' ? body['instanceName'] : typeof body['ServerName'] === 'string' ? body['ServerName'] : undefined;
-    const digest = createHash('sha256').update(JSON.stringify(body)).digest('base64url');
-    await events.publish('mediaWebhook', {
-      source: source.name, kind: source.kind, eventType, at: nowIso(), ...(instanceName && { instanceName }), payload: scrubBody(body) as Record<string, unknown>,
-    }, { subject: mediaWebhookSubject(source.kind), msgId: `webhook:${source.name}:${digest}` });
+  async #listenForWebhooks(): Promise<void> {
+    const { webhooks } = this.#media;
+    if (!webhooks.enabled || !webhooks.secret) return;
+    const { log } = this.#deps;
+    const app = buildWebhookApp({
+      secret: webhooks.secret, bodyLimitBytes: webhooks.bodyLimitBytes, log,
+      resolveSource: (name) => resolveWebhookSource(this.targets, name),
+      onWebhook: (source, body) => this.#onWebhook(source, body),
+    });
+    this.#webhookApp = app;
+    await listenOrExplain(() => app.listen({ host: webhooks.host, port: webhooks.port }), {
+      what: 'the webhook receiver', host: webhooks.host, port: webhooks.port, variable: 'MEDIA_WEBHOOK_PORT',
+    });
+    this.#webhookPort = (app.server.address() as AddressInfo).port;
+    this.board.webhooks({ enabled: true, port: this.#webhookPort });
+    log.info({ host: webhooks.host, port: this.#webhookPort }, 'webhook receiver listening');
+  }
+
+  /** Every webhook is an event of its own; the ones about a download or a stream move their trackers too. */
+  async #onWebhook(source: WebhookSource, body: Record<string, unknown>): Promise<void> {
+    const { event, msgId } = webhookEvent(source, body, nowIso());
+    await this.#deps.events.publish('mediaWebhook', event, { subject: mediaWebhookSubject(source.kind), msgId });
     const ref: TargetRef = { name: source.name, kind: source.kind };
     for (const action of webhookActions(source.kind, body)) {
-      if (action.type === 'download') await downloads.webhook(ref, action.rawId, action.phase, action.info);
-      else await streams.webhook(ref, action.what, action.stream);
+      if (action.type === 'download') await this.#downloads.webhook(ref, action.rawId, action.phase, action.info);
+      else await this.#streams.webhook(ref, action.what, action.stream);
     }
-  };
-  let webhookApp: ReturnType<typeof buildWebhookApp> | undefined;
-  let webhookPort: number | undefined;
-  if (m.webhooks.enabled && m.webhooks.secret) {
-    webhookApp = buildWebhookApp({ secret: m.webhooks.secret, bodyLimitBytes: m.webhooks.bodyLimitBytes, log, resolveSource, onWebhook });
-    await listenOrExplain(() => webhookApp!.listen({ host: m.webhooks.host, port: m.webhooks.port }), { what: 'the webhook receiver', host: m.webhooks.host, port: m.webhooks.port, variable: 'MEDIA_WEBHOOK_PORT' });
-    webhookPort = (webhookApp.server.address() as AddressInfo).port;
-    board.webhooks({ enabled: true, port: webhookPort });
-    log.info({ host: m.webhooks.host, port: webhookPort }, 'webhook receiver listening');
   }
-
-  deps.service?.addEndpoint('status', {
-    subject: Subjects.mediaStatus.subject, queue: 'media', schema: Subjects.mediaStatus.schema,
-    handler: ({ msg }) => respondJson(msg, board.status()),
-  });
-
-  for (const poller of pollers) poller.start();
-  storageLoop(0);
-  log.info({ targets: specs.map((s) => `${s.name}(${s.kind}) every ${s.intervalMs} ms`), paths: m.paths }, 'media service polling');
-
-  return {
-    board, webhookPort, targets: specs,
-    async stop() {
-      stopped = true;
-      clearTimeout(storageTimer);
-      await webhookApp?.close();
-      await Promise.all(pollers.map((p) => p.stop()));
-      await storageRun;
-      await Promise.all([downloads.idle(), streams.idle()]);
-    },
-  };
 }

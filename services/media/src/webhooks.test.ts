@@ -5,7 +5,7 @@ import {
   arrApplicationUpdatePayload, arrDownloadPayload, arrGrabPayload, arrHealthPayload, arrManualInteractionPayload, arrRenamePayload, arrTestPayload,
   jellyfinAuthenticationFailurePayload, jellyfinItemAddedPayload, jellyfinPlaybackStartPayload, jellyfinPlaybackStopPayload, prowlarrGrabPayload,
 } from '@homelab/simulators';
-import { buildWebhookApp, eventTypeOf, scrubBody, secretMatches, webhookActions, type WebhookSource } from './webhooks.ts';
+import { buildWebhookApp, eventTypeOf, resolveWebhookSource, scrubBody, secretMatches, webhookActions, webhookEvent, type WebhookSource } from './webhooks.ts';
 
 // The receiver on a real listening port: auth before the body, JSON under any Content-Type,
 // bad input answered 4xx with nothing published, and the senders' payloads mapped to actions.
@@ -123,5 +123,34 @@ describe('webhookActions', () => {
     expect(secretMatches('abc', 'abc')).toBe(true);
     expect(secretMatches('abcd', 'abc')).toBe(false);
     expect(secretMatches(undefined, 'abc')).toBe(false);
+  });
+});
+
+describe('a webhook\'s source and event', () => {
+  const targets = [{ name: 'sonarr', kind: 'sonarr' }, { name: 'sonarr-4k', kind: 'sonarr' }, { name: 'jellyfin', kind: 'jellyfin' }, { name: 'qbittorrent', kind: 'qbittorrent' }];
+
+  it('a target by its name; a kind means its first target, or the bare kind when none is configured', () => {
+    expect(resolveWebhookSource(targets, 'sonarr-4k')).toEqual({ name: 'sonarr-4k', kind: 'sonarr' });
+    expect(resolveWebhookSource(targets, 'jellyfin')).toEqual({ name: 'jellyfin', kind: 'jellyfin' });
+    expect(resolveWebhookSource([{ name: 'sonarr-main', kind: 'sonarr' }], 'sonarr')).toEqual({ name: 'sonarr-main', kind: 'sonarr' });
+    expect(resolveWebhookSource(targets, 'radarr')).toEqual({ name: 'radarr', kind: 'radarr' });
+  });
+
+  it('a target that sends no webhooks, and an unknown name, are no source', () => {
+    expect(resolveWebhookSource(targets, 'qbittorrent')).toBeUndefined();
+    expect(resolveWebhookSource(targets, 'immich')).toBeUndefined();
+    expect(resolveWebhookSource(targets, 'nobody')).toBeUndefined();
+  });
+
+  it('the event names its source, type and instance, with the body scrubbed; the same body has the same message id', () => {
+    const source: WebhookSource = { name: 'sonarr-4k', kind: 'sonarr' };
+    const body = arrGrabPayload('sonarr', { downloadId: HASH });
+    const { event, msgId } = webhookEvent(source, { ...body, apiKey: 'leaked' }, '2026-01-01T00:00:00.000Z');
+    expect(event).toMatchObject({ source: 'sonarr-4k', kind: 'sonarr', eventType: 'Grab', at: '2026-01-01T00:00:00.000Z', instanceName: 'Sonarr' });
+    expect(event.payload).toMatchObject({ apiKey: '[redacted]' });
+    expect(webhookEvent(source, { ...body, apiKey: 'leaked' }, '2026-01-01T00:05:00.000Z').msgId).toBe(msgId);
+    expect(webhookEvent(source, body, '2026-01-01T00:00:00.000Z').msgId).not.toBe(msgId);
+    expect(msgId).toMatch(/^webhook:sonarr-4k:[\w-]{43}$/);
+    expect(webhookEvent({ name: 'jellyfin', kind: 'jellyfin' }, { NotificationType: 'ItemAdded', ServerName: 'living-room' }, 'x').event.instanceName).toBe('living-room');
   });
 });

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { MediaStream } from '@homelab/bus';
+import type { MediaStream, MediaWebhookEvent } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 import { normalizeJellyfinId, playMethodName, streamKey } from './targets/jellyfin.ts';
 import type { DownloadInfo } from './targets/types.ts';
@@ -109,6 +109,34 @@ export function buildWebhookApp(deps: WebhookDeps): FastifyInstance {
     },
   });
   return app;
+}
+
+/**
+ * The source a webhook path names: a configured target, or a kind (its first target, or the bare
+ * kind when none is configured, so a sender set up before its target still gets through).
+ */
+export function resolveWebhookSource(targets: readonly { name: string; kind: string }[], name: string): WebhookSource | undefined {
+  const byName = targets.find((t) => t.name === name);
+  if (byName) return isWebhookKind(byName.kind) ? { name: byName.name, kind: byName.kind } : undefined;
+  if (!isWebhookKind(name)) return undefined;
+  return { name: targets.find((t) => t.kind === name)?.name ?? name, kind: name };
+}
+
+function isWebhookKind(kind: string): kind is WebhookKind {
+  return (WEBHOOK_KINDS as readonly string[]).includes(kind);
+}
+
+/**
+ * The `media.webhook.<kind>` event of a webhook, and its message id: the body's digest, so a sender
+ * that retries (it got no answer in time) is stored once.
+ */
+export function webhookEvent(source: WebhookSource, body: Record<string, unknown>, at: string): { event: MediaWebhookEvent; msgId: string } {
+  const instanceName = typeof body['instanceName'] === 'string' ? body['instanceName'] : typeof body['ServerName'] === 'string' ? body['ServerName'] : undefined;
+  const digest = createHash('sha256').update(JSON.stringify(body)).digest('base64url');
+  return {
+    event: { source: source.name, kind: source.kind, eventType: eventTypeOf(source.kind, body), at, ...(instanceName && { instanceName }), payload: scrubBody(body) as Record<string, unknown> },
+    msgId: `webhook:${source.name}:${digest}`,
+  };
 }
 
 /** `eventType` (Sonarr, Radarr, Prowlarr) or `NotificationType` (Jellyfin); `unknown` when absent. */

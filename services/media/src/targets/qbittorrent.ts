@@ -29,13 +29,13 @@ const TorrentFields = Type.Object({
   ratio: Type.Optional(Type.Number()), added_on: Type.Optional(Type.Number()), completion_on: Type.Optional(Type.Number()),
   num_seeds: Type.Optional(Type.Number()), num_leechs: Type.Optional(Type.Number()),
 }, Open);
-type QbTorrent = Static<typeof TorrentFields>;
+export type QbTorrent = Static<typeof TorrentFields>;
 const ServerState = Type.Object({
   connection_status: Type.Optional(Type.String()), dht_nodes: Type.Optional(Type.Number()), dl_info_data: Type.Optional(Type.Number()),
   dl_info_speed: Type.Optional(Type.Number()), dl_rate_limit: Type.Optional(Type.Number()), up_info_data: Type.Optional(Type.Number()),
   up_info_speed: Type.Optional(Type.Number()), up_rate_limit: Type.Optional(Type.Number()), free_space_on_disk: Type.Optional(Type.Number()),
 }, Open);
-type QbServerState = Static<typeof ServerState>;
+export type QbServerState = Static<typeof ServerState>;
 const MainDataSchema = Type.Object({
   rid: Type.Integer(),
   full_update: Type.Optional(Type.Boolean()),
@@ -83,7 +83,7 @@ export class MainDataState {
 
 const epoch = (s: number | undefined): string | undefined => (s && s > 0 ? new Date(s * 1000).toISOString() : undefined);
 
-function toTorrent(hash: string, t: QbTorrent): MediaTorrent {
+export function toTorrent(hash: string, t: QbTorrent): MediaTorrent {
   const addedOn = epoch(t.added_on);
   const completionOn = epoch(t.completion_on);
   return {
@@ -104,104 +104,165 @@ function rank(t: MediaTorrent): number {
 
 export function createQbittorrentTarget(spec: TargetSpec, limits: TargetLimits, options: QbittorrentOptions): MediaTarget {
   if (!spec.username || spec.password === undefined) throw new MediaError('config', `${spec.name}: no username or password (QBITTORRENT_USERNAME, QBITTORRENT_PASSWORD)`);
-  const username = spec.username;
-  const password = spec.password;
-  const http = new HttpClient({ baseUrl: spec.url, timeoutMs: spec.timeoutMs, maxBytes: spec.maxResponseBytes });
-  const state = new MainDataState();
-  let sid: string | undefined;
-  let version: string | undefined;
-  let failures = 0;
-  let nextLoginAt = 0;
-  let lockReason: 'auth' | 'banned' = 'auth';
-
-  const waitMessage = (): string => `next login attempt at ${new Date(nextLoginAt).toISOString()}`;
-
-  const login = async (signal: AbortSignal): Promise<void> => {
-    if (Date.now() < nextLoginAt) {
-      throw new MediaError(lockReason, lockReason === 'banned'
-        ? `qBittorrent banned this IP after failed logins; ${waitMessage()}`
-        : `login paused after ${failures} failed attempt${failures === 1 ? '' : 's'} (wrong username or password?); ${waitMessage()}`, { endpoint: '/api/v2/auth/login' });
-    }
-    const res = await http.send('api/v2/auth/login', {
-      method: 'POST', signal, body: new URLSearchParams({ username, password }).toString(),
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const body = res.text.trim();
-    if (res.status === 200 && body === 'Ok.') {
-      const cookie = res.headers.getSetCookie().map((c) => /^SID=([^;]+)/.exec(c)?.[1]).find(Boolean);
-      if (!cookie) throw new MediaError('invalid_response', '/api/v2/auth/login: accepted but no SID cookie', { endpoint: res.endpoint, status: 200 });
-      sid = cookie;
-      failures = 0;
-      nextLoginAt = 0;
-      state.reset();
-      version = undefined;
-      return;
-    }
-    if (res.status === 403) {
-      lockReason = 'banned';
-      nextLoginAt = Date.now() + options.loginRetryMs;
-      throw new MediaError('banned', `/api/v2/auth/login: HTTP 403, qBittorrent banned this IP after too many failed logins; ${waitMessage()}`, { endpoint: res.endpoint, status: 403 });
-    }
-    if ((res.status === 200 && body === 'Fails.') || res.status === 401) {
-      failures++;
-      lockReason = 'auth';
-      const wait = failures >= options.maxLoginFailures ? options.loginRetryMs : Math.min(options.loginRetryMs, spec.intervalMs * 2 ** failures);
-      nextLoginAt = Date.now() + wait;
-      throw new MediaError('auth', `/api/v2/auth/login: username or password refused (${failures} of ${options.maxLoginFailures} attempts before pausing); ${waitMessage()}`, { endpoint: res.endpoint, status: res.status });
-    }
-    checkStatus(res);
-    throw new MediaError('invalid_response', `/api/v2/auth/login: unexpected answer (HTTP ${res.status})`, { endpoint: res.endpoint, status: res.status });
+  const session = new QbittorrentSession(spec, { username: spec.username, password: spec.password }, new LoginGate(options, spec.intervalMs));
+  return {
+    spec,
+    async poll(signal) {
+      const data = parseJsonBody(await session.get('api/v2/sync/maindata', signal, { rid: session.state.rid }), MainDataShape);
+      session.state.apply(data);
+      const version = await session.version(signal);
+      const torrents = [...session.state.torrents].map(([hash, t]) => toTorrent(hash, t));
+      const snapshot = transferSnapshot(spec.name, torrents, session.state.server, version, limits.snapshotMaxItems, nowIso());
+      return { snapshots: [{ key: 'mediaTransfer', payload: snapshot }], downloads: { observations: torrentObservations(spec.name, torrents), complete: true } };
+    },
   };
+}
+
+const LOGIN_ENDPOINT = '/api/v2/auth/login';
+
+/**
+ * When the next login may be tried. After a refused password the wait doubles from the poll
+ * interval, and after `maxLoginFailures` (or a ban) it is `loginRetryMs`: a wrong password never
+ * loops into qBittorrent's IP ban.
+ */
+export class LoginGate {
+  readonly #options: QbittorrentOptions;
+  readonly #intervalMs: number;
+  #failures = 0;
+  #nextLoginAt = 0;
+  #lockReason: 'auth' | 'banned' = 'auth';
+
+  constructor(options: QbittorrentOptions, intervalMs: number) {
+    this.#options = options;
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Throws while logins are paused, saying why and until when. */
+  check(now = Date.now()): void {
+    if (now >= this.#nextLoginAt) return;
+    const failures = this.#failures;
+    throw new MediaError(this.#lockReason, this.#lockReason === 'banned'
+      ? `qBittorrent banned this IP after failed logins; ${this.#waitMessage()}`
+      : `login paused after ${failures} failed attempt${failures === 1 ? '' : 's'} (wrong username or password?); ${this.#waitMessage()}`, { endpoint: LOGIN_ENDPOINT });
+  }
+
+  succeeded(): void {
+    this.#failures = 0;
+    this.#nextLoginAt = 0;
+  }
+
+  banned(res: Pick<HttpResponse, 'endpoint'>, now = Date.now()): MediaError {
+    this.#lockReason = 'banned';
+    this.#nextLoginAt = now + this.#options.loginRetryMs;
+    return new MediaError('banned', `/api/v2/auth/login: HTTP 403, qBittorrent banned this IP after too many failed logins; ${this.#waitMessage()}`, { endpoint: res.endpoint, status: 403 });
+  }
+
+  refused(res: Pick<HttpResponse, 'endpoint' | 'status'>, now = Date.now()): MediaError {
+    const { maxLoginFailures, loginRetryMs } = this.#options;
+    this.#failures++;
+    this.#lockReason = 'auth';
+    this.#nextLoginAt = now + (this.#failures >= maxLoginFailures ? loginRetryMs : Math.min(loginRetryMs, this.#intervalMs * 2 ** this.#failures));
+    return new MediaError('auth', `/api/v2/auth/login: username or password refused (${this.#failures} of ${maxLoginFailures} attempts before pausing); ${this.#waitMessage()}`, { endpoint: res.endpoint, status: res.status });
+  }
+
+  #waitMessage(): string {
+    return `next login attempt at ${new Date(this.#nextLoginAt).toISOString()}`;
+  }
+}
+
+
+/** A WebUI session: the SID, and what only means something within it (the maindata `rid` and its merged state). */
+class QbittorrentSession {
+  readonly state = new MainDataState();
+  readonly #credentials: { username: string; password: string };
+  readonly #gate: LoginGate;
+  readonly #http: HttpClient;
+  #sid: string | undefined;
+  #version: string | undefined;
+
+  constructor(spec: TargetSpec, credentials: { username: string; password: string }, gate: LoginGate) {
+    this.#credentials = credentials;
+    this.#gate = gate;
+    this.#http = new HttpClient({ baseUrl: spec.url, timeoutMs: spec.timeoutMs, maxBytes: spec.maxResponseBytes });
+  }
 
   /** A GET with the session; logs in first when needed, and once more when the SID expired. */
-  const get = async (path: string, signal: AbortSignal, query?: Record<string, string | number>): Promise<HttpResponse> => {
+  async get(path: string, signal: AbortSignal, query?: Record<string, string | number>): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
-      if (!sid) await login(signal);
-      const res = await http.send(path, { signal, headers: { cookie: `SID=${sid}` }, ...(query && { query }) });
-      if (res.status === 403 && attempt === 0) { sid = undefined; continue; }
+      if (!this.#sid) await this.#login(signal);
+      const res = await this.#http.send(path, { signal, headers: { cookie: `SID=${this.#sid}` }, ...(query && { query }) });
+      if (res.status === 403 && attempt === 0) { this.#sid = undefined; continue; }
       if (res.status === 403) throw new MediaError('auth', `${res.endpoint}: HTTP 403 right after a successful login`, { endpoint: res.endpoint, status: 403 });
       checkStatus(res);
       return res;
     }
-  };
+  }
 
+  /** Asked once per session: an upgrade of qBittorrent restarts it, which ends the session. */
+  async version(signal: AbortSignal): Promise<string | undefined> {
+    if (!this.#version) this.#version = (await this.get('api/v2/app/version', signal)).text.trim().slice(0, 32) || undefined;
+    return this.#version;
+  }
+
+  async #login(signal: AbortSignal): Promise<void> {
+    this.#gate.check();
+    const res = await this.#http.send('api/v2/auth/login', {
+      method: 'POST', signal, body: new URLSearchParams(this.#credentials).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const body = res.text.trim();
+    if (res.status === 200 && body === 'Ok.') {
+      const sid = res.headers.getSetCookie().map((c) => /^SID=([^;]+)/.exec(c)?.[1]).find(Boolean);
+      if (!sid) throw new MediaError('invalid_response', '/api/v2/auth/login: accepted but no SID cookie', { endpoint: res.endpoint, status: 200 });
+      this.#sid = sid;
+      this.#gate.succeeded();
+      this.state.reset();
+      this.#version = undefined;
+      return;
+    }
+    if (res.status === 403) throw this.#gate.banned(res);
+    // qBittorrent before 5.2 says `Fails.` with a 200; from 5.2, 401.
+    if ((res.status === 200 && body === 'Fails.') || res.status === 401) throw this.#gate.refused(res);
+    checkStatus(res);
+    throw new MediaError('invalid_response', `/api/v2/auth/login: unexpected answer (HTTP ${res.status})`, { endpoint: res.endpoint, status: res.status });
+  }
+}
+
+/** `media.transfer`: qBittorrent's totals, the torrents counted by state, and the first `maxItems`, active first. */
+export function transferSnapshot(
+  source: string, torrents: MediaTorrent[], s: QbServerState, version: string | undefined, maxItems: number, at: string,
+): MediaTransferSnapshot {
+  const count = (f: (t: MediaTorrent) => boolean): number => torrents.filter(f).length;
   return {
-    spec,
-    async poll(signal) {
-      const data = parseJsonBody(await get('api/v2/sync/maindata', signal, { rid: state.rid }), MainDataShape);
-      state.apply(data);
-      if (!version) {
-        const res = await get('api/v2/app/version', signal);
-        version = res.text.trim().slice(0, 32) || undefined;
-      }
-      const torrents = [...state.torrents].map(([hash, t]) => toTorrent(hash, t));
-      const sorted = [...torrents].sort((a, b) => rank(a) - rank(b) || (rank(a) === 0 ? b.progress - a.progress : 0) || (b.addedOn ?? '').localeCompare(a.addedOn ?? ''));
-      const s = state.server;
-      const count = (f: (t: MediaTorrent) => boolean) => torrents.filter(f).length;
-      const snapshot: MediaTransferSnapshot = {
-        source: spec.name, kind: 'qbittorrent', at: nowIso(), ...(version && { version }),
-        connectionStatus: s.connection_status ?? 'unknown', dlSpeed: s.dl_info_speed ?? 0, upSpeed: s.up_info_speed ?? 0,
-        dlData: s.dl_info_data ?? 0, upData: s.up_info_data ?? 0, dlRateLimit: s.dl_rate_limit ?? 0, upRateLimit: s.up_rate_limit ?? 0,
-        dhtNodes: s.dht_nodes ?? 0, ...(s.free_space_on_disk !== undefined && s.free_space_on_disk >= 0 && { freeSpaceOnDisk: s.free_space_on_disk }),
-        counts: {
-          total: torrents.length,
-          downloading: count((t) => t.phase === 'downloading' && !PAUSED.has(t.state) && !t.state.startsWith('checking')),
-          seeding: count((t) => SEEDING.has(t.state)),
-          paused: count((t) => PAUSED.has(t.state)),
-          checking: count((t) => t.state.startsWith('checking')),
-          errored: count((t) => t.phase === 'failed'),
-        },
-        truncated: torrents.length > limits.snapshotMaxItems,
-        torrents: sorted.slice(0, limits.snapshotMaxItems),
-      };
-      const observations: DownloadObservation[] = torrents.map((t) => ({
-        id: downloadKey(t.hash), rawId: t.hash, state: t.phase,
-        info: {
-          title: t.name, size: t.size, protocol: 'torrent', downloadClient: spec.name,
-          ...(t.phase === 'failed' && { reason: t.state === 'missingFiles' ? 'qBittorrent: files missing' : 'qBittorrent: torrent in error state' }),
-        },
-      }));
-      return { snapshots: [{ key: 'mediaTransfer', payload: snapshot }], downloads: { observations, complete: true } };
+    source, kind: 'qbittorrent', at, ...(version && { version }),
+    connectionStatus: s.connection_status ?? 'unknown', dlSpeed: s.dl_info_speed ?? 0, upSpeed: s.up_info_speed ?? 0,
+    dlData: s.dl_info_data ?? 0, upData: s.up_info_data ?? 0, dlRateLimit: s.dl_rate_limit ?? 0, upRateLimit: s.up_rate_limit ?? 0,
+    dhtNodes: s.dht_nodes ?? 0, ...(s.free_space_on_disk !== undefined && s.free_space_on_disk >= 0 && { freeSpaceOnDisk: s.free_space_on_disk }),
+    counts: {
+      total: torrents.length,
+      downloading: count((t) => t.phase === 'downloading' && !PAUSED.has(t.state) && !t.state.startsWith('checking')),
+      seeding: count((t) => SEEDING.has(t.state)),
+      paused: count((t) => PAUSED.has(t.state)),
+      checking: count((t) => t.state.startsWith('checking')),
+      errored: count((t) => t.phase === 'failed'),
     },
+    truncated: torrents.length > maxItems,
+    torrents: activeFirst(torrents).slice(0, maxItems),
   };
+}
+
+/** Active first (downloads the most advanced first), then the newest. */
+function activeFirst(torrents: MediaTorrent[]): MediaTorrent[] {
+  return [...torrents].sort((a, b) => rank(a) - rank(b) || (rank(a) === 0 ? b.progress - a.progress : 0) || (b.addedOn ?? '').localeCompare(a.addedOn ?? ''));
+}
+
+/** Every torrent, for the download tracker: the list is complete, so a torrent no longer in it was removed. */
+export function torrentObservations(source: string, torrents: MediaTorrent[]): DownloadObservation[] {
+  return torrents.map((t) => ({
+    id: downloadKey(t.hash), rawId: t.hash, state: t.phase,
+    info: {
+      title: t.name, size: t.size, protocol: 'torrent', downloadClient: source,
+      ...(t.phase === 'failed' && { reason: t.state === 'missingFiles' ? 'qBittorrent: files missing' : 'qBittorrent: torrent in error state' }),
+    },
+  }));
 }

@@ -28,23 +28,23 @@ describe('replicas', () => {
     const second = await stack.startService('router');
     const first = stack.services.find((s) => s.name === 'router')!;
     const results: Outcome[] = [];
-    const deadline = Date.now() + 3000;
     let killed = false;
+    // 16 clients, 8 requests each, one after the other; the router is killed after the 40th answer.
     await Promise.all(Array.from({ length: 16 }, async (_, i) => {
-      while (Date.now() < deadline) {
+      for (let n = 0; n < 8; n++) {
         results.push(await request(stack!.ingressUrl, i % 2 ? 'smart' : 'fast', i % 3 === 0));
         if (!killed && results.length >= 40) { killed = true; first.proc.kill('SIGKILL'); }
       }
     }));
     expect(killed).toBe(true);
     const failed = results.filter((r) => !r.complete);
-    // Nothing hangs: a request the killed router held ends by the ingress's 10 s silence timeout
-    // (keepalives stop), plus scheduling slack on a loaded machine; every failure says why.
-    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(25_000);
+    // Nothing hangs (the test would time out): a request the killed router held ends by the
+    // ingress's 10 s silence timeout, as keepalives stop; every failure says why.
     for (const f of failed) expect(f.error, JSON.stringify(f)).toBeTruthy();
     // Only what the killed router had in flight can fail; the other router carries on.
     expect(failed.length, JSON.stringify(failed.slice(0, 5))).toBeLessThanOrEqual(16);
-    expect(results.length - failed.length).toBeGreaterThan(60);
+    expect(results).toHaveLength(128);
+    expect(results.length - failed.length).toBeGreaterThanOrEqual(128 - 16);
     const after = await request(stack.ingressUrl, 'smart', true);
     expect(after.complete).toBe(true);
     expect(second.proc.exitCode).toBeNull();

@@ -132,18 +132,17 @@ class ImageJobWorker implements ImageJobServer {
       job = checkJob.parse(msg.json());
     } catch (err) {
       this.#o.log.error({ seq: msg.seq, err: (err as Error).message }, 'invalid image job dropped');
-      msg.term();
+      tellServer(() => msg.term());
       return;
     }
     const beat = setInterval(() => this.#beat(job.id, msg), heartbeatMs(this.#o.ackWaitMs));
     try {
       const outcome = await this.#run(job, msg);
-      if (outcome === 'handed-back') msg.nak(0);
-      else msg.ack();
+      tellServer(() => (outcome === 'handed-back' ? msg.nak(0) : msg.ack()));
     } catch (err) {
       // The bus failed us (KV or JetStream unreachable): the job is delivered again later.
       this.#o.log.error({ job: job.id, err: (err as Error).message }, 'image job could not be recorded; it will be delivered again');
-      msg.nak(2000);
+      tellServer(() => msg.nak(2000));
     } finally {
       clearInterval(beat);
       this.#running.delete(job.id);
@@ -152,7 +151,7 @@ class ImageJobWorker implements ImageJobServer {
 
   /** Keeps the delivery; a cancel this worker missed (it was reconnecting) is in the record, read with each beat. */
   #beat(id: string, msg: JsMsg): void {
-    msg.working();
+    tellServer(() => msg.working());
     const running = this.#running.get(id);
     if (!running || running.cancel.signal.aborted) return;
     void this.#o.jobs.get(id).then((found) => {
@@ -222,5 +221,18 @@ class ImageJobWorker implements ImageJobServer {
       hold?.release();
     }
     return 'done';
+  }
+}
+
+/**
+ * An ack, a nak or a heartbeat to JetStream. On a connection that is closing (a worker stopping past
+ * its grace) it cannot go out and nats.js throws: JetStream then delivers the job again after its
+ * ack wait, which is what the ack would have arranged anyway.
+ */
+function tellServer(send: () => void): void {
+  try {
+    send();
+  } catch {
+    // The connection is closing: the delivery comes back by itself.
   }
 }

@@ -218,16 +218,20 @@ async function stopStack(stack: Stack): Promise<void> {
   rmSync(stack.dir, { recursive: true, force: true });
 }
 
-// --- NATS: messages in, per connection ---
+// --- NATS: messages in, per connection; JetStream API calls and stored messages, per stream ---
 
-interface NatsCounts { total: number; byName: Map<string, number> }
+interface NatsCounts { total: number; byName: Map<string, number>; jsApi: number; streams: Map<string, number> }
 
 async function natsCounts(stack: Stack): Promise<NatsCounts> {
-  const varz = (await (await fetch(`${stack.monitorUrl}/varz`)).json()) as { in_msgs: number };
-  const connz = (await (await fetch(`${stack.monitorUrl}/connz?limit=4096`)).json()) as { connections?: { name?: string; in_msgs: number }[] };
+  const get = async <T>(path: string): Promise<T> => (await (await fetch(`${stack.monitorUrl}${path}`)).json()) as T;
+  const varz = await get<{ in_msgs: number }>('/varz');
+  const connz = await get<{ connections?: { name?: string; in_msgs: number }[] }>('/connz?limit=4096');
+  const jsz = await get<{ api?: { total: number }; account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[] }>('/jsz?accounts=true&streams=true');
   const byName = new Map<string, number>();
   for (const c of connz.connections ?? []) byName.set(c.name || '(unnamed)', (byName.get(c.name || '(unnamed)') ?? 0) + c.in_msgs);
-  return { total: varz.in_msgs, byName };
+  const streams = new Map<string, number>();
+  for (const account of jsz.account_details ?? []) for (const s of account.stream_detail ?? []) streams.set(s.name, s.state.last_seq);
+  return { total: varz.in_msgs, byName, jsApi: jsz.api?.total ?? NaN, streams };
 }
 
 // --- the clients ---
@@ -468,6 +472,8 @@ try {
   const perConnection: string[] = [];
   const connectionNames = new Set<string>();
   const perConnectionRows: { mode: Mode; counts: Map<string, number> }[] = [];
+  const jetStreamRows: string[] = [];
+  const streamNames = ['KV_image-jobs', 'IMAGES', 'IMAGE_JOBS', 'OBJ_images'];
 
   process.stderr.write('warm-up\n');
   await runJobs(Math.min(40, JOBS), CONCURRENCY, job('b64_json'));
@@ -494,6 +500,8 @@ try {
       if (per > 0) connectionNames.add(name);
     }
     perConnectionRows.push({ mode, counts });
+    const writes = (stream: string): number => ((messagesAfter.streams.get(stream) ?? 0) - (messagesBefore.streams.get(stream) ?? 0)) / JOBS;
+    jetStreamRows.push(`| ${mode} | ${fmt((messagesAfter.jsApi - messagesBefore.jsApi) / JOBS, 1)} | ${streamNames.map((n) => fmt(writes(n), 1)).join(' | ')} |`);
     if (r.errors.length > 0) process.stderr.write(`${mode}: ${r.errors.length} errors, e.g. ${r.errors[0]}\n`);
     process.stderr.write(`done: ${mode}\n`);
   }
@@ -502,6 +510,8 @@ try {
   for (const row of perConnectionRows) perConnection.push(`| ${row.mode} | ${names.map((n) => fmt(row.counts.get(n) ?? 0, 1)).join(' | ')} |`);
   out.push('', 'CPU per job of each process of the stack (µs, largest first):', '', '| mode | per process |', '|---|---|', ...perProcess);
   out.push('', 'NATS messages per job into nats-server, by connection (/connz in_msgs):', '', ...perConnection);
+  out.push('', 'JetStream per job: API requests (/jsz api.total, the load generator\'s included) and messages stored, by stream (last_seq):', '',
+    `| mode | API requests | ${streamNames.join(' | ')} |`, `|---|---|${streamNames.map(() => '---|').join('')}`, ...jetStreamRows);
   const rss = stackPids.filter(alive).map((pid) => [nameOf(pid), rssMb(pid)] as const);
   const total = rss.reduce((sum, [, mb]) => sum + mb, 0);
   out.push('', `RSS after the run: **${fmt(total)} MB** for the whole stack (${rss.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}); the simulator ${fmt(simPids.reduce((s, pid) => s + rssMb(pid), 0))} MB.`);

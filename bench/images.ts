@@ -220,18 +220,24 @@ async function stopStack(stack: Stack): Promise<void> {
 
 // --- NATS: messages in, per connection; JetStream API calls and stored messages, per stream ---
 
-interface NatsCounts { total: number; byName: Map<string, number>; jsApi: number; streams: Map<string, number> }
+interface NatsCounts { total: number; byName: Map<string, number>; jsApi: number; streams: Map<string, number>; consumers: Map<string, number> }
 
 async function natsCounts(stack: Stack): Promise<NatsCounts> {
   const get = async <T>(path: string): Promise<T> => (await (await fetch(`${stack.monitorUrl}${path}`)).json()) as T;
   const varz = await get<{ in_msgs: number }>('/varz');
   const connz = await get<{ connections?: { name?: string; in_msgs: number }[] }>('/connz?limit=4096');
-  const jsz = await get<{ api?: { total: number }; account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[] }>('/jsz?accounts=true&streams=true');
+  const jsz = await get<{ api?: { total: number }; account_details?: { stream_detail?: { name: string; state: { last_seq: number; consumer_count: number } }[] }[] }>('/jsz?accounts=true&streams=true');
   const byName = new Map<string, number>();
   for (const c of connz.connections ?? []) byName.set(c.name || '(unnamed)', (byName.get(c.name || '(unnamed)') ?? 0) + c.in_msgs);
   const streams = new Map<string, number>();
-  for (const account of jsz.account_details ?? []) for (const s of account.stream_detail ?? []) streams.set(s.name, s.state.last_seq);
-  return { total: varz.in_msgs, byName, jsApi: jsz.api?.total ?? NaN, streams };
+  const consumers = new Map<string, number>();
+  for (const account of jsz.account_details ?? []) {
+    for (const s of account.stream_detail ?? []) {
+      streams.set(s.name, s.state.last_seq);
+      consumers.set(s.name, s.state.consumer_count);
+    }
+  }
+  return { total: varz.in_msgs, byName, jsApi: jsz.api?.total ?? NaN, streams, consumers };
 }
 
 // --- the clients ---
@@ -501,7 +507,7 @@ try {
     }
     perConnectionRows.push({ mode, counts });
     const writes = (stream: string): number => ((messagesAfter.streams.get(stream) ?? 0) - (messagesBefore.streams.get(stream) ?? 0)) / JOBS;
-    jetStreamRows.push(`| ${mode} | ${fmt((messagesAfter.jsApi - messagesBefore.jsApi) / JOBS, 1)} | ${streamNames.map((n) => fmt(writes(n), 1)).join(' | ')} |`);
+    jetStreamRows.push(`| ${mode} | ${fmt((messagesAfter.jsApi - messagesBefore.jsApi) / JOBS, 1)} | ${streamNames.map((n) => fmt(writes(n), 1)).join(' | ')} | ${streamNames.map((n) => messagesAfter.consumers.get(n) ?? 0).join(', ')} |`);
     if (r.errors.length > 0) process.stderr.write(`${mode}: ${r.errors.length} errors, e.g. ${r.errors[0]}\n`);
     process.stderr.write(`done: ${mode}\n`);
   }
@@ -510,8 +516,8 @@ try {
   for (const row of perConnectionRows) perConnection.push(`| ${row.mode} | ${names.map((n) => fmt(row.counts.get(n) ?? 0, 1)).join(' | ')} |`);
   out.push('', 'CPU per job of each process of the stack (µs, largest first):', '', '| mode | per process |', '|---|---|', ...perProcess);
   out.push('', 'NATS messages per job into nats-server, by connection (/connz in_msgs):', '', ...perConnection);
-  out.push('', 'JetStream per job: API requests (/jsz api.total, the load generator\'s included) and messages stored, by stream (last_seq):', '',
-    `| mode | API requests | ${streamNames.join(' | ')} |`, `|---|---|${streamNames.map(() => '---|').join('')}`, ...jetStreamRows);
+  out.push('', 'JetStream per job: API requests (/jsz api.total, the load generator\'s included) and messages stored, by stream (last_seq); and the consumers of those streams right after the mode:', '',
+    `| mode | API requests | ${streamNames.join(' | ')} | consumers (${streamNames.join(', ')}) |`, `|---|---|${streamNames.map(() => '---|').join('')}---|`, ...jetStreamRows);
   const rss = stackPids.filter(alive).map((pid) => [nameOf(pid), rssMb(pid)] as const);
   const total = rss.reduce((sum, [, mb]) => sum + mb, 0);
   out.push('', `RSS after the run: **${fmt(total)} MB** for the whole stack (${rss.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}); the simulator ${fmt(simPids.reduce((s, pid) => s + rssMb(pid), 0))} MB.`);

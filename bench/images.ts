@@ -254,6 +254,8 @@ function http(method: string, url: string, body?: unknown): Promise<{ status: nu
       res.on('error', reject);
     });
     req.on('error', reject);
+    // A job that never ends fails the sample instead of hanging the benchmark.
+    req.setTimeout(120_000, () => req.destroy(new Error(`${method} ${url}: no answer within 120 s`)));
     req.end(data);
   });
 }
@@ -525,20 +527,18 @@ try {
   if (SEQUENTIAL > 0) {
     // One job at a time, both CPUs: what the gateway adds to a job's latency.
     pin([...stackPids, ...simPids, process.pid], '0-1');
-    const direct = async (): Promise<number> => {
-      await runJobs(5, 1, (i) => directJob(sim.port, i));
-      return quantile((await runJobs(SEQUENTIAL, 1, (i) => directJob(sim.port, i))).samples.map((s) => s.ms), 0.5);
-    };
-    const directMs = await direct();
+    await runJobs(5, 1, (i) => directJob(sim.port, i));
+    const direct = await runJobs(SEQUENTIAL, 1, (i) => directJob(sim.port, i));
+    const directMs = quantile(direct.samples.map((s) => s.ms), 0.5);
     out.push('', `One job at a time, unpinned (p50 of ${SEQUENTIAL} sequential jobs, after 5 to warm up):`, '',
-      '| target | p50 ms | added over ComfyUI ms |', '|---|---|---|', `| ComfyUI directly (websocket, POST /prompt, GET /view) | ${fmt(directMs, 2)} | - |`);
+      '| target | p50 ms | added over ComfyUI ms | errors |', '|---|---|---|---|', `| ComfyUI directly (websocket, POST /prompt, GET /view) | ${fmt(directMs, 2)} | - | ${direct.errors.length} |`);
     for (const mode of modes) {
       if (mode === 'nats-events') await ends.start(conn);
       await runJobs(5, 1, job(mode));
       const r = await runJobs(SEQUENTIAL, 1, job(mode));
       if (mode === 'nats-events') await ends.stop();
       const p50 = quantile(r.samples.map((s) => s.ms), 0.5);
-      out.push(`| gateway, ${mode} | ${fmt(p50, 2)} | ${fmt(p50 - directMs, 2)} |`);
+      out.push(`| gateway, ${mode} | ${fmt(p50, 2)} | ${fmt(p50 - directMs, 2)} | ${r.errors.length} |`);
       process.stderr.write(`done: sequential ${mode}\n`);
     }
   }

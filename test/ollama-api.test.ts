@@ -343,13 +343,18 @@ describe("Ollama's own requests pass through unchanged", () => {
 });
 
 describe('generate, embed and embeddings through every backend', () => {
-  it("generate with a suffix: fill-in-the-middle on Ollama's model; a clear 400 where the backend has none", async () => {
+  it("generate with a suffix: fill-in-the-middle on Ollama's model, an alias goes on to it; a clear 400 where the backend has none", async () => {
     const mark = stack.sims.ollama.requests.length;
     const middle = await ollama.generate({ model: OLLAMA_MODEL, prompt: 'def add(a, b):', suffix: '    return c' });
     expect(middle).toMatchObject({ response: simText(8), done: true });
     expect(lastBody('ollama', mark, '/api/generate')).toMatchObject({ prompt: 'def add(a, b):', suffix: '    return c' });
     const vllmMark = stack.sims.vllm.requests.length;
-    for (const [model, backend] of [[VLLM_MODEL, 'vllm'], ['smart:latest', 'vllm'], ['claude-haiku-4-5', 'anthropic']] as const) {
+    // An alias goes on past a backend that cannot: `smart` is vLLM first, then Ollama's model, which answers (and names itself).
+    const ollamaMark = stack.sims.ollama.requests.length;
+    const viaAlias = await ollama.generate({ model: 'smart:latest', prompt: 'def add(a, b):', suffix: '    return c' });
+    expect(viaAlias).toMatchObject({ model: 'qwen2.5:32b', response: simText(8), done: true });
+    expect(lastBody('ollama', ollamaMark, '/api/generate')).toMatchObject({ model: 'qwen2.5:32b', suffix: '    return c' });
+    for (const [model, backend] of [[VLLM_MODEL, 'vllm'], ['claude-haiku-4-5', 'anthropic']] as const) {
       const refused = await failure(ollama.generate({ model, prompt: 'def add(a, b):', suffix: '    return c' }));
       expect(refused).toMatchObject({ status_code: 400, error: `'suffix' needs fill-in-the-middle text completions, which ${backend} does not offer: ask for a model served by Ollama` });
     }

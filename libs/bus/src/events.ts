@@ -208,13 +208,22 @@ const decoder = new TextDecoder();
 const PUBLISH_RETRY_MS = 15_000;
 
 const validators = new Map<string, Validator<unknown>>();
+/**
+ * Compiled once per pattern of the subject map: subjects with an id in them (`images.progress.<job id>`)
+ * are new with every job, and compiling a schema costs hundreds of µs (bench/images.ts measured it).
+ */
+const compiledByPattern = new Map<string, Validator<unknown>>();
 /** The validator of an event subject, matching the subject map's patterns (`*` = one token, `>` = the rest). */
 export function eventValidator(subject: string): Validator<unknown> | undefined {
   const cached = validators.get(subject);
   if (cached) return cached;
   for (const spec of Object.values(Subjects) as SubjectSpec[]) {
     if (spec.kind !== 'event' || !spec.schema || !subjectMatches(spec.subject, subject)) continue;
-    const v = validator(spec.schema as TSchema);
+    let v = compiledByPattern.get(spec.subject);
+    if (!v) {
+      v = validator(spec.schema as TSchema);
+      compiledByPattern.set(spec.subject, v);
+    }
     if (validators.size < 10_000) validators.set(subject, v);
     return v;
   }

@@ -191,8 +191,10 @@ export const MAX_INLINE_RESULT_BYTES = 6 * 1024 * 1024;
 
 /**
  * Sends a job's end to whoever waits for it: the result, or the error in the micro-service error
- * headers with OpenAI's error body. The requester of `images.generate` gets the images inline when
- * it asked for `b64_json` and they fit one message. Never throws: nobody may be listening any more.
+ * headers with OpenAI's error body. The requester (`images.generate`, or the ingress following the
+ * job on its inbox) gets the images inline when it asked for `b64_json` and they fit one message, so
+ * the ingress does not read back from the object store what the worker has just written there.
+ * Never throws: nobody may be listening any more.
  */
 export function sendImageJobEnd(nc: NatsConnection, record: ImageJobRecord, end: { error: GatewayError } | { bytes?: ReadonlyMap<string, Uint8Array> }): void {
   if (nc.isClosed()) return;
@@ -206,11 +208,9 @@ export function sendImageJobEnd(nc: NatsConnection, record: ImageJobRecord, end:
       for (const to of targets(record)) nc.publish(to, body, { headers });
       return;
     }
-    if (record.progressTo) nc.publish(record.progressTo, encodeJson(imageJobResult(record)), { headers });
-    if (record.replyTo && record.replyTo !== record.progressTo) {
-      const inline = record.responseFormat === 'b64_json' && end.bytes && [...end.bytes.values()].reduce((n, b) => n + b.byteLength, 0) * 4 / 3 < MAX_INLINE_RESULT_BYTES;
-      nc.publish(record.replyTo, encodeJson(imageJobResult(record, inline ? end.bytes : undefined)), { headers });
-    }
+    const inline = record.responseFormat === 'b64_json' && end.bytes && [...end.bytes.values()].reduce((n, b) => n + b.byteLength, 0) * 4 / 3 < MAX_INLINE_RESULT_BYTES;
+    const body = encodeJson(imageJobResult(record, inline ? end.bytes : undefined));
+    for (const to of targets(record)) nc.publish(to, body, { headers });
   } catch {
     // The connection is closing: the record keeps the outcome, and `status` tells it.
   }

@@ -23,7 +23,7 @@
 //   node bench/images.ts [--jobs 200] [--concurrency 8] [--comfy-concurrency 1] [--size 64x64] [--steps 4] [--step-ms 0] [--previews] [--sequential 50] [--modes b64_json,url,nats-events,nats-generate] [--profile DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,7 @@ import { DeliverPolicy, jetstream, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort } from '@homelab/testing';
+import { alive, cpuUs, killTree, nameOf, pin, processTree, rssMb } from './processes.ts';
 
 const MODES = ['b64_json', 'url', 'nats-events', 'nats-generate'] as const;
 type Mode = (typeof MODES)[number];
@@ -68,78 +69,6 @@ const COMMAND = `node bench/images.ts --jobs ${JOBS} --concurrency ${CONCURRENCY
 
 if (spawnSync('taskset', ['--version'], { stdio: 'ignore' }).error) throw new Error('taskset is needed (apt-get install util-linux)');
 if (cpus().length < 2) throw new Error('the pinned benchmark needs two CPUs: one for the stack, one for the load generator');
-
-// --- processes and their CPU and memory, from /proc ---
-
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-function cpuUs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A process's name: the service folder, `nats-server`, the supervisor, or the simulator. */
-function nameOf(pid: number): string {
-  let cmd: string[];
-  try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { return String(pid); }
-  const service = cmd.find((a) => a.includes('/services/'))?.match(/services\/([^/]+)\//)?.[1];
-  if (service) return service;
-  if (cmd.some((a) => a.includes('nats-server'))) return 'nats-server';
-  if (cmd.some((a) => a.includes('cli/src/main.ts'))) return 'supervisor';
-  if (cmd.some((a) => a.includes('shared-process.ts'))) return 'services';
-  if (cmd.some((a) => a.includes('comfyui-simulator.ts'))) return 'comfyui-simulator';
-  return cmd.slice(0, 2).join(' ').slice(0, 40);
-}
-
-/** The process and every descendant of it. */
-function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch { /* gone */ }
-  }
-  const out: number[] = [];
-  const walk = (pid: number): void => { out.push(pid); for (const c of children.get(pid) ?? []) walk(c); };
-  walk(root);
-  return out;
-}
-
-function pin(pids: number[], cpuList: string): void {
-  for (const pid of pids) spawnSync('taskset', ['-a', '-cp', cpuList, String(pid)], { stdio: 'ignore' });
-}
-
-/** SIGTERM to what is left of a process tree, then SIGKILL to what still lives after a grace. */
-async function killTree(pids: number[], graceMs = 3000): Promise<void> {
-  for (const pid of pids) if (alive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
-  const deadline = Date.now() + graceMs;
-  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of pids) if (alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-}
 
 // --- the simulator and the stack ---
 

@@ -10,12 +10,13 @@
 //
 //   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared] [--profile DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@homelab/testing';
+import { cpuUs, nameOf, pin, processTree, rssMb } from './processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,58 +40,6 @@ for (const tool of ['taskset', 'wrk']) {
   if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) throw new Error(`${tool} is needed (apt-get install ${tool === 'taskset' ? 'util-linux' : 'wrk'})`);
 }
 if (cpus().length < 2) throw new Error('the pinned benchmark needs two CPUs: one for the stack, one for the load generator');
-
-// --- processes and their CPU and memory, from /proc ---
-
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-function cpuUs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** A process's name: the service folder, `nats-server`, or the supervisor. */
-function nameOf(pid: number): string {
-  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  const service = cmd.find((a) => a.includes('/services/'))?.match(/services\/([^/]+)\//)?.[1];
-  if (service) return service;
-  if (cmd.some((a) => a.includes('nats-server'))) return 'nats-server';
-  if (cmd.some((a) => a.includes('cli/src/main.ts'))) return 'supervisor';
-  return cmd.slice(0, 2).join(' ').slice(0, 40);
-}
-
-/** The process and every descendant of it. */
-function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch { /* gone */ }
-  }
-  const out: number[] = [];
-  const walk = (pid: number): void => { out.push(pid); for (const c of children.get(pid) ?? []) walk(c); };
-  walk(root);
-  return out;
-}
-
-function pin(pids: number[], cpuList: string): void {
-  for (const pid of pids) spawnSync('taskset', ['-a', '-cp', cpuList, String(pid)], { stdio: 'ignore' });
-}
 
 // --- the simulator and the stack ---
 

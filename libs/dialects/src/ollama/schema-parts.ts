@@ -27,3 +27,16 @@ export const Options = Nullable(Type.Object({}, Open));
 
 /** Base64 image data (Go's []byte). */
 export const Images = Nullable(Type.Array(Type.String()));
+
+/** What `/api/chat` and `/api/generate` share about running the model (Ollama's api/types.go has them on both requests). */
+export const RunFields = {
+  stream: Nullable(Type.Boolean()),
+  format: Format,
+  options: Options,
+  keep_alive: KeepAlive,
+  think: Think,
+  truncate: Nullable(Type.Boolean()),
+  shift: Nullable(Type.Boolean()),
+  logprobs: Nullable(Type.Boolean()),
+  top_logprobs: Nullable(Type.Integer({ minimum: 0, maximum: 20 })),
+};

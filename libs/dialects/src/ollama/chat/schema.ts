@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Format, Images, KeepAlive, ModelName, Nullable, Open, Options, Think } from '../schema-parts.ts';
+import { Images, ModelName, Nullable, Open, RunFields } from '../schema-parts.ts';
 
 /** A tool call in a message: arguments are a JSON object, not a string as in OpenAI's API. */
 const ToolCall = Type.Object({
@@ -39,15 +39,7 @@ export const OllamaChatRequestSchema = Type.Object({
   model: ModelName,
   messages: Nullable(Type.Array(OllamaChatMessageSchema)),
   tools: Nullable(Type.Array(Tool)),
-  format: Format,
-  options: Options,
-  stream: Nullable(Type.Boolean()),
-  keep_alive: KeepAlive,
-  think: Think,
-  truncate: Nullable(Type.Boolean()),
-  shift: Nullable(Type.Boolean()),
-  logprobs: Nullable(Type.Boolean()),
-  top_logprobs: Nullable(Type.Integer({ minimum: 0, maximum: 20 })),
+  ...RunFields,
 }, Open);
 export type OllamaChatBody = Static<typeof OllamaChatRequestSchema>;
 export type OllamaChatBodyMessage = Static<typeof OllamaChatMessageSchema>;

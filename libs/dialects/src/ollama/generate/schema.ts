@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Format, Images, KeepAlive, ModelName, Nullable, Open, Options, Think } from '../schema-parts.ts';
+import { Images, ModelName, Nullable, Open, RunFields } from '../schema-parts.ts';
 
 /**
  * `POST /api/generate`. `stream` defaults to TRUE. An empty prompt loads the model (unloads it with
@@ -12,16 +12,8 @@ export const OllamaGenerateRequestSchema = Type.Object({
   system: Nullable(Type.String()),
   template: Nullable(Type.String()),
   context: Nullable(Type.Array(Type.Integer())),
-  stream: Nullable(Type.Boolean()),
   raw: Nullable(Type.Boolean()),
-  format: Format,
   images: Images,
-  options: Options,
-  keep_alive: KeepAlive,
-  think: Think,
-  truncate: Nullable(Type.Boolean()),
-  shift: Nullable(Type.Boolean()),
-  logprobs: Nullable(Type.Boolean()),
-  top_logprobs: Nullable(Type.Integer({ minimum: 0, maximum: 20 })),
+  ...RunFields,
 }, Open);
 export type OllamaGenerateBody = Static<typeof OllamaGenerateRequestSchema>;

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { inboxPrefixFor, readNatsSecrets, type NatsUser } from '@homelab/bus';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { inboxPrefixFor, readNatsSecrets, type NatsUser } from '@homelab/bus/credentials';
 import { REPO_ROOT, demoHome, labHome, natsUrlFromEnv } from './home.ts';
 
 /**
@@ -91,6 +91,8 @@ export async function connectToLab(env: NodeJS.ProcessEnv, identity: 'scripts' |
     attempts.push(user ? { user, ...(env['NATS_PASSWORD'] !== undefined && { pass: env['NATS_PASSWORD'] }), from: 'NATS_USER' } : { from: 'anonymous' });
   }
   let refused: Error | undefined;
+  // Loaded here, not with this module: `homelab start`, which runs as long as the lab, never connects.
+  const { connect } = await import('@nats-io/transport-node');
   for (const a of attempts) {
     try {
       return await connect({ servers, ...(a.user && { user: a.user, pass: a.pass }), inboxPrefix: inboxPrefixFor(a.user as NatsUser | undefined), timeout: 3000 });

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NATS_HASHES_FILE } from '@homelab/bus';
+import { NATS_HASHES_FILE } from '@homelab/bus/credentials';
 
 /*
  * Where a stack keeps its state. The lab (`npm start`) and the demo (`npm run demo`) each have their

@@ -3,16 +3,30 @@
 // talks to the running lab over its NATS API like any script would (`chat`, `models`, `status`…).
 import { parseArgs } from 'node:util';
 import { Exit, UnreachableError, type Command, type Io } from './command.ts';
-import { chat, models } from './commands/chat.ts';
-import { keys } from './commands/keys.ts';
-import { images } from './commands/images.ts';
-import { media } from './commands/media.ts';
-import { setup } from './commands/setup.ts';
-import { demo, start } from './commands/stack.ts';
-import { status } from './commands/status.ts';
 
-/** Every subcommand, in the order `homelab --help` lists them. A new command: its file, and one line here. */
-export const COMMANDS: readonly Command[] = [start, demo, setup, chat, models, status, media, images, keys];
+/**
+ * Every subcommand, in the order `homelab --help` lists them, and the module that defines it. A
+ * command's module is loaded only when it runs: `homelab start` supervises the lab for as long as the
+ * lab runs, and holds only what it uses (no NATS client, no simulators). A new command: its file, and one line here.
+ */
+const COMMAND_MODULES = new Map<string, () => Promise<Command>>([
+  ['start', async () => (await import('./commands/stack.ts')).start],
+  ['demo', async () => (await import('./commands/stack.ts')).demo],
+  ['setup', async () => (await import('./commands/setup.ts')).setup],
+  ['chat', async () => (await import('./commands/chat.ts')).chat],
+  ['models', async () => (await import('./commands/chat.ts')).models],
+  ['status', async () => (await import('./commands/status.ts')).status],
+  ['media', async () => (await import('./commands/media.ts')).media],
+  ['images', async () => (await import('./commands/images.ts')).images],
+  ['keys', async () => (await import('./commands/keys.ts')).keys],
+]);
+
+export const COMMAND_NAMES: readonly string[] = [...COMMAND_MODULES.keys()];
+
+/** Every command, loaded (for `homelab --help`). */
+function loadCommands(): Promise<Command[]> {
+  return Promise.all([...COMMAND_MODULES.values()].map((load) => load()));
+}
 
 function usage(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -31,13 +45,13 @@ Exit codes: 0 all well; 1 the lab reports a problem (something down, a request r
 }
 
 /** Runs one command line; returns the exit code. Everything it prints goes to `io`. */
-export async function runCli(argv: string[], io: Io, commands: readonly Command[] = COMMANDS): Promise<number> {
+export async function runCli(argv: string[], io: Io): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined) { io.err.write(usage(commands)); return Exit.usage; }
-  if (name === '--help' || name === '-h' || name === 'help') { io.out.write(usage(commands)); return Exit.ok; }
-  const command = commands.find((c) => c.name === name);
+  if (name === undefined) { io.err.write(usage(await loadCommands())); return Exit.usage; }
+  if (name === '--help' || name === '-h' || name === 'help') { io.out.write(usage(await loadCommands())); return Exit.ok; }
+  const command = await COMMAND_MODULES.get(name)?.();
   if (!command) {
-    io.err.write(`homelab: unknown command '${name}'\n\n${usage(commands)}`);
+    io.err.write(`homelab: unknown command '${name}'\n\n${usage(await loadCommands())}`);
     return Exit.usage;
   }
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };

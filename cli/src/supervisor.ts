@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dieWithParent } from '@homelab/simulators';
+import { dieWithParent } from '@homelab/simulators/process';
 
 export interface ProcessSpec {
   name: string;

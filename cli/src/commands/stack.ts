@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type LabConfig } from '@homelab/config';
 import { Exit, type Command, type Io } from '../command.ts';
-import { prepareDemo, readyBlock, type Demo } from '../demo.ts';
+import type { Demo } from '../demo.ts';
 import { REPO_ROOT, demoHome, demoRoot, labHome, type StackHome } from '../home.ts';
 import { StackStartError, startStack } from '../stack.ts';
 
@@ -63,6 +63,8 @@ async function runStack(kind: 'lab' | 'demo', { env: parentEnv, out, err }: Io):
   let world: Demo | undefined;
   if (kind === 'demo') {
     try {
+      // The demo's world (simulators, its traffic) is loaded only for the demo: `homelab start` stays small.
+      const { prepareDemo } = await import('../demo.ts');
       world = await prepareDemo(env, out);
     } catch (e) {
       err.write(`demo: ${(e as Error).message}\n`);
@@ -123,6 +125,7 @@ async function announceWhenReady(kind: 'lab' | 'demo', env: NodeJS.ProcessEnv, n
   }
   const key = await world!.afterReady(natsUrl).catch((e: unknown) => { out.write(`demo: ${(e as Error).message}\n`); return undefined; });
   if (signal.aborted) return;
+  const { readyBlock } = await import('../demo.ts');
   out.write(readyBlock({ url, natsUrl, key, metricsUrl: world!.metricsUrl, auth: config.auth.mode, env }));
 }
 

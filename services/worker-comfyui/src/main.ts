@@ -1,5 +1,5 @@
 import { ImageFiles, ImageJobStore, Subjects, exitOnStartFailure, respondJson, runService } from '@homelab/bus';
-import { serveImageJobs } from '@homelab/backends';
+import { serveImageJobs } from '@homelab/backends/images';
 import { ComfyClient } from './comfy-client.ts';
 import { ModelDirectory, warnMissingClasses } from './models.ts';
 import { runComfyJob } from './run.ts';

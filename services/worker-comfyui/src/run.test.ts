@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GatewayError, type ImageJob, type ImageJobRecord, type ImagePartialFrame, type ImageProgress } from '@homelab/bus';
-import { HandedBack, type ImageJobContext } from '@homelab/backends';
+import { HandedBack, type ImageJobContext } from '@homelab/backends/images';
 import { loadConfig } from '@homelab/config';
 import { createLogger } from '@homelab/logging';
 import { startComfyUISimulator, type ComfyUISimulator } from '@homelab/simulators';

@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { GatewayError } from '@homelab/bus';
-import { HandedBack, ImageJobError, type ImageJobContext, type ImageJobOutput } from '@homelab/backends';
+import { HandedBack, ImageJobError, type ImageJobContext, type ImageJobOutput } from '@homelab/backends/images';
 import type { ImagesConfig } from '@homelab/config';
 import { ComfyValidationError, type ComfyClient, type ComfyFrame, type ComfyHistoryEntry, type ComfyImageRef } from './comfy-client.ts';
 import { fillWorkflow, stepsOf, type LoadedModel } from './workflow.ts';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { NATS_USERS, ensureNatsSecrets, type NatsUser } from '@homelab/bus';
+import { NATS_USERS, ensureNatsSecrets, type NatsUser } from '@homelab/bus/credentials';
 import { REPO_ROOT, natsServerConfig, type StackHome } from './home.ts';
 import { Supervisor, type ProcessSpec } from './supervisor.ts';
 
@@ -37,6 +37,34 @@ export function sharedProcess(env: NodeJS.ProcessEnv): boolean {
   if (mode !== 'shared' && mode !== 'separate') throw new StackStartError(`HOMELAB_PROCESSES=${mode}: expected 'separate' (each service its own process) or 'shared' (one process for all)`);
   return mode === 'shared';
 }
+
+/**
+ * The young generation of each service's heap, in MB per semi-space. V8's default grows it with the
+ * heap limit, and a service keeps what it grew to under load; at 8 the stack's RSS after
+ * bench/inference.ts is ~115 MB lower in one process and ~200 MB lower over separate ones, for a CPU
+ * cost the benchmark could not tell from its noise (docs/performance.md, "Memory (issue 12)").
+ */
+export const SEMI_SPACE_MB = 8;
+
+/**
+ * How Node runs the services:
+ * - `NODE_OPTIONS` starts with `--max-semi-space-size` (SEMI_SPACE_MB); the caller's own
+ *   NODE_OPTIONS come after it, so a value there wins.
+ * - `NODE_COMPILE_CACHE` (unless set): Node's compile cache, the TypeScript sources with their types
+ *   stripped and their bytecode, on disk. A service that finds its modules there never loads the type
+ *   stripper (a WebAssembly compiler that stays in memory: ~25 MB RSS in every process) and starts
+ *   faster. Node fills it at the first start after an install or an update and checks each entry
+ *   against the file's content, so a stale one is never used. `NODE_DISABLE_COMPILE_CACHE=1` turns it off.
+ */
+export function nodeSettings(env: NodeJS.ProcessEnv): { NODE_OPTIONS: string; NODE_COMPILE_CACHE: string } {
+  return {
+    NODE_OPTIONS: [`--max-semi-space-size=${SEMI_SPACE_MB}`, env['NODE_OPTIONS']].filter(Boolean).join(' '),
+    NODE_COMPILE_CACHE: env['NODE_COMPILE_CACHE'] || join(REPO_ROOT, 'node_modules', '.cache', 'homelab', 'compile-cache'),
+  };
+}
+
+/** The one process of HOMELAB_PROCESSES=shared: its name in the supervisor's log, and on the lines that are the process's own. */
+export const SHARED_PROCESS_NAME = 'services';
 
 /** Without these the lab cannot serve anything: when one cannot start, the stack stops (exit 78). */
 export const REQUIRED_SERVICES = ['nats', 'router', 'ingress'];
@@ -138,11 +166,11 @@ export async function startStack({ env, out, home, serviceEnv = {}, runCommand =
   }
 
   const services = discoverServices();
-  const common = { ...env, ...serviceEnv, NATS_URL: natsUrl, HOMELAB_RUN_COMMAND: runCommand };
+  const common = { ...env, ...serviceEnv, NATS_URL: natsUrl, HOMELAB_RUN_COMMAND: runCommand, ...nodeSettings(env) };
   if (sharedProcess(env)) {
     // One process for every service (docs/deploy.md): each still connects as its own NATS user.
     supervisor.add({
-      name: 'services', command: process.execPath, args: [join(REPO_ROOT, 'cli', 'src', 'shared-process.ts'), ...services], jsonLogs: true, required: true,
+      name: SHARED_PROCESS_NAME, command: process.execPath, args: [join(REPO_ROOT, 'cli', 'src', 'shared-process.ts'), ...services], jsonLogs: true, required: true,
       env: { ...common, NATS_PASSWORDS_FILE: home.passwordsFile },
     });
     say(`started ${services.length} services in one process (HOMELAB_PROCESSES=shared): ${services.join(', ')}`);

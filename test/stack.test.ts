@@ -77,6 +77,49 @@ describe('npm start', () => {
     if (mode === 'shared') expect(stack.output()).toContain(`started ${expected.length} services in one process`);
   }, 60_000);
 
+  it('HOMELAB_PROCESSES=shared: a service that cannot start is dropped and the others run on; the process\'s own lines carry its name', async () => {
+    const natsPort = await freePort();
+    const httpPort = await freePort();
+    // The metrics port is held: telemetry cannot listen, a failure a restart cannot fix.
+    const held: Server = createServer();
+    const metricsPort = await new Promise<number>((resolve) => held.listen(0, '127.0.0.1', () => resolve((held.address() as { port: number }).port)));
+    const stack = startCommand({ NATS_PORT: String(natsPort), PORT: String(httpPort), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', HOMELAB_PROCESSES: 'shared' });
+    const expected = readdirSync(join(REPO_ROOT, 'services')).filter((s) => s !== 'telemetry' && existsSync(join(REPO_ROOT, 'services', s, 'src', 'main.ts')));
+    try {
+      let nc;
+      for (let i = 0; i < 100 && !nc; i++) {
+        try { nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+      }
+      expect(nc, stack.output()).toBeDefined();
+      const seen = new Set<string>();
+      const inbox = '_INBOX.stack-test-ping-shared';
+      nc!.subscribe(inbox, { callback: (_e, m) => { if (m.data.length > 0) seen.add(m.json<{ name: string }>().name); } });
+      for (let i = 0; i < 60 && seen.size < expected.length; i++) {
+        nc!.publish('$SRV.PING', undefined, { reply: inbox });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      // One more round once all the others answered: telemetry must not be among them.
+      nc!.publish('$SRV.PING', undefined, { reply: inbox });
+      await new Promise((r) => setTimeout(r, 500));
+      await nc!.close();
+      expect([...seen].sort(), stack.output()).toEqual(expected.sort());
+      expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+    } finally {
+      stack.proc.kill('SIGTERM');
+    }
+    expect(await stack.exited, stack.output()).toBe(0);
+    held.close();
+    const out = stack.output();
+    expect(out).toMatch(new RegExp(`telemetry +FATAL port ${metricsPort} is already in use on 127.0.0.1, so /metrics cannot listen there`));
+    expect(out).toMatch(/services +WARN  telemetry cannot start: the lab runs on without it/);
+    expect(out).not.toMatch(/services exited|cannot start and will not be restarted/);
+    // Signals belong to the process: logged once, under its name, not under the first service's.
+    expect(out.match(/INFO  signal received/g), out).toHaveLength(1);
+    expect(out).toMatch(/services +INFO  signal received/);
+    for (const name of expected) expect(out).toMatch(new RegExp(`${name} +INFO  shutting down`));
+    expect(out).not.toMatch(/telemetry +INFO  shutting down/);
+  }, 60_000);
+
   it('with NATS_PORT taken: a clear message and a non-zero exit', async () => {
     const server: Server = createServer();
     const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));

@@ -64,21 +64,23 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   }
   const tracing = await initTracing(options.name, { version: options.version ?? VERSION });
   for (const line of config.notConfigured) if (line.area === options.configArea) log.info(`not configured: ${line.message}`);
-  const lifecycle = processLifecycle(log);
+  const lifecycle = processLifecycle(sharedProcessName ? createLogger({ service: sharedProcessName }) : log);
 
   // Filled in as start-up proceeds; a signal may arrive at any point of it.
-  const running: { nc?: NatsConnection; service?: MicroService; mux?: ReplyMux; onStop?: (() => Promise<void> | void) | void } = {};
+  const running: { nc?: NatsConnection; service?: MicroService; mux?: ReplyMux; onStop?: (() => Promise<void> | void) | void; stopped?: boolean } = {};
+  const stop = async (): Promise<void> => {
+    if (running.stopped) return;
+    running.stopped = true;
+    await running.service?.stop();
+    await running.onStop?.();
+    running.mux?.close();
+    if (running.nc && !running.nc.isClosed()) await running.nc.drain();
+    await tracing.shutdown();
+  };
   lifecycle.add(async () => {
+    if (running.stopped) return;
     log.info('shutting down');
-    try {
-      await running.service?.stop();
-      await running.onStop?.();
-      running.mux?.close();
-      if (running.nc && !running.nc.isClosed()) await running.nc.drain();
-      await tracing.shutdown();
-    } catch (err) {
-      log.error({ err }, 'error while shutting down');
-    }
+    await stop().catch((err: unknown) => log.error({ err }, 'error while shutting down'));
   });
 
   try {
@@ -106,6 +108,8 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     // A signal during start-up drains the connection under the starting service: its failure is
     // the shutdown's doing, and the shutdown in progress ends the process (with 0).
     if (lifecycle.stopping) return new Promise<void>(() => {});
+    // In a shared process the others run on: this service's connection and endpoints must go with it.
+    if (sharedProcessName) await stop().catch(() => {});
     throw err;
   }
   log.info('started');
@@ -120,6 +124,17 @@ interface ProcessLifecycle {
 }
 
 let lifecycleOfProcess: ProcessLifecycle | undefined;
+let sharedProcessName: string | undefined;
+
+/**
+ * This process runs several services (HOMELAB_PROCESSES=shared, cli/src/shared-process.ts): what
+ * belongs to the process (signals, faults that escape a request) is logged under `name`, not under
+ * whichever service started first; and a service that cannot start stops what it had started and
+ * rejects (after its one fatal line), instead of ending the process and every other service in it.
+ */
+export function shareProcess(name: string): void {
+  sharedProcessName = name;
+}
 
 /**
  * What belongs to the process, not to one service (several services may share a process): the
@@ -164,11 +179,10 @@ function processLifecycle(log: Logger): ProcessLifecycle {
 export function exitOnStartFailure(name: string): (err: unknown) => never {
   return (err: unknown) => {
     const reason = cannotStartReason(err);
-    if (reason) {
-      createLogger({ service: name }).fatal(reason);
-      process.exit(EXIT_CANNOT_START);
-    }
-    createLogger({ service: name }).fatal({ err }, 'failed to start');
-    process.exit(1);
+    if (reason) createLogger({ service: name }).fatal(reason);
+    else createLogger({ service: name }).fatal({ err }, 'failed to start');
+    // Not this service's process to end when it shares it with others (shareProcess): the caller decides.
+    if (sharedProcessName) throw err;
+    process.exit(reason ? EXIT_CANNOT_START : 1);
   };
 }

@@ -180,6 +180,9 @@ try {
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   const perProcess: string[] = [];
+  // Idle: ready, the model found, no request served yet (a few seconds for start-up's garbage to go).
+  await new Promise((r) => setTimeout(r, 3000));
+  const idle = stackPids.map((pid) => [nameOf(pid), rssMb(pid)] as const);
   wrk(gatewayUrl, body(`vllm/${MODEL}`, true), 3, CONNECTIONS); // warm-up: JIT, pools, connections
   for (const stream of [false, true]) {
     const mode = stream ? 'stream' : 'json';
@@ -199,6 +202,7 @@ try {
   out.push('', 'CPU per request of each process of the stack (µs):', '', '| mode | per process |', '|---|---|', ...perProcess);
   const rss = stackPids.map((pid) => [nameOf(pid), rssMb(pid)] as const);
   const total = rss.reduce((sum, [, mb]) => sum + mb, 0);
+  out.push('', `RSS when ready, before any request: **${fmt(idle.reduce((sum, [, mb]) => sum + mb, 0))} MB** (${idle.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}).`);
   out.push('', `RSS after the run: **${fmt(total)} MB** for the whole stack (${rss.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}); the simulator ${fmt(rssMb(sim.proc.pid!))} MB.`);
 
   // One connection, both CPUs: what the gateway adds to a request's latency.

@@ -2,6 +2,8 @@
 FROM node:24-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# A smaller young generation: ~10-100 MB less RSS per busy service (docs/performance.md, "Memory (issue 12)"); NODE_OPTIONS in .env replaces it.
+ENV NODE_OPTIONS=--max-semi-space-size=8
 COPY package.json package-lock.json ./
 COPY libs/ libs/
 COPY services/ services/

@@ -41,8 +41,9 @@ export function sharedProcess(env: NodeJS.ProcessEnv): boolean {
 /**
  * The young generation of each service's heap, in MB per semi-space. V8's default grows it with the
  * heap limit, and a service keeps what it grew to under load; at 8 the stack's RSS after
- * bench/inference.ts is ~115 MB lower in one process and ~200 MB lower over separate ones, for a CPU
- * cost the benchmark could not tell from its noise (docs/performance.md, "Memory (issue 12)").
+ * bench/inference.ts is ~100 MB lower in one process and ~200 MB lower over separate ones, for ~8%
+ * more CPU in the services on non-streamed requests (more frequent scavenges) and none measurable on
+ * streams (docs/performance.md, "Memory (issue 12)"). `NODE_OPTIONS=--max-semi-space-size=0` restores V8's default.
  */
 export const SEMI_SPACE_MB = 8;
 

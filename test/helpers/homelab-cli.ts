@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@homelab/testing';
 import { dieWithParent } from '@homelab/simulators';
@@ -22,9 +24,23 @@ export interface CliProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+/**
+ * The nats CLI contexts the commands write (`homelab setup`, the demo) go to a folder of the test run
+ * (XDG_CONFIG_HOME), never to the real home directory.
+ */
+let configHome: string | undefined;
+function testConfigHome(): string {
+  if (!configHome) {
+    const dir = mkdtempSync(join(tmpdir(), 'homelab-cli-config-'));
+    process.once('exit', () => { rmSync(dir, { recursive: true, force: true }); });
+    configHome = dir;
+  }
+  return configHome;
+}
+
 /** A clean environment: only what the command needs, plus `env`. */
 export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LANG: 'C.UTF-8', ...env };
+  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_CONFIG_HOME: testConfigHome(), LANG: 'C.UTF-8', ...env };
 }
 
 export function startCli(args: string[], env: Record<string, string>): CliProcess {

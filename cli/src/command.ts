@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { inboxPrefixFor, readNatsSecrets, type NatsUser } from '@homelab/bus';
@@ -58,10 +57,12 @@ export function isNoAnswer(err: unknown): boolean {
   return /no responders|503|timeout|TimeoutError|NoRespondersError/i.test(text);
 }
 
-/** Where a `homelab` identity's password may be, in order: what the environment names, else the lab's and the demo's. */
+/**
+ * Where a `homelab` identity's password may be, in order: the file the environment names
+ * (NATS_PASSWORDS_FILE), else the lab's (HOMELAB_SECRETS_DIR or .secrets) and the demo's that exist.
+ */
 export function passwordFilesFor(env: NodeJS.ProcessEnv): string[] {
   if (env['NATS_PASSWORDS_FILE']) return [env['NATS_PASSWORDS_FILE']];
-  if (env['HOMELAB_SECRETS_DIR']) return [join(env['HOMELAB_SECRETS_DIR'], 'nats-passwords.conf')];
   return [labHome(env).passwordsFile, demoHome(env).passwordsFile].filter((f) => existsSync(f));
 }
 

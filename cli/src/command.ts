@@ -76,7 +76,7 @@ interface Attempt { user?: string; pass?: string; from: string }
  */
 export function credentialAttempts(env: NodeJS.ProcessEnv, identity: 'scripts' | 'admin'): Attempt[] {
   const envUser = env['NATS_USER'] || undefined;
-  if (env['NATS_PASSWORD'] !== undefined) return [{ user: envUser ?? identity, pass: env['NATS_PASSWORD'], from: 'NATS_PASSWORD' }];
+  if (env['NATS_PASSWORD']) return [{ user: envUser ?? identity, pass: env['NATS_PASSWORD'], from: 'NATS_PASSWORD' }];
   if (identity === 'scripts' && envUser) return [{ user: envUser, from: 'NATS_USER' }];
   const attempts: Attempt[] = [];
   for (const file of passwordFilesFor(env)) {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,22 +25,16 @@ export interface CliProcess {
 }
 
 /**
- * The nats CLI contexts the commands write (`homelab setup`, the demo) go to a folder of the test run
- * (XDG_CONFIG_HOME), never to the real home directory.
+ * The nats CLI contexts the commands write (`homelab setup`, the demo) go under a folder of this test
+ * process (XDG_CONFIG_HOME), never the real home directory. Only made when a command writes one; a
+ * test that reads the context passes its own XDG_CONFIG_HOME (and removes it).
  */
-let configHome: string | undefined;
-function testConfigHome(): string {
-  if (!configHome) {
-    const dir = mkdtempSync(join(tmpdir(), 'homelab-cli-config-'));
-    process.once('exit', () => { rmSync(dir, { recursive: true, force: true }); });
-    configHome = dir;
-  }
-  return configHome;
-}
+const testConfigHome = join(tmpdir(), `homelab-cli-config-${process.pid}`);
+process.once('exit', () => { rmSync(testConfigHome, { recursive: true, force: true }); });
 
 /** A clean environment: only what the command needs, plus `env`. */
 export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_CONFIG_HOME: testConfigHome(), LANG: 'C.UTF-8', ...env };
+  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_CONFIG_HOME: testConfigHome, LANG: 'C.UTF-8', ...env };
 }
 
 export function startCli(args: string[], env: Record<string, string>): CliProcess {

@@ -28,7 +28,7 @@ let nc: NatsConnection;
 
 beforeAll(async () => {
   stack = await startTestStack({ tokens: 24, tokenIntervalMs: 40, services: ['worker-vllm', 'router', 'ingress'], extraYaml: 'auth: { ipRateLimitPerMinute: 0 }' });
-  nc = await connect({ servers: stack.nats.url });
+  nc = await connect({ servers: stack.nats.url, user: 'scripts', pass: stack.nats.passwords.scripts });
 }, 60_000);
 afterAll(async () => {
   await nc?.close();

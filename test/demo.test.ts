@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
 import type { HealthSnapshot, MediaStatus } from '@homelab/bus';
 import { freePorts, minimalLabYaml, runCli, startCli, type CliProcess } from './helpers/homelab-cli.ts';
 import { dashboardQueries, grafanaExpr, sampleSum, startPrometheus, waitFor, type TestPrometheus } from './telemetry-kit.ts';
@@ -35,7 +36,9 @@ function readBlock(output: string): Ready {
 }
 
 const demoEnv = (extra: Record<string, string> = {}): Record<string, string> => ({
-  HOMELAB_DEMO_DIR: demoDir, HOMELAB_DEMO_PORTS: 'free', HOMELAB_DEMO_TICK_MS: '400', HOMELAB_DEMO_TRAFFIC_MS: '600', HOMELAB_AUTH: 'keys', ...extra,
+  HOMELAB_DEMO_DIR: demoDir, HOMELAB_DEMO_PORTS: 'free', HOMELAB_DEMO_TICK_MS: '400', HOMELAB_DEMO_TRAFFIC_MS: '600', HOMELAB_AUTH: 'keys',
+  // The nats CLI context the demo writes lands here, not in the real home directory.
+  XDG_CONFIG_HOME: join(dir, 'config'), ...extra,
 });
 
 describe('npm run demo', () => {
@@ -73,6 +76,23 @@ describe('npm run demo', () => {
     });
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/data: \[DONE\]/);
+  });
+
+  it('writes the nats CLI context homelab-demo (its NATS, as scripts; mode 600) that the ready block names', async () => {
+    const block = demo.output().slice(demo.output().indexOf('The demo is ready.'));
+    expect(block).toContain(`nats --context homelab-demo sub 'health.>'`);
+    const file = join(dir, 'config', 'nats', 'context', 'homelab-demo.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const context = JSON.parse(readFileSync(file, 'utf8')) as { url: string; user: string; password: string };
+    expect(context).toMatchObject({ url: ready.natsUrl, user: 'scripts' });
+    expect(existsSync(join(dir, 'config', 'nats', 'context.txt'))).toBe(false);
+    // What the nats CLI does with it, with a plain NATS client: in, with the scripts' permissions.
+    const nc = await connect({ servers: context.url, user: context.user, pass: context.password });
+    try {
+      expect((await nc.request('health.status', undefined, { timeout: 5000 })).json<HealthSnapshot>().targets.length).toBeGreaterThan(0);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('every homelab command shows the whole lab alive', { timeout: 120_000 }, async () => {

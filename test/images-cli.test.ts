@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pngSize } from '@homelab/simulators';
 import { REPO_ROOT } from '@homelab/testing';
@@ -32,7 +32,8 @@ describe('homelab images', () => {
     await using lab = await startImageStack({ comfy: { stepIntervalMs: 20 } });
     await waitForImageModels(lab.script);
     const dir = mkdtempSync(join(tmpdir(), 'homelab-cli-images-'));
-    const env = { NATS_URL: lab.stack.nats.url };
+    // The lab's scripts password, found where `homelab` looks for it (the secrets folder).
+    const env = { NATS_URL: lab.stack.nats.url, HOMELAB_SECRETS_DIR: dirname(lab.stack.nats.passwordsFile) };
     try {
       const file = join(dir, 'out.png');
       const result = await runCli(['images', 'generate', 'a', 'lighthouse', '-o', file, '-m', 'sdxl', '--size', '96x64', '--steps', '10', '-n', '2'], env).done;

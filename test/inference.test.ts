@@ -277,9 +277,11 @@ describe('cancellation and events', () => {
 
 describe('the NATS API for scripts', () => {
   const script = join(REPO_ROOT, 'test', 'fixtures', 'chat-over-nats.ts');
+  /** The script runs as the `scripts` user, with its password, as any script in the lab does. */
+  const asScripts = (): { env: NodeJS.ProcessEnv } => ({ env: { ...process.env, NATS_USER: 'scripts', NATS_PASSWORD: stack.nats.passwords.scripts } });
 
   it('a plain Node script gets a chat.completion by request/reply', async () => {
-    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'fast']);
+    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'fast'], asScripts());
     const out = JSON.parse(stdout) as { error: string | null; body: { object: string; choices: { message: { content: string } }[] } };
     expect(out.error).toBeNull();
     expect(out.body.object).toBe('chat.completion');
@@ -287,14 +289,14 @@ describe('the NATS API for scripts', () => {
   });
 
   it('streams chunks in order on the reply subject, ending with a terminal message', async () => {
-    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'claude-haiku-4-5', 'stream']);
+    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'claude-haiku-4-5', 'stream'], asScripts());
     const out = JSON.parse(stdout) as { chunks: { choices: { delta: { content?: string } }[] }[]; end: string };
     expect(out.end).toBe('end');
     expect(out.chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(simText(8));
   });
 
   it('errors carry the micro-service error headers and an OpenAI error body', async () => {
-    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'no-such-model']);
+    const { stdout } = await run(process.execPath, [script, stack.nats.url, 'no-such-model'], asScripts());
     const out = JSON.parse(stdout) as { error: string; body: { error: { code: string } } };
     expect(out.error).toBe('404');
     expect(out.body.error.code).toBe('model_not_found');

@@ -2,25 +2,34 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAs, startNatsServer, type TestNatsServer } from '@homelab/testing';
 
-// What a person watching the lab types first (`nats sub 'health.>'`), with a plain NATS client and
-// no credentials (the `scripts` identity): events may be read; no request subject may be served.
+// What a person watching the lab types first (`nats --context homelab sub 'health.>'`), with a plain
+// NATS client as the `scripts` user and its password (what that context holds): events may be read;
+// no request subject may be served. Without credentials the lab refuses the connection.
 
 const enc = new TextEncoder();
 let nats: TestNatsServer;
 beforeAll(async () => { nats = await startNatsServer(); });
 afterAll(async () => { await nats?.[Symbol.asyncDispose](); });
 
-/** A connection without credentials, as `nats sub` makes it; its permission errors collected. */
-async function anonymous(): Promise<{ nc: NatsConnection; errors: string[] }> {
-  const nc = await connect({ servers: nats.url });
+/** A plain client as `scripts`, as the nats CLI connects with the `homelab` context; its permission errors collected. */
+async function asScripts(): Promise<{ nc: NatsConnection; errors: string[] }> {
+  const nc = await connect({ servers: nats.url, user: 'scripts', pass: nats.passwords.scripts });
   const errors: string[] = [];
   void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
   return { nc, errors };
 }
 
+describe('connecting to the lab', () => {
+  it('without credentials, or with a wrong password: refused', async () => {
+    await expect(connect({ servers: nats.url, timeout: 3000 })).rejects.toThrow(/authorization/i);
+    await expect(connect({ servers: nats.url, user: 'scripts', pass: 'not-its-password', timeout: 3000 })).rejects.toThrow(/authorization/i);
+    await expect(connect({ servers: nats.url, user: 'anonymous', pass: '', timeout: 3000 })).rejects.toThrow(/authorization/i);
+  });
+});
+
 describe('the scripts identity', () => {
   it('subscribes to the event subjects and receives what the services publish', async () => {
-    const { nc, errors } = await anonymous();
+    const { nc, errors } = await asScripts();
     const seen: string[] = [];
     for (const subject of ['health.>', 'media.>', 'inference.completed', 'inference.circuit', 'images.progress.*', 'images.completed.*', 'images.failed.*', 'images.cancelled.*']) {
       nc.subscribe(subject, { callback: (_e, m) => { seen.push(m.subject); } });
@@ -43,7 +52,7 @@ describe('the scripts identity', () => {
   });
 
   it('a wildcard subscription never receives a request meant for a service, so it cannot answer it', async () => {
-    const { nc, errors } = await anonymous();
+    const { nc, errors } = await asScripts();
     const stolen: string[] = [];
     // Even in the service's own queue group: the denied subjects are not delivered to this subscription.
     nc.subscribe('health.>', { queue: 'health', callback: (_e, m) => { stolen.push(m.subject); m.respond(enc.encode('{"forged":true}')); } });
@@ -68,7 +77,7 @@ describe('the scripts identity', () => {
     'health.status', 'media.status', 'inference.chat.completions', 'inference.embeddings', 'inference.models', 'inference.cancel', 'inference.>', 'inference.*',
     'worker.vllm.chat', 'worker.ollama.models', 'worker.>', 'keys.create', 'keys.list', 'keys.revoke', 'keys.>', '>',
   ])('may not subscribe to the request subject %s', async (subject) => {
-    const { nc, errors } = await anonymous();
+    const { nc, errors } = await asScripts();
     nc.subscribe(subject, { callback: () => {} });
     await nc.flush();
     const deadline = Date.now() + 5000;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readNatsSecrets } from '@homelab/bus';
 import { dieWithParent } from '@homelab/simulators';
 import { REPO_ROOT, freePort } from '@homelab/testing';
 
@@ -49,10 +50,12 @@ describe('npm start', () => {
     const stack = startCommand({ NATS_PORT: String(natsPort), PORT: String(httpPort), HOMELAB_PROCESSES: mode });
     const expected = readdirSync(join(REPO_ROOT, 'services')).filter((s) => existsSync(join(REPO_ROOT, 'services', s, 'src', 'main.ts')));
     try {
-      // Anonymous = the scripts identity of nats.conf.
+      // As a script would: the `scripts` user with the password npm start generated into the secrets folder.
       let nc;
       for (let i = 0; i < 100 && !nc; i++) {
-        try { nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+        try {
+          nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: 'scripts', pass: readNatsSecrets(join(dir, 'secrets', 'nats-passwords.conf')).scripts });
+        } catch { await new Promise((r) => setTimeout(r, 100)); }
       }
       expect(nc, stack.output()).toBeDefined();
       const seen = new Set<string>();

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { inboxPrefixFor, readNatsSecrets, type NatsUser } from '@homelab/bus/credentials';
@@ -58,50 +57,61 @@ export function isNoAnswer(err: unknown): boolean {
   return /no responders|503|timeout|TimeoutError|NoRespondersError/i.test(text);
 }
 
-/** Where the admin identity's password may be, in order: what the environment names, else the lab's and the demo's. */
+/**
+ * Where a `homelab` identity's password may be, in order: the file the environment names
+ * (NATS_PASSWORDS_FILE), else the lab's (HOMELAB_SECRETS_DIR or .secrets) and the demo's that exist.
+ */
 export function passwordFilesFor(env: NodeJS.ProcessEnv): string[] {
   if (env['NATS_PASSWORDS_FILE']) return [env['NATS_PASSWORDS_FILE']];
-  if (env['HOMELAB_SECRETS_DIR']) return [join(env['HOMELAB_SECRETS_DIR'], 'nats-passwords.conf')];
   return [labHome(env).passwordsFile, demoHome(env).passwordsFile].filter((f) => existsSync(f));
+}
+
+interface Attempt { user?: string; pass?: string; from: string }
+
+/**
+ * The credentials to try for an identity, in order. From the environment when it sets them
+ * (NATS_PASSWORD, with NATS_USER or else the identity's own name); else the identity's password
+ * from each passwords file (the lab's, the demo's: whichever NATS is running accepts it). `scripts`
+ * ends with no credentials at all, for a NATS without auth (an external one).
+ */
+export function credentialAttempts(env: NodeJS.ProcessEnv, identity: 'scripts' | 'admin'): Attempt[] {
+  const envUser = env['NATS_USER'] || undefined;
+  if (env['NATS_PASSWORD']) return [{ user: envUser ?? identity, pass: env['NATS_PASSWORD'], from: 'NATS_PASSWORD' }];
+  if (identity === 'scripts' && envUser) return [{ user: envUser, from: 'NATS_USER' }];
+  const attempts: Attempt[] = [];
+  for (const file of passwordFilesFor(env)) {
+    try {
+      attempts.push({ user: identity, pass: readNatsSecrets(file)[identity], from: file });
+    } catch { /* unreadable or incomplete: try the next */ }
+  }
+  if (identity === 'scripts') attempts.push({ from: 'no credentials' });
+  return attempts;
 }
 
 /**
  * Connects as the command's NATS identity, with the same settings `npm start` uses (`NATS_URL`, else
- * `NATS_HOST`/`NATS_PORT`). `scripts` connects as given (`NATS_USER`/`NATS_PASSWORD`, or anonymous);
- * `admin` needs its password: from the environment, else the lab's secrets, else the demo's (whichever
- * the running NATS accepts). Throws UnreachableError with a message that says what to check.
+ * `NATS_HOST`/`NATS_PORT`), trying the credentials of credentialAttempts in turn until the server
+ * accepts one. Throws UnreachableError with a message that says what to check.
  */
 export async function connectToLab(env: NodeJS.ProcessEnv, identity: 'scripts' | 'admin'): Promise<NatsConnection> {
   const servers = natsUrlFromEnv(env).split(',');
-  const attempts: { user?: string; pass?: string; from: string }[] = [];
-  if (identity === 'admin') {
-    if (env['NATS_PASSWORD']) attempts.push({ user: env['NATS_USER'] ?? 'admin', pass: env['NATS_PASSWORD'], from: 'NATS_PASSWORD' });
-    else {
-      for (const file of passwordFilesFor(env)) {
-        try {
-          attempts.push({ user: 'admin', pass: readNatsSecrets(file)['admin'], from: file });
-        } catch { /* unreadable or incomplete: try the next */ }
-      }
-      if (attempts.length === 0) {
-        throw new UnreachableError(`no password for the NATS user 'admin': none in ${[labHome(env).passwordsFile, demoHome(env).passwordsFile].join(' or ')}; run \`homelab setup\`, or set NATS_PASSWORD`);
-      }
-    }
-  } else {
-    const user = env['NATS_USER'];
-    attempts.push(user ? { user, ...(env['NATS_PASSWORD'] !== undefined && { pass: env['NATS_PASSWORD'] }), from: 'NATS_USER' } : { from: 'anonymous' });
+  const attempts = credentialAttempts(env, identity);
+  if (attempts.length === 0) {
+    throw new UnreachableError(`no password for the NATS user '${identity}': none in ${[labHome(env).passwordsFile, demoHome(env).passwordsFile].join(' or ')}; run \`homelab setup\`, or set NATS_PASSWORD`);
   }
   let refused: Error | undefined;
   // Loaded here, not with this module: `homelab start`, which runs as long as the lab, never connects.
   const { connect } = await import('@nats-io/transport-node');
   for (const a of attempts) {
     try {
-      return await connect({ servers, ...(a.user && { user: a.user, pass: a.pass }), inboxPrefix: inboxPrefixFor(a.user as NatsUser | undefined), timeout: 3000 });
+      return await connect({ servers, ...(a.user && { user: a.user, pass: a.pass ?? '' }), inboxPrefix: inboxPrefixFor(a.user as NatsUser | undefined), timeout: 3000 });
     } catch (err) {
       if (/authorization/i.test(String((err as Error).message))) { refused = err as Error; continue; }
       throw new UnreachableError(`cannot reach the lab's NATS at ${servers.join(',')} (${(err as Error).message}). Is the lab running (npm start, or npm run demo)? NATS_URL, or NATS_HOST and NATS_PORT, point elsewhere.`, { cause: err });
     }
   }
-  throw new UnreachableError(`NATS at ${servers.join(',')} refused ${identity === 'admin' ? `the admin identity (passwords tried: ${attempts.map((a) => a.from).join(', ')})` : 'this identity'}: ${refused?.message ?? 'authorization violation'}`, { cause: refused });
+  const hint = identity === 'scripts' ? 'run `homelab setup` (the passwords in .secrets), or set NATS_USER and NATS_PASSWORD' : 'run `homelab setup`, or set NATS_PASSWORD';
+  throw new UnreachableError(`NATS at ${servers.join(',')} refused the ${identity} identity (tried: ${attempts.map((a) => a.from).join(', ')}): ${refused?.message ?? 'authorization violation'}; ${hint}`, { cause: refused });
 }
 
 export { REPO_ROOT };

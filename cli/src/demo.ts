@@ -11,6 +11,7 @@ import {
 import { startDemoTorrents, type DemoTorrents } from './demo-torrents.ts';
 import { DemoLife, type DemoLifeOptions } from './demo-life.ts';
 import { REPO_ROOT, demoHome, demoRoot } from './home.ts';
+import { DEMO_NATS_CONTEXT, writeNatsContext } from './nats-context.ts';
 
 /*
  * `npm run demo`: the whole lab on loopback. The simulators stand in for the AI node and the media
@@ -137,6 +138,7 @@ export async function prepareDemo(env: NodeJS.ProcessEnv, out: NodeJS.WritableSt
     },
     stackEnv: { NATS_PORT: String(ports.nats), NATS_HOST: '127.0.0.1' },
     async afterReady(natsUrl) {
+      writeDemoNatsContext(env, natsUrl, home.passwordsFile, out);
       const apiKey = auth === 'keys' ? await createDemoKey(natsUrl, home.passwordsFile) : undefined;
       if (apiKey) await untilKeyWorks(gatewayUrl, apiKey);
       traffic = new DemoTraffic(gatewayUrl, apiKey, Number(env['HOMELAB_DEMO_TRAFFIC_MS'] || 20_000));
@@ -223,6 +225,17 @@ async function startMediaSimulators(simulators: Simulators, template: Template, 
   };
 }
 
+/** The nats CLI's context for the demo (`nats --context homelab-demo sub 'health.>'`): its NATS, as `scripts`. Never selected: the demo comes and goes. */
+function writeDemoNatsContext(env: NodeJS.ProcessEnv, natsUrl: string, passwordsFile: string, out: NodeJS.WritableStream): void {
+  try {
+    const password = readNatsSecrets(passwordsFile).scripts;
+    const { file } = writeNatsContext(env, DEMO_NATS_CONTEXT, { description: 'Homelab Gateway: the demo, as the scripts user (written by homelab demo)', url: natsUrl, user: 'scripts', password }, { select: 'never' });
+    out.write(`demo: nats CLI context '${DEMO_NATS_CONTEXT}' in ${file}\n`);
+  } catch (e) {
+    out.write(`demo: could not write the nats CLI context '${DEMO_NATS_CONTEXT}': ${(e as Error).message}\n`);
+  }
+}
+
 /** With keys on, the demo makes one for the person trying it (as `homelab keys create demo` would). */
 async function createDemoKey(natsUrl: string, passwordsFile: string): Promise<string> {
   const nc = await connect({ servers: natsUrl, user: 'admin', pass: readNatsSecrets(passwordsFile).admin, inboxPrefix: inboxPrefixFor('admin') });
@@ -275,6 +288,7 @@ ${o.key ? `   API key (made for this demo; keys are on)  ${o.key}\n` : `   API k
    ${natsEnv}homelab status
    ${natsEnv}homelab media
    ${natsEnv}homelab keys list
+   nats --context ${DEMO_NATS_CONTEXT} sub 'health.>'     (the nats CLI, if installed: the lab's events)
  A simulated client asks a question every ${Math.round(Number(o.env['HOMELAB_DEMO_TRAFFIC_MS'] || 20_000) / 1000)} s, so the dashboards move.
  Ctrl-C stops the demo; homelab demo --reset forgets what it kept.
 ${line}

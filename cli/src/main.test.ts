@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthSnapshot } from '@homelab/bus';
@@ -91,15 +92,15 @@ describe('homelab: reaching the lab', () => {
     const snapshot: HealthSnapshot = { lab: 'x', generatedAt: new Date().toISOString(), startedAt: new Date().toISOString(), overall: 'up', counts: { up: 0, degraded: 0, down: 0, unknown: 0 }, targets: [] };
     health.subscribe('health.status', { queue: 'health', callback: (_e, m) => { m.respond(new TextEncoder().encode(JSON.stringify(snapshot))); } });
     await health.flush();
-    const byPort = io({ NATS_PORT: String(nats.port), NATS_HOST: '127.0.0.1' });
+    const byPort = io({ NATS_PORT: String(nats.port), NATS_HOST: '127.0.0.1', HOMELAB_SECRETS_DIR: dirname(nats.passwordsFile) });
     expect(await runCli(['status', '--json'], byPort.io)).toBe(0);
     expect(JSON.parse(byPort.out())).toEqual(snapshot);
-    const byUrl = io({ NATS_URL: nats.url, NATS_PORT: String(await closedPort()) });
+    const byUrl = io({ NATS_URL: nats.url, NATS_PORT: String(await closedPort()), HOMELAB_SECRETS_DIR: dirname(nats.passwordsFile) });
     expect(await runCli(['status'], byUrl.io)).toBe(0);
   });
 
   it('nothing answers: 2; the lab answers with a problem: 1; --json on every listing', async () => {
-    const env = { NATS_URL: nats.url };
+    const env = { NATS_URL: nats.url, HOMELAB_SECRETS_DIR: dirname(nats.passwordsFile) };
     const silent = io(env);
     expect(await runCli(['models'], silent.io)).toBe(2);
     expect(silent.err()).toMatch(/the router did not answer inference.models/);

@@ -37,7 +37,7 @@ usage: homelab COMMAND [options]     (homelab COMMAND --help for its options)
 ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 NATS: NATS_URL, else NATS_HOST (127.0.0.1) and NATS_PORT (4222), as npm start uses them;
-NATS_USER / NATS_PASSWORD for another identity than the anonymous scripts one.
+as scripts with its password from .secrets (the lab's, else the demo's), or NATS_USER / NATS_PASSWORD.
 Exit codes: 0 all well; 1 the lab reports a problem (something down, a request refused);
 2 the lab cannot be reached (NATS down, or no service answers); 64 wrong command line;
 78 (start, demo) a service the lab needs cannot start: its message says what to do.

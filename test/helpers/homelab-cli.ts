@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@homelab/testing';
 import { dieWithParent } from '@homelab/simulators';
@@ -22,9 +24,17 @@ export interface CliProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+/**
+ * The nats CLI contexts the commands write (`homelab setup`, the demo) go under a folder of this test
+ * process (XDG_CONFIG_HOME), never the real home directory. Only made when a command writes one; a
+ * test that reads the context passes its own XDG_CONFIG_HOME (and removes it).
+ */
+const testConfigHome = join(tmpdir(), `homelab-cli-config-${process.pid}`);
+process.once('exit', () => { rmSync(testConfigHome, { recursive: true, force: true }); });
+
 /** A clean environment: only what the command needs, plus `env`. */
 export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LANG: 'C.UTF-8', ...env };
+  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', XDG_CONFIG_HOME: testConfigHome, LANG: 'C.UTF-8', ...env };
 }
 
 export function startCli(args: string[], env: Record<string, string>): CliProcess {

@@ -98,7 +98,7 @@ async function startNode(root: string, passwordsFile: string, spec: NodeSpec, pa
   };
   await start();
   return {
-    name: spec.name, url, port, passwords,
+    name: spec.name, url, port, passwords, passwordsFile,
     envFor: (user) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     log: () => log,
     running: () => !!child && child.exitCode === null && child.signalCode === null,

@@ -48,34 +48,26 @@ describe('NATS secrets', () => {
   });
 });
 
-describe('nats-server with the hashed passwords', () => {
+describe('nats-server with the project\'s nats.conf and the hashed passwords', () => {
   let nats: TestNatsServer;
   beforeAll(async () => { nats = await startNatsServer(); });
   afterAll(async () => { await nats?.[Symbol.asyncDispose](); });
 
-  it('accepts each service\'s clear password against its hash; anonymous connections still work', async () => {
-    await using router = await connectAs(nats, 'router');
-    await router.flush();
-    await expect(connectAs(nats, 'admin').then((nc) => nc.close())).resolves.toBeUndefined();
-    const anonymous = await connect({ servers: nats.url });
-    await anonymous.flush();
-    await anonymous.close();
+  it('starts without a plaintext password warning: every user has a password, each one a bcrypt hash', async () => {
+    // nats-server flags every user whose password is not a bcrypt hash, an empty one included (a
+    // password-less user for no_auth_user was the last one): nats.conf has none.
     expect(nats.log()).toMatch(/Server is ready/);
+    expect(nats.log()).not.toMatch(/plaintext password/i);
+    expect(nats.log()).not.toMatch(/\[WRN\]/);
+    const conf = readFileSync(PROJECT_NATS_CONF, 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+    expect(conf).not.toMatch(/no_auth_user|user: anonymous/);
   });
 
-  it('no plaintext password warning for the users with passwords: only the password-less anonymous user is flagged by 2.9', async () => {
-    // nats-server 2.9 cannot map an anonymous connection (no_auth_user) onto a user whose password is a
-    // bcrypt hash, and counts a user without a password as "plaintext". The same config without that
-    // one user starts without the warning: every password it holds is a hash.
-    const conf = readFileSync(PROJECT_NATS_CONF, 'utf8');
-    const withoutAnonymous = conf.replace(/\n\s*\{\n(\s*#[^\n]*\n)*\s*user: anonymous\n[^}]*\}/, '').replace(/^no_auth_user: anonymous$/m, '');
-    expect(withoutAnonymous.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n')).not.toMatch(/user: anonymous|no_auth_user/);
-    const file = join(dir, 'hashed-only.conf');
-    writeFileSync(file, withoutAnonymous);
-    await using hashedOnly = await startNatsServer({ config: file });
-    await using router = await connectAs(hashedOnly, 'router');
-    await router.flush();
-    expect(hashedOnly.log()).toMatch(/Server is ready/);
-    expect(hashedOnly.log()).not.toMatch(/plaintext password/i);
+  it('accepts each user\'s clear password against its hash, and refuses a wrong one', async () => {
+    for (const user of NATS_USERS) {
+      await using nc = await connectAs(nats, user);
+      await nc.flush();
+    }
+    await expect(connect({ servers: nats.url, user: 'scripts', pass: nats.passwords.router })).rejects.toThrow(/authorization/i);
   });
 });

@@ -15,6 +15,8 @@ export interface TestNatsServer {
   readonly port: number;
   /** Passwords of the project's users, for connecting as a given service. */
   readonly passwords: Record<NatsUser, string>;
+  /** The file they are in (`<dir>/nats-passwords.conf`), as the lab's `.secrets/` holds it: for `HOMELAB_SECRETS_DIR`. */
+  readonly passwordsFile: string;
   /** Environment for a service process connecting as `user`. */
   envFor(user: NatsUser): Record<string, string>;
   /** What nats-server printed (its log on stderr), since it was first started. */
@@ -52,7 +54,8 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
   const conf = join(dir, 'nats.conf');
   copyFileSync(options.config ?? PROJECT_NATS_CONF, conf);
   // Bcrypt hashes for the server as in the lab, at the lowest cost: the server checks one at every connection.
-  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'), { cost: TEST_BCRYPT_COST });
+  const passwordsFile = join(dir, '.secrets', 'nats-passwords.conf');
+  const passwords = writeNatsSecrets(passwordsFile, { cost: TEST_BCRYPT_COST });
   let port = 0;
   let child: ChildProcess | undefined;
   let serverLog = '';
@@ -88,6 +91,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
     get url() { return `nats://127.0.0.1:${port}`; },
     get port() { return port; },
     passwords,
+    passwordsFile,
     log: () => serverLog,
     envFor: (user) => ({ NATS_URL: `nats://127.0.0.1:${port}`, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     async restart({ downMs = 0 } = {}) {
@@ -109,7 +113,8 @@ async function startNatsContainer(options: { config?: string }): Promise<TestNat
   const { GenericContainer, Wait } = await import('testcontainers');
   const dir = mkdtempSync(join(tmpdir(), 'homelab-nats-'));
   copyFileSync(options.config ?? PROJECT_NATS_CONF, join(dir, 'nats.conf'));
-  const passwords = writeNatsSecrets(join(dir, '.secrets', 'nats-passwords.conf'), { cost: TEST_BCRYPT_COST });
+  const passwordsFile = join(dir, '.secrets', 'nats-passwords.conf');
+  const passwords = writeNatsSecrets(passwordsFile, { cost: TEST_BCRYPT_COST });
   const container = await new GenericContainer('nats:2.10-alpine')
     .withBindMounts([{ source: dir, target: '/etc/homelab' }])
     .withCommand(['-c', '/etc/homelab/nats.conf', '-sd', '/data'])
@@ -119,7 +124,7 @@ async function startNatsContainer(options: { config?: string }): Promise<TestNat
   const port = container.getMappedPort(4222);
   const url = `nats://127.0.0.1:${port}`;
   return {
-    url, port, passwords,
+    url, port, passwords, passwordsFile,
     log: () => '',
     envFor: (user) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     async restart() { await container.restart(); },
@@ -135,11 +140,12 @@ async function startNatsContainer(options: { config?: string }): Promise<TestNat
  * the server cannot run against it and say so.
  */
 function useExistingServer(url: string): TestNatsServer {
-  const passwords = readNatsSecrets(join(REPO_ROOT, '.secrets', 'nats-passwords.conf'));
+  const passwordsFile = join(REPO_ROOT, '.secrets', 'nats-passwords.conf');
+  const passwords = readNatsSecrets(passwordsFile);
   const port = Number(new URL(url).port) || 4222;
   const unsupported = async (): Promise<void> => { throw new Error('HOMELAB_TEST_NATS_URL: this test needs to stop and start its own nats-server'); };
   return {
-    url, port, passwords,
+    url, port, passwords, passwordsFile,
     log: () => '',
     envFor: (user) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: passwords[user] }),
     restart: unsupported, stop: unsupported, start: unsupported,

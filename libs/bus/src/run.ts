@@ -72,7 +72,8 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     if (running.stopped) return;
     running.stopped = true;
     await running.service?.stop();
-    await running.onStop?.();
+    // The service's own steps failing must not skip closing the connection (nothing buffered is lost).
+    await Promise.resolve(running.onStop?.()).catch((err: unknown) => log.error({ err }, 'error while stopping the service'));
     running.mux?.close();
     if (running.nc && !running.nc.isClosed()) await running.nc.drain();
     await tracing.shutdown();

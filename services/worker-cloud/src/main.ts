@@ -30,6 +30,11 @@ await runService({
       log.info({ baseURL: anthropic.baseURL, models: anthropic.models }, 'serving anthropic');
     }
     if (stops.length === 0) log.warn('no cloud API key configured (OPENAI_API_KEY, ANTHROPIC_API_KEY): serving nothing');
-    return async () => { await Promise.all(stops.map((s) => s())); };
+    // Every step runs to its end, each backend's answers in flight finishing: one that fails is logged
+    // and does not cut the others short (the connection drains only after all of them).
+    return async () => {
+      const outcomes = await Promise.allSettled(stops.map((stop) => stop()));
+      for (const o of outcomes) if (o.status === 'rejected') log.error({ err: o.reason as Error }, 'a shutdown step failed');
+    };
   },
 }).catch(exitOnStartFailure('worker-cloud'));

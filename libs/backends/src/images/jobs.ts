@@ -54,7 +54,9 @@ export async function serveImageJobs(options: ServeImageJobsOptions): Promise<Im
   const messages = await consumer.consume({ max_messages: options.concurrency, expires: 5000, idle_heartbeat: 1000 });
   const worker = new ImageJobWorker(options, messages);
   options.log.info({ backend: options.backend, concurrency: options.concurrency, durable: config.durable_name }, 'taking image jobs');
-  return worker;
+  // Plain functions, not the worker's methods: callers pass `stop` around on its own (a list of
+  // shutdown steps), where a method would lose its `this` (as serveBackend's once did).
+  return { running: () => worker.running(), stop: () => worker.stop() };
 }
 
 /** Creates the consumer, or brings an existing one to this config (a changed concurrency, ack wait). */

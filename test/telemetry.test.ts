@@ -81,7 +81,12 @@ describe('telemetry service end to end', () => {
     await stack.startService('health');
     const vllm = { node: 'ai-node', service: 'vllm', kind: 'vllm' };
     let text = '';
-    await waitFor(async () => sampleSum(text = await telemetry.scrape(), 'homelab_health_probes_total', { ...vllm, outcome: 'ok' }) >= 1, 20_000, 'a vLLM probe');
+    const ollama = { node: 'ai-node', service: 'ollama', kind: 'ollama' };
+    // Both probes of the first round counted (under load one may come a moment after the other).
+    await waitFor(async () => {
+      text = await telemetry.scrape();
+      return sampleSum(text, 'homelab_health_probes_total', { ...vllm, outcome: 'ok' }) >= 1 && sampleSum(text, 'homelab_health_probes_total', { ...ollama, outcome: 'ok' }) >= 1;
+    }, 20_000, 'a vLLM and an Ollama probe');
     expect(sampleSum(text, 'homelab_health_state', vllm)).toBe(2);
     expect(sampleSum(text, 'homelab_health_probe_duration_seconds_count', vllm)).toBeGreaterThanOrEqual(1);
     expect(sampleSum(text, 'homelab_telemetry_events_total', { result: 'invalid' })).toBe(0);

@@ -91,7 +91,9 @@ describe('npm start', () => {
     try {
       let nc;
       for (let i = 0; i < 100 && !nc; i++) {
-        try { nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+        try {
+          nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: 'scripts', pass: readNatsSecrets(join(dir, 'secrets', 'nats-passwords.conf')).scripts });
+        } catch { await new Promise((r) => setTimeout(r, 100)); }
       }
       expect(nc, stack.output()).toBeDefined();
       const seen = new Set<string>();

@@ -56,8 +56,12 @@ function isNotFound(err: unknown): boolean {
 /** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
 const JS_API_RETRY_MS = 30_000;
 
-/** How long a replicated stream's placement is retried: a cluster still forming has too few peers for a moment. */
-const PLACEMENT_RETRY_MS = 10_000;
+/**
+ * How long a replicated stream's placement is retried: a cluster still forming has too few peers for
+ * a moment (on a busy 2-core machine, servers started together took more than 10 s to know each other).
+ * Past it, the cluster is taken to be smaller than the replicas asked.
+ */
+const PLACEMENT_RETRY_MS = 20_000;
 
 /**
  * A JetStream API call that a cluster may leave unanswered for a few seconds (its servers starting, a

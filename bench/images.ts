@@ -28,9 +28,10 @@ import { Agent, request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DeliverPolicy, jetstream, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readObjectByName } from '@homelab/bus';
 import { freePort } from '@homelab/testing';
 import { alive, cpuUs, killTree, nameOf, pin, processTree, rssMb } from './processes.ts';
 
@@ -261,13 +262,13 @@ async function natsJson<T>(nc: NatsConnection, subject: string, body: unknown, t
   return reply.json<T>();
 }
 
-async function natsEventsJob(nc: NatsConnection, ends: JobEnds, store: ObjectStore, i: number): Promise<JobSample> {
+async function natsEventsJob(nc: NatsConnection, ends: JobEnds, store: ObjectStore, jsm: JetStreamManager, i: number): Promise<JobSample> {
   const start = performance.now();
   const job = await natsJson<{ id: string }>(nc, 'images.jobs.submit', jobBody(i, 'b64_json'));
   const end = await ends.wait(job.id);
   if (end.kind !== 'completed') throw new Error(`job ${job.id} ${end.kind}: ${JSON.stringify(end['error'] ?? '')}`);
   const image = (end['images'] as { id: string }[])[0]!;
-  const data = await store.getBlob(image.id);
+  const data = await readObjectByName(jsm, store, image.id);
   if (!data) throw new Error(`image ${image.id} is not in the object store`);
   checkPng(data);
   return { ms: performance.now() - start, jobId: job.id, queueWaitMs: Number(end['queueWaitMs']) };
@@ -379,6 +380,7 @@ try {
   stack = await startStack(sim.port);
   nc = await connect({ servers: stack.natsUrl, name: 'bench-images' });
   const store = await new Objm(nc).open('images');
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   const ends = new JobEnds();
   const running = stack;
   const conn = nc;
@@ -386,7 +388,7 @@ try {
     switch (mode) {
       case 'b64_json': return (i) => httpJob(running, i, 'b64_json');
       case 'url': return (i) => httpJob(running, i, 'url');
-      case 'nats-events': return (i) => natsEventsJob(conn, ends, store, i);
+      case 'nats-events': return (i) => natsEventsJob(conn, ends, store, jsm, i);
       case 'nats-generate': return (i) => natsGenerateJob(conn, i);
     }
   };

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { pngSize } from '@homelab/simulators';
 import { REPO_ROOT } from '@homelab/testing';
 import { imagesCommand } from '../cli/src/commands/images.ts';
-import { startImageStack, waitForImageModels } from './helpers/images-stack.ts';
+import { objectStoreConsumers, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
 
 /** `homelab images`, as the owner runs it: the real command (a process), a real stack, the ComfyUI simulator. */
 
@@ -45,6 +45,8 @@ describe('homelab images', () => {
       expect(result.code).toBe(0);
       expect(pngSize(readFileSync(file))).toEqual({ width: 96, height: 64 });
       expect(pngSize(readFileSync(join(dir, 'out-2.png')))).toEqual({ width: 96, height: 64 });
+      // Reading the two files left no consumer on the object store's stream.
+      expect(await objectStoreConsumers(lab.stack)).toEqual([]);
 
       const out = new Collect();
       expect(await imagesCommand(lab.script, ['jobs'], out, new Collect())).toBe(0);

@@ -5,7 +5,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng, pngSize, seededImage } from '@homelab/simulators';
 import { connectAs } from '@homelab/testing';
-import { WORKFLOWS, followEvents, natsRequest, startImageStack, waitForImageModels, type ImageStack } from './helpers/images-stack.ts';
+import { WORKFLOWS, followEvents, natsRequest, objectStoreConsumers, startImageStack, waitForImageModels, type ImageStack } from './helpers/images-stack.ts';
 
 /*
  * OpenAI's images API at the edge, with the official `openai` SDK against the stack and the ComfyUI
@@ -76,6 +76,8 @@ describe('OpenAI images API (official SDK)', () => {
     const refused = await fetch(tampered);
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ error: { code: 'forbidden' } });
+    // Serving the file three times left no consumer on the object store's stream.
+    expect(await objectStoreConsumers(lab.stack)).toEqual([]);
   });
 
   it('images.edit sends a multipart form; the image-to-image workflow answers at the input\'s size', async () => {
@@ -90,6 +92,8 @@ describe('OpenAI images API (official SDK)', () => {
       mask: await toFile(encodePng({ width: 48, height: 48, channels: 4, pixels: new Uint8Array(48 * 48 * 4) }), 'mask.png', { type: 'image/png' }), prompt: 'a door',
     });
     expect(pngSize(Buffer.from(masked.data![0]!.b64_json!, 'base64'))).toEqual({ width: 48, height: 48 });
+    // The worker read the uploaded inputs from the object store without leaving a consumer.
+    expect(await objectStoreConsumers(lab.stack)).toEqual([]);
     const notAnImage = await client().images.edit({ model: 'sd15-img2img', image: await toFile(Buffer.from('hello'), 'x.png', { type: 'image/png' }), prompt: 'x' }).catch((e: unknown) => e);
     expect(notAnImage).toMatchObject({ status: 400, error: { code: 'invalid_request', message: "'image' must be a PNG, JPEG or WebP image" } });
     const textModel = await client().images.edit({ model: 'sdxl', image: input, prompt: 'x' }).catch((e: unknown) => e);

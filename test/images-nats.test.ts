@@ -1,11 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { describe, expect, it } from 'vitest';
 import { pngSize } from '@homelab/simulators';
 import { startServiceProcess } from '@homelab/testing';
-import { WORKFLOWS, followEvents, natsRequest, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
+import { readObjectByName } from '@homelab/bus';
+import { WORKFLOWS, followEvents, natsRequest, objectStoreConsumers, startImageStack, waitForImageModels } from './helpers/images-stack.ts';
 import { sampleSum, startTelemetry, waitFor } from './telemetry-kit.ts';
 
 /*
@@ -38,8 +40,9 @@ describe('images over NATS', () => {
     const status = await natsRequest<JobRecord>(lab.script, `images.jobs.${reply.id}.status`, undefined);
     expect(status).toMatchObject({ id: reply.id, state: 'completed', attempts: 1, images: completed.images });
     const store = await new Objm(lab.script).open('images');
-    const png = await store.getBlob(completed.images[0]!.id);
+    const png = await readObjectByName(await jetstreamManager(lab.script, { checkAPI: false }), store, completed.images[0]!.id);
     expect(pngSize(png!)).toEqual({ width: 96, height: 64 });
+    expect(await objectStoreConsumers(lab.stack)).toEqual([]);
   });
 
   it('images.generate waits and answers with the image, or with a clear error', async () => {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { jetstream, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { startComfyUISimulator, type ComfyUISimulator, type ComfyUISimulatorOptions } from '@homelab/simulators';
 import { REPO_ROOT, connectAs, startTestStack, type TestStack, type TestStackOptions } from '@homelab/testing';
 import type { NatsConnection } from '@homelab/bus';
@@ -41,6 +41,17 @@ export interface ImageStack extends AsyncDisposable {
   comfy: ComfyUISimulator;
   /** A connection as the `scripts` user, as a script on the VM would have. */
   script: NatsConnection;
+}
+
+/**
+ * The consumers on the object store's stream `OBJ_images`, listed as the ingress (the `scripts` user may
+ * not list them). Reading files makes none (libs/bus object-read.ts): any found is a reader left behind.
+ */
+export async function objectStoreConsumers(stack: TestStack): Promise<string[]> {
+  await using nc = await connectAs(stack.nats, 'ingress');
+  const names: string[] = [];
+  for await (const c of (await jetstreamManager(nc)).consumers.list('OBJ_images')) names.push(c.name);
+  return names;
 }
 
 /** A test stack with the ComfyUI simulator (COMFYUI_URL) and the given services. */

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DeliverPolicy, jetstream, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import {
-  IMAGES_BUCKET, Subjects, createHeaders, errorFromReply, imageJobCancelSubject, imageJobStatusSubject,
+  IMAGES_BUCKET, Subjects, createHeaders, readObjectByName, errorFromReply, imageJobCancelSubject, imageJobStatusSubject,
   type ImageJobRecord, type ImageSubmitReply, type NatsConnection,
 } from '@homelab/bus';
 import { Exit, connectToLab, type Command } from '../command.ts';
@@ -137,9 +137,10 @@ async function generate(nc: NatsConnection, args: string[], io: Streams, signal?
   }
   const images = end.data['images'] as { id: string; contentType: string }[];
   const store = await new Objm(nc).open(IMAGES_BUCKET);
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   const written: string[] = [];
   for (const [i, image] of images.entries()) {
-    const data = await store.getBlob(image.id);
+    const data = await readObjectByName(jsm, store, image.id);
     if (!data) throw Object.assign(new Error(`image ${image.id} is not in the object store (expired?)`), { exitCode: 1 });
     const file = outputName(values.output ?? `${job.id}.${image.contentType.split('/')[1] ?? 'png'}`, i);
     writeFileSync(file, data);

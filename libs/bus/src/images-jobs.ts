@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { nuid, type NatsConnection } from '@nats-io/transport-node';
@@ -7,6 +8,7 @@ import { H, createHeaders } from './headers.ts';
 import {
   IMAGE_JOBS_BUCKET, IMAGES_BUCKET, ImageJobRecordSchema, type ImageFileRef, type ImageJobRecord, type ImageJobResult,
 } from './images-schemas.ts';
+import { CorruptObjectError, readObject } from './object-read.ts';
 import { encodeJson, validator } from './schemas.ts';
 import { errorHeaders } from './service.ts';
 
@@ -102,19 +104,26 @@ export interface ImageFileMeta {
   role: 'input' | 'output';
 }
 
-/** The object store bucket `images`: files under unguessable ids, deleted after `ttlHours`. */
+/**
+ * The object store bucket `images`: files under unguessable ids, deleted after `ttlHours`.
+ * Files are read with `read`/`get` (message gets, see object-read.ts), never with the store's
+ * `get`/`getBlob`, which leave a consumer on the server for every read.
+ */
 export class ImageFiles {
   readonly store: ObjectStore;
+  readonly #jsm: JetStreamManager;
 
-  private constructor(store: ObjectStore) {
+  private constructor(store: ObjectStore, jsm: JetStreamManager) {
     this.store = store;
+    this.#jsm = jsm;
   }
 
   static async open(nc: NatsConnection, options: { replicas: number; ttlHours: number }): Promise<ImageFiles> {
     const store = await new Objm(nc).create(IMAGES_BUCKET, {
       replicas: options.replicas, ttl: options.ttlHours * 3600 * 1e9, description: 'Generated images and edit inputs, by unguessable id',
     });
-    return new ImageFiles(store);
+    // The store's creation has just checked that JetStream answers: no second check.
+    return new ImageFiles(store, await jetstreamManager(nc, { checkAPI: false }));
   }
 
   async put(data: Uint8Array, meta: ImageFileMeta, id = newImageFileId()): Promise<ImageFileRef> {
@@ -138,11 +147,23 @@ export class ImageFiles {
     return info && !info.deleted ? info : undefined;
   }
 
+  /**
+   * A file's bytes, given its info (from `info`); undefined when it was deleted (expired) while read.
+   * Throws a CorruptObjectError when the bytes do not match the info.
+   */
+  async read(info: ObjectInfo): Promise<Uint8Array | undefined> {
+    try {
+      return await readObject(this.#jsm, info);
+    } catch (err) {
+      if (err instanceof CorruptObjectError && (await this.info(info.name))?.nuid !== info.nuid) return undefined;
+      throw err;
+    }
+  }
+
   async get(id: string): Promise<{ data: Uint8Array; info: ObjectInfo } | undefined> {
     const info = await this.info(id);
-    if (!info) return undefined;
-    const data = await this.store.getBlob(id);
-    return data ? { data, info } : undefined;
+    const data = info && await this.read(info);
+    return info && data ? { data, info } : undefined;
   }
 
   async delete(id: string): Promise<void> {

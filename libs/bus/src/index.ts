@@ -5,6 +5,7 @@ export * from './health-schemas.ts';
 export * from './media-schemas.ts';
 export * from './images-schemas.ts';
 export * from './images-jobs.ts';
+export * from './object-read.ts';
 export * from './subjects.ts';
 export * from './connect.ts';
 export * from './service.ts';

@@ -67,7 +67,7 @@ export async function serveImageFile(request: FastifyRequest, reply: FastifyRepl
   const access = !info ? 'not_found'
     : keysOn ? decideFileAccess({ id, meta, sig: query.sig, expires: query.expires, keyName: request.apiKey?.name })
     : 'allowed';
-  const data = access === 'allowed' ? await store.store.getBlob(id) : undefined;
+  const data = access === 'allowed' && info ? await store.read(info) : undefined;
   if (access === 'forbidden') {
     sendImageError(reply, new GatewayError('forbidden', 'this image URL is not valid (expired, or not signed for this file)'), request.id);
     return;

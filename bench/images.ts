@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { readObjectByName } from '@homelab/bus';
+import { readNatsSecrets, readObjectByName } from '@homelab/bus';
 import { freePort } from '@homelab/testing';
 import { alive, cpuUs, killTree, nameOf, pin, processTree, rssMb } from './processes.ts';
 
@@ -378,7 +378,9 @@ process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
 
 try {
   stack = await startStack(sim.port);
-  nc = await connect({ servers: stack.natsUrl, name: 'bench-images' });
+  // As a script does: the `scripts` user, with the password the stack generated into its secrets.
+  const pass = readNatsSecrets(join(stack.dir, 'secrets', 'nats-passwords.conf')).scripts;
+  nc = await connect({ servers: stack.natsUrl, name: 'bench-images', user: 'scripts', pass });
   const store = await new Objm(nc).open('images');
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   const ends = new JobEnds();

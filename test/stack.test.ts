@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'nod
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNatsSecrets } from '@homelab/bus';
 import { dieWithParent } from '@homelab/simulators';
@@ -42,6 +42,35 @@ function startCommand(env: Record<string, string>): { proc: ChildProcess; output
   return { proc, output: () => output, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
 }
 
+/** As a script would: the `scripts` user with the password npm start generated; retried while NATS starts. */
+async function connectAsScripts(natsPort: number): Promise<NatsConnection | undefined> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      return await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: 'scripts', pass: readNatsSecrets(join(dir, 'secrets', 'nats-passwords.conf')).scripts });
+    } catch { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  return undefined;
+}
+
+/**
+ * The names of the services answering $SRV.PING, sorted: rounds of half a second until `count` have
+ * answered (30 s at most), then `extraRounds` more.
+ */
+async function servicesAnsweringPing(nc: NatsConnection, count: number, extraRounds = 0): Promise<string[]> {
+  const seen = new Set<string>();
+  const inbox = '_INBOX.stack-test-ping';
+  // Before any service subscribes, the server answers with an empty no-responders status: skip it.
+  const sub = nc.subscribe(inbox, { callback: (_e, m) => { if (m.data.length > 0) seen.add(m.json<{ name: string }>().name); } });
+  const round = async (): Promise<void> => {
+    nc.publish('$SRV.PING', undefined, { reply: inbox });
+    await new Promise((r) => setTimeout(r, 500));
+  };
+  for (let i = 0; i < 60 && seen.size < count; i++) await round();
+  for (let i = 0; i < extraRounds; i++) await round();
+  sub.unsubscribe();
+  return [...seen].sort();
+}
+
 describe('npm start', () => {
   // `separate` (the default): one process per service; `shared` (a small VM): one process for all.
   it.each(['separate', 'shared'])('HOMELAB_PROCESSES=%s brings up embedded NATS and every service, each answering $SRV.PING, and stops cleanly', async (mode) => {
@@ -50,25 +79,11 @@ describe('npm start', () => {
     const stack = startCommand({ NATS_PORT: String(natsPort), PORT: String(httpPort), HOMELAB_PROCESSES: mode });
     const expected = readdirSync(join(REPO_ROOT, 'services')).filter((s) => existsSync(join(REPO_ROOT, 'services', s, 'src', 'main.ts')));
     try {
-      // As a script would: the `scripts` user with the password npm start generated into the secrets folder.
-      let nc;
-      for (let i = 0; i < 100 && !nc; i++) {
-        try {
-          nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: 'scripts', pass: readNatsSecrets(join(dir, 'secrets', 'nats-passwords.conf')).scripts });
-        } catch { await new Promise((r) => setTimeout(r, 100)); }
-      }
+      const nc = await connectAsScripts(natsPort);
       expect(nc, stack.output()).toBeDefined();
-      const seen = new Set<string>();
-      // Every running service answers $SRV.PING; collect the answers for half a second per round.
-      const inbox = '_INBOX.stack-test-ping';
-      // Before any service subscribes, the server answers with an empty no-responders status: skip it.
-      nc!.subscribe(inbox, { callback: (_e, m) => { if (m.data.length > 0) seen.add(m.json<{ name: string }>().name); } });
-      for (let i = 0; i < 60 && seen.size < expected.length; i++) {
-        nc!.publish('$SRV.PING', undefined, { reply: inbox });
-        await new Promise((r) => setTimeout(r, 500));
-      }
+      const seen = await servicesAnsweringPing(nc!, expected.length);
       await nc!.close();
-      expect([...seen].sort(), stack.output()).toEqual(expected.sort());
+      expect(seen, stack.output()).toEqual(expected.sort());
       const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
       expect(health.status).toBe(200);
     } finally {
@@ -89,25 +104,12 @@ describe('npm start', () => {
     const stack = startCommand({ NATS_PORT: String(natsPort), PORT: String(httpPort), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', HOMELAB_PROCESSES: 'shared' });
     const expected = readdirSync(join(REPO_ROOT, 'services')).filter((s) => s !== 'telemetry' && existsSync(join(REPO_ROOT, 'services', s, 'src', 'main.ts')));
     try {
-      let nc;
-      for (let i = 0; i < 100 && !nc; i++) {
-        try {
-          nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: 'scripts', pass: readNatsSecrets(join(dir, 'secrets', 'nats-passwords.conf')).scripts });
-        } catch { await new Promise((r) => setTimeout(r, 100)); }
-      }
+      const nc = await connectAsScripts(natsPort);
       expect(nc, stack.output()).toBeDefined();
-      const seen = new Set<string>();
-      const inbox = '_INBOX.stack-test-ping-shared';
-      nc!.subscribe(inbox, { callback: (_e, m) => { if (m.data.length > 0) seen.add(m.json<{ name: string }>().name); } });
-      for (let i = 0; i < 60 && seen.size < expected.length; i++) {
-        nc!.publish('$SRV.PING', undefined, { reply: inbox });
-        await new Promise((r) => setTimeout(r, 500));
-      }
       // One more round once all the others answered: telemetry must not be among them.
-      nc!.publish('$SRV.PING', undefined, { reply: inbox });
-      await new Promise((r) => setTimeout(r, 500));
+      const seen = await servicesAnsweringPing(nc!, expected.length, 1);
       await nc!.close();
-      expect([...seen].sort(), stack.output()).toEqual(expected.sort());
+      expect(seen, stack.output()).toEqual(expected.sort());
       expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
     } finally {
       stack.proc.kill('SIGTERM');

@@ -23,17 +23,17 @@
 //   node bench/images.ts [--jobs 200] [--concurrency 8] [--comfy-concurrency 1] [--size 64x64] [--steps 4] [--step-ms 0] [--previews] [--sequential 50] [--modes b64_json,url,nats-events,nats-generate] [--profile DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { readNatsSecrets, readObjectByName } from '@homelab/bus';
-import { freePort } from '@homelab/testing';
 import { alive, cpuUs, killTree, nameOf, pin, processTree, rssMb } from './processes.ts';
+import { startBenchStack, stopBenchStack, type BenchStack } from './stack.ts';
 
 const MODES = ['b64_json', 'url', 'nats-events', 'nats-generate'] as const;
 type Mode = (typeof MODES)[number];
@@ -85,15 +85,9 @@ async function startSimulator(): Promise<Simulator> {
   return { proc, port, pids: processTree(proc.pid!) };
 }
 
-interface Stack { proc: ChildProcess; url: string; natsUrl: string; monitorUrl: string; log: string[]; dir: string; pids: number[] }
-
-async function startStack(simPort: number): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), 'homelab-bench-images-'));
-  const httpPort = await freePort();
-  const natsPort = await freePort();
-  const monitorPort = await freePort();
-  const config = join(dir, 'lab.yaml');
-  writeFileSync(config, `
+function startStack(simPort: number): Promise<BenchStack> {
+  return startBenchStack({
+    config: (httpPort, dir) => `
 gateway: { port: ${httpPort}, host: 127.0.0.1 }
 nodes:
   ai-node:
@@ -109,50 +103,19 @@ images:
       workflow: ${JSON.stringify(WORKFLOW)}
       mapping: { prompt: 6.text, negativePrompt: 7.text, width: 5.width, height: 5.height, seed: 3.seed, steps: 3.steps, batchSize: 5.batch_size }
       defaults: { width: ${WIDTH}, height: ${HEIGHT}, steps: ${STEPS} }
-`);
-  const env = {
-    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), HOMELAB_SECRETS_DIR: join(dir, 'secrets'),
-    NATS_PORT: String(natsPort), NATS_MONITOR_PORT: String(monitorPort), LOG_FORMAT: 'json',
-    ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }),
-  };
-  const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'cli/src/main.ts'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const log: string[] = [];
-  const keep = (b: Buffer): void => { for (const line of b.toString().split('\n')) if (line) log.push(line); };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const stack: Stack = { proc, url: `http://127.0.0.1:${httpPort}`, natsUrl: `nats://127.0.0.1:${natsPort}`, monitorUrl: `http://127.0.0.1:${monitorPort}`, log, dir, pids: [] };
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    const ready = await fetch(`${stack.url}/readyz`).then((r) => r.ok, () => false);
-    // Ready, and the router lists the image model (its discovery reached worker-comfyui, which reached ComfyUI).
-    const listed = ready && await fetch(`${stack.url}/v1/models`).then(async (r) => ((await r.json()) as { data: { id: string; type?: string }[] }).data.some((m) => m.id === MODEL && m.type === 'image'), () => false);
-    if (listed) {
-      stack.pids = processTree(proc.pid!);
-      return stack;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await stopStack(stack);
-  throw new Error(`the stack did not become ready:\n${log.slice(-20).join('\n')}`);
-}
-
-async function stopStack(stack: Stack): Promise<void> {
-  const pids = stack.pids.length > 0 ? stack.pids : processTree(stack.proc.pid!);
-  if (stack.proc.exitCode === null && stack.proc.signalCode === null) {
-    const exited = new Promise((r) => stack.proc.once('exit', r));
-    stack.proc.kill('SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-  }
-  // Whatever the supervisor left behind (it should leave nothing) goes too.
-  await killTree([...pids, ...processTree(stack.proc.pid!)]);
-  rmSync(stack.dir, { recursive: true, force: true });
+`,
+    env: { ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }) },
+    // The router lists the image model: its discovery reached worker-comfyui, which reached ComfyUI.
+    isReady: (url) => fetch(`${url}/v1/models`).then(async (r) => ((await r.json()) as { data: { id: string; type?: string }[] }).data.some((m) => m.id === MODEL && m.type === 'image'), () => false),
+    timeoutMs: 90_000,
+  });
 }
 
 // --- NATS: messages in, per connection; JetStream API calls and stored messages, per stream ---
 
 interface NatsCounts { total: number; byName: Map<string, number>; jsApi: number; streams: Map<string, number>; consumers: Map<string, number> }
 
-async function natsCounts(stack: Stack): Promise<NatsCounts> {
+async function natsCounts(stack: BenchStack): Promise<NatsCounts> {
   const get = async <T>(path: string): Promise<T> => (await (await fetch(`${stack.monitorUrl}${path}`)).json()) as T;
   const varz = await get<{ in_msgs: number }>('/varz');
   const connz = await get<{ connections?: { name?: string; in_msgs: number }[] }>('/connz?limit=4096');
@@ -204,7 +167,7 @@ const jobBody = (i: number, responseFormat: 'b64_json' | 'url'): Record<string, 
   model: MODEL, prompt: `a lighthouse at dusk, number ${i}`, size: SIZE, steps: STEPS, response_format: responseFormat,
 });
 
-async function httpJob(stack: Stack, i: number, format: 'b64_json' | 'url'): Promise<JobSample> {
+async function httpJob(stack: BenchStack, i: number, format: 'b64_json' | 'url'): Promise<JobSample> {
   const start = performance.now();
   const res = await http('POST', `${stack.url}/v1/images/generations`, jobBody(i, format));
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${res.body.toString().slice(0, 200)}`);
@@ -366,11 +329,11 @@ const fmt = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '
 // --- the run ---
 
 const sim = await startSimulator();
-let stack: Stack | undefined;
+let stack: BenchStack | undefined;
 let nc: NatsConnection | undefined;
 const cleanUp = async (): Promise<void> => {
   await nc?.close().catch(() => undefined);
-  if (stack) await stopStack(stack);
+  if (stack) await stopBenchStack(stack);
   await killTree(processTree(sim.proc.pid!));
   agent.destroy();
 };

@@ -15,8 +15,8 @@ import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '@homelab/testing';
 import { cpuUs, nameOf, pin, processTree, rssMb } from './processes.ts';
+import { startBenchStack, stopBenchStack, type BenchStack } from './stack.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,18 +52,14 @@ async function startSimulator(): Promise<{ proc: ChildProcess; port: number }> {
   return { proc, port };
 }
 
-interface Stack { proc: ChildProcess; url: string; log: string[]; dir: string; monitorUrl: string }
-
 /** Messages into nats-server so far (every publish of every client). */
-async function natsMessagesIn(stack: Stack): Promise<number> {
+async function natsMessagesIn(stack: BenchStack): Promise<number> {
   return ((await (await fetch(`${stack.monitorUrl}/varz`)).json()) as { in_msgs: number }).in_msgs;
 }
 
-async function startStack(simPort: number): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), 'homelab-bench-'));
-  const httpPort = await freePort();
-  const config = join(dir, 'lab.yaml');
-  writeFileSync(config, `
+function startStack(simPort: number): Promise<BenchStack> {
+  return startBenchStack({
+    config: (httpPort, dir) => `
 gateway: { port: ${httpPort}, host: 127.0.0.1 }
 nodes:
   ai-node:
@@ -74,34 +70,15 @@ inference:
 auth: { mode: none, ipRateLimitPerMinute: 0 }
 media: { paths: [${JSON.stringify(dir)}] }
 telemetry: { metricsPort: 0, metricsHost: 127.0.0.1 }
-`);
-  const monitorPort = await freePort();
-  const env = {
-    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), NATS_PORT: String(await freePort()), NATS_MONITOR_PORT: String(monitorPort), LOG_FORMAT: 'json',
-    ...(values.processes === 'shared' && { HOMELAB_PROCESSES: 'shared' }),
-    ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }),
-  };
-  const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'cli/src/main.ts'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const log: string[] = [];
-  const keep = (b: Buffer): void => { for (const line of b.toString().split('\n')) if (line) log.push(line); };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const url = `http://127.0.0.1:${httpPort}`;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+`,
+    env: {
+      ...(values.processes === 'shared' && { HOMELAB_PROCESSES: 'shared' }),
+      ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }),
+    },
     // Ready, and the router has found the simulator's model.
-    if (ready && await fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false)) return { proc, url, log, dir, monitorUrl: `http://127.0.0.1:${monitorPort}` };
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  proc.kill('SIGINT');
-  throw new Error(`the stack did not become ready:\n${log.slice(-20).join('\n')}`);
-}
-
-async function stopStack(stack: Stack): Promise<void> {
-  stack.proc.kill('SIGINT');
-  await new Promise((r) => stack.proc.once('exit', r));
-  rmSync(stack.dir, { recursive: true, force: true });
+    isReady: (url) => fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false),
+    timeoutMs: 60_000,
+  });
 }
 
 // --- load ---
@@ -236,6 +213,6 @@ try {
   out.push('', restarts.length === 0 ? 'No process exited or restarted during the run.' : `Processes that exited:\n${restarts.join('\n')}`);
   process.stdout.write(`${out.join('\n')}\n`);
 } finally {
-  await stopStack(stack);
+  await stopBenchStack(stack);
   sim.proc.kill('SIGTERM');
 }

@@ -6,6 +6,7 @@ import { estimateInputTokens, type CountTokensRequestPayload } from '@homelab/di
 import { encodePng, seededImage, simText, simToken } from '@homelab/simulators';
 import { connectAs, startTestStack, type TestStack } from '@homelab/testing';
 import { sampleSum, startTelemetry, waitFor, type RunningTelemetry } from './telemetry-kit.ts';
+import { postOversizedBody } from './helpers/oversized-body.ts';
 
 /*
  * The Anthropic Messages API end to end: the official `@anthropic-ai/sdk` against the ingress of a
@@ -412,20 +413,10 @@ describe('bad input, in Anthropic\'s error shape, while the service keeps servin
   });
 
   it('a body over the limit → 413 request_too_large, refused on its declared length', async () => {
-    const { request } = await import('node:http');
-    const answer = await new Promise<{ status: number; text: string; requestId: string | undefined }>((resolve, reject) => {
-      const req = request(`${stack.ingressUrl}/v1/messages`, { method: 'POST', headers: { ...ANTHROPIC_HEADERS, 'x-api-key': key, 'content-length': 5 * 1024 * 1024 } }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => { text += b.toString(); });
-        res.on('end', () => { resolve({ status: res.statusCode!, text, requestId: res.headers['request-id'] as string | undefined }); req.destroy(); });
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
-      req.flushHeaders();
-      req.write('{"model":"fast","messages":[');
-    });
+    const answer = await postOversizedBody(`${stack.ingressUrl}/v1/messages`, { ...ANTHROPIC_HEADERS, 'x-api-key': key }, '{"model":"fast","messages":[');
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.text)).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
-    expect(answer.requestId).toMatch(/^req_/);
+    expect(answer.headers['request-id']).toMatch(/^req_/);
   });
 
   it('after all of that, the service still serves', async () => {

@@ -6,6 +6,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simText } from '@homelab/simulators';
 import { connectAs, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
+import { postOversizedBody } from './helpers/oversized-body.ts';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -172,17 +173,7 @@ describe('bad input over HTTP', () => {
 
   it('a body over the limit → 413', async () => {
     // The ingress refuses on the declared length alone: send the headers, read the answer, never the 5 MiB.
-    const { request } = await import('node:http');
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${stack.ingressUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 5 * 1024 * 1024 } }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => { text += b.toString(); });
-        res.on('end', () => { resolve({ status: res.statusCode!, text }); req.destroy(); });
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
-      req.flushHeaders();
-      req.write('{"model":"fast","messages":[');
-    });
+    const answer = await postOversizedBody(`${stack.ingressUrl}/v1/chat/completions`, {}, '{"model":"fast","messages":[');
     expect(answer.status).toBe(413);
     expect((JSON.parse(answer.text) as { error: { code: string } }).error.code).toBe('body_too_large');
     // And the ingress keeps serving.

@@ -3,6 +3,7 @@ import { Ollama, type ChatResponse, type GenerateResponse, type Message, type To
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simText, type SimRequestRecord } from '@homelab/simulators';
 import { connectAs, startTestStack, type TestStack } from '@homelab/testing';
+import { postOversizedBody } from './helpers/oversized-body.ts';
 
 /*
  * The Ollama API through the real stack (ingress, router, the three workers, nats-server, the
@@ -488,17 +489,7 @@ describe("bad input, answered in Ollama's shape while the gateway keeps serving"
   });
 
   it('a body over the limit → 413, and the next request is served', async () => {
-    const { request } = await import('node:http');
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${stack.ingressUrl}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'content-length': 5 * 1024 * 1024 } }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => { text += b.toString(); });
-        res.on('end', () => { resolve({ status: res.statusCode!, text }); req.destroy(); });
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
-      req.flushHeaders();
-      req.write('{"model":"fast","messages":[{"role":"user","content":"');
-    });
+    const answer = await postOversizedBody(`${stack.ingressUrl}/api/chat`, { authorization: `Bearer ${key}` }, '{"model":"fast","messages":[{"role":"user","content":"');
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.text)).toEqual({ error: `request body is larger than ${4 * 1024 * 1024} bytes` });
     expect((await ollama.chat({ model: 'fast', messages: hello })).message.content).toBe(simText(8));

@@ -1,9 +1,9 @@
-import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simText, type SimRequestRecord, type Simulator } from '@homelab/simulators';
 import { connectAs, startTestStack, type TestStack } from '@homelab/testing';
+import { postOversizedBody } from './helpers/oversized-body.ts';
 
 /*
  * OpenAI's legacy completions (`POST /v1/completions`, editor autocompletion with
@@ -212,18 +212,7 @@ describe("bad input in OpenAI's error shape; the service keeps serving", () => {
   });
 
   it('a body over the limit → 413, and the next request is served', async () => {
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = httpRequest(`${stack.ingressUrl}/v1/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'content-length': 5 * 1024 * 1024 },
-      }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => { text += b.toString(); });
-        res.on('end', () => { resolve({ status: res.statusCode!, text }); req.destroy(); });
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
-      req.flushHeaders();
-      req.write('{"model":"x","prompt":"');
-    });
+    const answer = await postOversizedBody(`${stack.ingressUrl}/v1/completions`, { authorization: `Bearer ${key}` }, '{"model":"x","prompt":"');
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'body_too_large' } });
     expect((await client.completions.create({ model: VLLM, prompt: 'still there?' })).choices).toHaveLength(1);

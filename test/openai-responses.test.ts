@@ -1,5 +1,4 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OMITTED_PART_TEXT } from '@homelab/dialects';
 import { simText, type SimRequestRecord, type Simulator } from '@homelab/simulators';
 import { connectAs, freePort, startTestStack, type TestStack } from '@homelab/testing';
+import { postOversizedBody } from './helpers/oversized-body.ts';
 
 /*
  * The OpenAI Responses API through the real stack, read with the official `openai` SDK: every
@@ -410,18 +410,7 @@ describe('bad input in OpenAI\'s error shape; the service keeps serving', () => 
   });
 
   it('a body over the limit → 413 body_too_large, and the next request is served', async () => {
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = httpRequest(`${stack.ingressUrl}/v1/responses`, {
-        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.alice}`, 'content-length': 5 * 1024 * 1024 },
-      }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => { text += b.toString(); });
-        res.on('end', () => { resolve({ status: res.statusCode!, text }); req.destroy(); });
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') reject(err); });
-      req.flushHeaders();
-      req.write('{"model":"ollama/llama3.2:3b","input":"');
-    });
+    const answer = await postOversizedBody(`${stack.ingressUrl}/v1/responses`, { authorization: `Bearer ${keys.alice}` }, '{"model":"ollama/llama3.2:3b","input":"');
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'body_too_large', type: 'invalid_request_error' } });
     expect((await alice.responses.create({ model: 'ollama/llama3.2:3b', input: 'still there?' })).status).toBe('completed');

@@ -72,8 +72,12 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     if (running.stopped) return;
     running.stopped = true;
     await running.service?.stop();
-    // The service's own steps failing must not skip closing the connection (nothing buffered is lost).
-    await Promise.resolve(running.onStop?.()).catch((err: unknown) => log.error({ err }, 'error while stopping the service'));
+    // The service's own steps failing (thrown or rejected) must not skip closing the connection.
+    try {
+      await running.onStop?.();
+    } catch (err) {
+      log.error({ err }, 'error while stopping the service');
+    }
     running.mux?.close();
     if (running.nc && !running.nc.isClosed()) await running.nc.drain();
     await tracing.shutdown();

@@ -5,6 +5,7 @@ import type { Logger } from '@homelab/logging';
 import { H, createHeaders, type MsgHeaders } from './headers.ts';
 import type { ReplyMux } from './requester.ts';
 import { encodeJson, validator, type Validator } from './schemas.ts';
+import { retryJetStreamApi } from './jetstream-api.ts';
 import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, type SubjectSpec } from './subjects.ts';
 
 const DAY_NS = 24 * 3600 * 1e9;
@@ -14,7 +15,7 @@ const DAY_NS = 24 * 3600 * 1e9;
  * service that publishes or consumes events calls it at start, so start order does not matter.
  */
 export async function ensureStreams(nc: NatsConnection, options: { replicas?: number; streams?: StreamSpec[] } = {}): Promise<void> {
-  const jsm = await jsApi(() => jetstreamManager(nc));
+  const jsm = await retryJetStreamApi(() => jetstreamManager(nc));
   const replicas = options.replicas ?? 1;
   for (const spec of options.streams ?? Streams) {
     const config = {
@@ -24,13 +25,13 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
     };
     let info: StreamInfo | undefined;
     try {
-      info = await jsApi(() => jsm.streams.info(spec.name));
+      info = await retryJetStreamApi(() => jsm.streams.info(spec.name));
     } catch (err) {
       if (!isNotFound(err)) throw streamError(spec, replicas, err);
     }
     try {
       if (!info) {
-        await jsApi(() => jsm.streams.add(config), JS_API_RETRY_MS, replicas > 1);
+        await retryJetStreamApi(() => jsm.streams.add(config), { placement: replicas > 1 });
         continue;
       }
       // A stream that sources or mirrors others is an aggregate set up by the operator (deploy/nats/streams/,
@@ -41,7 +42,7 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
       // Growing from one server to a cluster: raising nats.replicas re-replicates the existing streams.
       if (!same || info.config.num_replicas !== replicas) {
         const current = info.config;
-        await jsApi(() => jsm.streams.update(spec.name, { ...current, ...(!aggregate && { subjects: spec.subjects }), num_replicas: replicas }), JS_API_RETRY_MS, replicas > 1);
+        await retryJetStreamApi(() => jsm.streams.update(spec.name, { ...current, ...(!aggregate && { subjects: spec.subjects }), num_replicas: replicas }), { placement: replicas > 1 });
       }
     } catch (err) {
       throw streamError(spec, replicas, err);
@@ -51,42 +52,6 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
 
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.status === 404;
-}
-
-/** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
-const JS_API_RETRY_MS = 30_000;
-
-/**
- * How long a replicated stream's placement is retried: a cluster still forming has too few peers for
- * a moment (on a busy 2-core machine, servers started together took more than 10 s to know each other).
- * Past it, the cluster is taken to be smaller than the replicas asked.
- */
-const PLACEMENT_RETRY_MS = 20_000;
-
-/**
- * A JetStream API call that a cluster may leave unanswered for a few seconds (its servers starting, a
- * leader being elected after one died): retried on timeouts and "temporarily unavailable" until the
- * budget is spent; with `placement`, "no suitable peers" too, for a shorter while (then it means the
- * cluster is smaller than the replicas asked). Any other answer (not found, a refusal) is final at once.
- */
-async function jsApi<T>(call: () => Promise<T>, budgetMs = JS_API_RETRY_MS, placement = false): Promise<T> {
-  const started = Date.now();
-  const deadline = started + budgetMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      const placing = placement && /no suitable peers|insufficient resources/i.test((err as Error).message) && Date.now() - started < PLACEMENT_RETRY_MS;
-      if ((!isTransient(err) && !placing) || Date.now() >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
-    }
-  }
-}
-
-function isTransient(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.status === 503 || /temporarily unavailable/i.test(err.message);
-  const e = err as { name?: string; message?: string };
-  return e.name === 'TimeoutError' || /timeout|no responders/i.test(e.message ?? '');
 }
 
 function streamError(spec: StreamSpec, replicas: number, err: unknown): Error {
@@ -264,7 +229,7 @@ export interface ConsumeEventsOptions {
  */
 export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ stop(): Promise<void> }> {
   const { nc, log, stream, durable } = options;
-  const jsm = await jsApi(() => jetstreamManager(nc));
+  const jsm = await retryJetStreamApi(() => jetstreamManager(nc));
   const config = {
     durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1e9, max_deliver: 10,
     // nats-server 2.9 (Debian 12) knows only the singular filter; several need 2.10.
@@ -272,11 +237,11 @@ export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ st
     ...(options.filterSubjects && options.filterSubjects.length > 1 && { filter_subjects: options.filterSubjects }),
   };
   try {
-    await jsApi(() => jsm.consumers.info(stream, durable));
-    await jsApi(() => jsm.consumers.update(stream, durable, config));
+    await retryJetStreamApi(() => jsm.consumers.info(stream, durable));
+    await retryJetStreamApi(() => jsm.consumers.update(stream, durable, config));
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsApi(() => jsm.consumers.add(stream, config));
+    await retryJetStreamApi(() => jsm.consumers.add(stream, config));
   }
   const consumer = await jetstream(nc).consumers.get(stream, durable);
   const messages = await consumer.consume({ max_messages: 256, expires: 5000, idle_heartbeat: 1000 });

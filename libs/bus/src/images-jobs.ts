@@ -8,6 +8,7 @@ import { H, createHeaders } from './headers.ts';
 import {
   IMAGE_JOBS_BUCKET, IMAGES_BUCKET, ImageJobRecordSchema, type ImageFileRef, type ImageJobRecord, type ImageJobResult,
 } from './images-schemas.ts';
+import { retryJetStreamApi } from './jetstream-api.ts';
 import { CorruptObjectError, readObject } from './object-read.ts';
 import { encodeJson, validator } from './schemas.ts';
 import { errorHeaders } from './service.ts';
@@ -43,9 +44,9 @@ export class ImageJobStore {
 
   /** Opens the bucket, making it when missing (every user of it may be the first to start). */
   static async open(nc: NatsConnection, options: { replicas: number; keepHours: number }): Promise<ImageJobStore> {
-    const kv = await new Kvm(nc).create(IMAGE_JOBS_BUCKET, {
+    const kv = await retryJetStreamApi(() => new Kvm(nc).create(IMAGE_JOBS_BUCKET, {
       replicas: options.replicas, history: 1, ttl: options.keepHours * 3600_000, description: 'Image jobs: state, progress and outputs, one record per job',
-    });
+    }), { placement: options.replicas > 1 });
     return new ImageJobStore(kv);
   }
 
@@ -119,9 +120,9 @@ export class ImageFiles {
   }
 
   static async open(nc: NatsConnection, options: { replicas: number; ttlHours: number }): Promise<ImageFiles> {
-    const store = await new Objm(nc).create(IMAGES_BUCKET, {
+    const store = await retryJetStreamApi(() => new Objm(nc).create(IMAGES_BUCKET, {
       replicas: options.replicas, ttl: options.ttlHours * 3600 * 1e9, description: 'Generated images and edit inputs, by unguessable id',
-    });
+    }), { placement: options.replicas > 1 });
     // The store's creation has just checked that JetStream answers: no second check.
     return new ImageFiles(store, await jetstreamManager(nc, { checkAPI: false }));
   }

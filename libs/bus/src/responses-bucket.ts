@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Type, type Static } from '@sinclair/typebox';
+import { retryJetStreamApi } from './jetstream-api.ts';
 
 /*
  * The KV bucket `responses`: the Responses API's stored responses (`store`, on by default as at
@@ -24,9 +25,9 @@ const DUPLICATE_WINDOW_MS = 120_000;
  */
 export async function openResponsesBucket(nc: NatsConnection, options: { replicas: number; ttlMs: number }): Promise<ResponsesBucket> {
   const ttlMs = Math.max(1000, Math.round(options.ttlMs));
-  const kv = await new Kvm(nc).create(RESPONSES_BUCKET, {
+  const kv = await retryJetStreamApi(() => new Kvm(nc).create(RESPONSES_BUCKET, {
     replicas: options.replicas, history: 1, ttl: ttlMs, description: 'Stored responses of the Responses API, by response id (inference.responses.ttlDays)',
-  });
+  }), { placement: options.replicas > 1 });
   const status = await kv.status();
   if (status.ttl !== ttlMs) {
     const jsm = await jetstreamManager(nc);

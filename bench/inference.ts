@@ -6,15 +6,19 @@
 // the latency the gateway adds. `--soak M` runs M minutes at 32 connections and reports RSS per minute.
 //
 // NATS messages per request come from nats-server's /varz. `--profile DIR` writes a CPU profile of
-// every Node process of the stack to DIR (node --cpu-prof), read with any V8 profile viewer.
+// every Node process of the stack to DIR (node --cpu-prof), read with any V8 profile viewer;
+// `--nats-profile DIR` writes nats-server's own (Go pprof): a CPU profile of each gateway run
+// (nats-json.pb.gz, nats-stream.pb.gz) and its heap after the runs (nats-heap.pb.gz), read with
+// `go tool pprof -top FILE` or any pprof viewer.
 //
-//   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared] [--profile DIR]
+//   node bench/inference.ts [--seconds 10] [--connections 32] [--tokens 16] [--soak 0] [--processes separate|shared] [--profile DIR] [--nats-profile DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort } from '@homelab/testing';
 import { cpuUs, nameOf, pin, processTree, rssMb } from './processes.ts';
 import { startBenchStack, stopBenchStack, type BenchStack } from './stack.ts';
 
@@ -26,15 +30,17 @@ const { values } = parseArgs({
     soak: { type: 'string', default: '0' },
     processes: { type: 'string', default: 'separate' },
     profile: { type: 'string' },
+    'nats-profile': { type: 'string' },
   },
 });
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
 const TOKENS = Number(values.tokens);
 const SOAK_MINUTES = Number(values.soak);
+const NATS_PROFILE_DIR = values['nats-profile'];
 const MODEL = 'Qwen/Qwen2.5-7B-Instruct';
 const ROOT = new URL('../', import.meta.url).pathname;
-const COMMAND = `node bench/inference.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --tokens ${TOKENS} --soak ${SOAK_MINUTES} --processes ${values.processes}`;
+const COMMAND = `node bench/inference.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --tokens ${TOKENS} --soak ${SOAK_MINUTES} --processes ${values.processes}${NATS_PROFILE_DIR ? ` --nats-profile ${NATS_PROFILE_DIR}` : ''}`;
 
 for (const tool of ['taskset', 'wrk']) {
   if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) throw new Error(`${tool} is needed (apt-get install ${tool === 'taskset' ? 'util-linux' : 'wrk'})`);
@@ -57,6 +63,20 @@ async function natsMessagesIn(stack: BenchStack): Promise<number> {
   return ((await (await fetch(`${stack.monitorUrl}/varz`)).json()) as { in_msgs: number }).in_msgs;
 }
 
+const natsProfilePort = NATS_PROFILE_DIR ? await freePort() : undefined;
+
+/**
+ * Starts fetching a profile from nats-server's Go profiler into NATS_PROFILE_DIR (a CPU profile takes
+ * `seconds` to come back). curl, not fetch: wrk runs synchronously meanwhile, and this process's event
+ * loop with it. Resolves when the file is written; nothing when --nats-profile is not given.
+ */
+function natsProfile(kind: 'profile' | 'heap', file: string, seconds = 0): Promise<void> {
+  if (!NATS_PROFILE_DIR) return Promise.resolve();
+  const url = `http://127.0.0.1:${natsProfilePort}/debug/pprof/${kind}${seconds ? `?seconds=${seconds}` : ''}`;
+  const curl = spawn('curl', ['-sf', '-o', join(NATS_PROFILE_DIR, file), url], { stdio: 'inherit' });
+  return new Promise((resolve, reject) => curl.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`curl ${url}: exit ${code}`)))));
+}
+
 function startStack(simPort: number): Promise<BenchStack> {
   return startBenchStack({
     config: (httpPort, dir) => `
@@ -74,6 +94,7 @@ telemetry: { metricsPort: 0, metricsHost: 127.0.0.1 }
     env: {
       ...(values.processes === 'shared' && { HOMELAB_PROCESSES: 'shared' }),
       ...(values.profile && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.profile}` }),
+      ...(natsProfilePort && { NATS_PROFILE_PORT: String(natsProfilePort) }),
     },
     // Ready, and the router has found the simulator's model.
     isReady: (url) => fetch(`${url}/v1/models/vllm/${MODEL}`).then((r) => r.ok, () => false),
@@ -166,7 +187,11 @@ try {
     for (const [target, url, model] of [['direct', directUrl, MODEL], ['gateway', gatewayUrl, `vllm/${MODEL}`]] as const) {
       const before = new Map([...stackPids, sim.proc.pid!].map((pid) => [pid, cpuUs(pid)]));
       const messagesBefore = await natsMessagesIn(stack);
+      // The profile covers the run but for its first second (the request must reach nats-server first).
+      const profiled = target === 'gateway' ? natsProfile('profile', `nats-${mode}.pb.gz`, SECONDS - 1) : Promise.resolve();
+      if (target === 'gateway' && NATS_PROFILE_DIR) await new Promise((r) => setTimeout(r, 500));
       const r = wrk(url, body(model, stream), SECONDS, CONNECTIONS);
+      await profiled;
       const messages = (await natsMessagesIn(stack) - messagesBefore) / r.requests;
       const used = (pid: number): number => (cpuUs(pid) - before.get(pid)!) / r.requests;
       const simCpu = used(sim.proc.pid!);
@@ -177,6 +202,7 @@ try {
     }
   }
   out.push('', 'CPU per request of each process of the stack (µs):', '', '| mode | per process |', '|---|---|', ...perProcess);
+  await natsProfile('heap', 'nats-heap.pb.gz');
   const rss = stackPids.map((pid) => [nameOf(pid), rssMb(pid)] as const);
   const total = rss.reduce((sum, [, mb]) => sum + mb, 0);
   out.push('', `RSS when ready, before any request: **${fmt(idle.reduce((sum, [, mb]) => sum + mb, 0))} MB** (${idle.map(([name, mb]) => `${name} ${fmt(mb)}`).join(', ')}).`);
@@ -208,6 +234,7 @@ try {
       process.stderr.write(`soak: minute ${minute}\n`);
     }
     out.push('', `Largest growth of a process after the first minute: ${fmt(worst * 100, 1)}%.`);
+    await natsProfile('heap', 'nats-heap-soak.pb.gz');
   }
   const restarts = stack.log.filter((line) => /exited \(/.test(line));
   out.push('', restarts.length === 0 ? 'No process exited or restarted during the run.' : `Processes that exited:\n${restarts.join('\n')}`);

@@ -1,11 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Subjects, subjectMatches, type SubjectSpec } from '@homelab/bus';
+import { NATS_USERS, Subjects, inboxPrefixFor, subjectMatches, type SubjectSpec } from '@homelab/bus';
 
 // nats.conf lists each identity's subjects by hand; the subject map is where subjects are declared.
 // This keeps the two in step: a new API subject that an identity cannot use fails here, not in a lab.
 
 const conf = readFileSync(new URL('../nats.conf', import.meta.url), 'utf8');
+
+/** The text of one user's block (up to the next user). */
+function userBlock(user: string): string {
+  const start = conf.indexOf(`user: ${user},`);
+  const next = conf.indexOf('user: ', start + 1);
+  return conf.slice(start, next < 0 ? undefined : next);
+}
 
 /** The `allow` list of `publish` or `subscribe` in the block of one user (its permissions may be a variable, as the scripts'). */
 function allowed(user: string, verb: 'publish' | 'subscribe'): string[] {
@@ -57,6 +64,18 @@ describe('nats.conf against the subject map', () => {
   it('the router may reach every worker operation', () => {
     for (const operation of ['generate', 'embed', 'count_tokens', 'models']) {
       expect(allowed('router', 'publish').some((p) => subjectMatches(p, `worker.vllm.${operation}`)), operation).toBe(true);
+    }
+  });
+
+  // nats-server 2.9 scans a table of every reply subject sent to a user with allow_responses on each
+  // message once it holds 4,096 (nats.conf, REPLIES): the users on the inference path list inboxes instead.
+  it('the router, the inference workers and telemetry answer without allow_responses, to every identity\'s inbox', () => {
+    for (const user of ['router', 'worker-vllm', 'worker-ollama', 'worker-cloud', 'telemetry']) {
+      expect(userBlock(user), `${user} has allow_responses`).not.toMatch(/^\s*allow_responses:/m);
+      for (const requester of NATS_USERS) {
+        const inbox = `${inboxPrefixFor(requester)}.abc.1`;
+        expect(allowed(user, 'publish').some((p) => subjectMatches(p, inbox)), `${user} may answer ${requester} (${inbox})`).toBe(true);
+      }
     }
   });
 });

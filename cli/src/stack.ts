@@ -144,9 +144,11 @@ export async function startStack({ env, out, home, serviceEnv = {}, runCommand =
     const store = join(home.dataDir, 'nats');
     mkdirSync(store, { recursive: true });
     const conf = natsServerConfig(home);
-    // NATS_MONITOR_PORT: nats-server's monitoring endpoint (/varz, /connz), e.g. for bench/inference.ts.
+    // NATS_MONITOR_PORT: nats-server's monitoring endpoint (/varz, /connz), e.g. for bench/inference.ts;
+    // NATS_PROFILE_PORT: its Go profiler (/debug/pprof/), for bench/inference.ts --nats-profile.
     const monitor = env['NATS_MONITOR_PORT'] ? ['-m', env['NATS_MONITOR_PORT']] : [];
-    const natsArgs = ['-c', conf, '-a', host, '-p', String(port), '-sd', store, ...monitor];
+    const profiler = env['NATS_PROFILE_PORT'] ? ['--profile', env['NATS_PROFILE_PORT']] : [];
+    const natsArgs = ['-c', conf, '-a', host, '-p', String(port), '-sd', store, ...monitor, ...profiler];
     const bin = findBinary([env['NATS_SERVER_BIN'] ?? 'nats-server', '/usr/sbin/nats-server']);
     if (bin) {
       supervisor.add({ name: 'nats', command: bin, args: natsArgs, env: { ...env }, jsonLogs: false, required: true, detached: true });

@@ -5,7 +5,8 @@
 // simulator's own CPU in the same run, with each process's RSS. Then, unpinned, one connection:
 // the latency the gateway adds. `--soak M` runs M minutes at 32 connections and reports RSS per minute.
 //
-// NATS messages per request come from nats-server's /varz. `--profile DIR` writes a CPU profile of
+// NATS messages per request come from nats-server's /varz; wake-ups per request are the voluntary context
+// switches of the stack's threads (each one a thread that slept until input came). `--profile DIR` writes a CPU profile of
 // every Node process of the stack to DIR (node --cpu-prof), read with any V8 profile viewer;
 // `--nats-profile DIR` writes nats-server's own (Go pprof): a CPU profile of each gateway run
 // (nats-json.pb.gz, nats-stream.pb.gz) and its heap after the runs (nats-heap.pb.gz), read with
@@ -19,7 +20,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@homelab/testing';
-import { cpuUs, nameOf, pin, processTree, rssMb } from './processes.ts';
+import { cpuUs, nameOf, pin, processTree, rssMb, sleeps } from './processes.ts';
 import { startBenchStack, stopBenchStack, type BenchStack } from './stack.ts';
 
 const { values } = parseArgs({
@@ -174,8 +175,8 @@ try {
     `Command: ${COMMAND}`,
     `The stack (supervisor, nats-server, every service) and the vLLM simulator pinned to CPU 0; wrk (1 thread, ${CONNECTIONS} connections, ${SECONDS} s) on CPU 1. The simulator answers ${TOKENS} tokens with no delay; a stream is ${TOKENS + 3} SSE events.`,
     '',
-    '| mode | target | requests/s | p50 ms | p99 ms | errors | simulator CPU µs/req | stack CPU µs/req | stack ÷ simulator | NATS messages/req |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | target | requests/s | p50 ms | p99 ms | errors | simulator CPU µs/req | stack CPU µs/req | stack ÷ simulator | NATS messages/req | stack wake-ups/req |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const perProcess: string[] = [];
   // Idle: ready, the model found, no request served yet (a few seconds for start-up's garbage to go).
@@ -186,6 +187,7 @@ try {
     const mode = stream ? 'stream' : 'json';
     for (const [target, url, model] of [['direct', directUrl, MODEL], ['gateway', gatewayUrl, `vllm/${MODEL}`]] as const) {
       const before = new Map([...stackPids, sim.proc.pid!].map((pid) => [pid, cpuUs(pid)]));
+      const sleepsBefore = stackPids.reduce((sum, pid) => sum + sleeps(pid), 0);
       const messagesBefore = await natsMessagesIn(stack);
       // The profile covers the run but for its first second (the request must reach nats-server first).
       const profiled = target === 'gateway' ? natsProfile('profile', `nats-${mode}.pb.gz`, SECONDS - 1) : Promise.resolve();
@@ -194,9 +196,10 @@ try {
       await profiled;
       const messages = (await natsMessagesIn(stack) - messagesBefore) / r.requests;
       const used = (pid: number): number => (cpuUs(pid) - before.get(pid)!) / r.requests;
+      const wakeUps = (stackPids.reduce((sum, pid) => sum + sleeps(pid), 0) - sleepsBefore) / r.requests;
       const simCpu = used(sim.proc.pid!);
       const stackCpu = stackPids.reduce((sum, pid) => sum + used(pid), 0);
-      out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} | ${target === 'gateway' ? fmt(messages, 1) : '-'} |`);
+      out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} | ${target === 'gateway' ? fmt(messages, 1) : '-'} | ${target === 'gateway' ? fmt(wakeUps, 1) : '-'} |`);
       if (target === 'gateway') perProcess.push(`| ${mode} | ${stackPids.map((pid) => `${nameOf(pid)} ${fmt(used(pid))}`).join(', ')} |`);
       process.stderr.write(`done: ${mode} ${target}\n`);
     }

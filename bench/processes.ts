@@ -14,6 +14,21 @@ export function cpuUs(pid: number): number {
   }
 }
 
+/**
+ * Voluntary context switches of every thread of a process so far: each is a thread going to sleep
+ * (waiting for input), so per request they count how often the process woke up for it.
+ */
+export function sleeps(pid: number): number {
+  let total = 0;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
+      total += m ? Number(m[1]) : 0;
+    }
+  } catch { /* gone */ }
+  return total;
+}
+
 export function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -5,7 +5,7 @@ import type { Logger } from '@homelab/logging';
 import { H, createHeaders, type MsgHeaders } from './headers.ts';
 import type { ReplyMux } from './requester.ts';
 import { encodeJson, validator, type Validator } from './schemas.ts';
-import { retryJetStreamApi } from './jetstream-api.ts';
+import { ensureDurableConsumer, retryJetStreamApi } from './jetstream-api.ts';
 import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, type SubjectSpec } from './subjects.ts';
 
 const DAY_NS = 24 * 3600 * 1e9;
@@ -229,20 +229,13 @@ export interface ConsumeEventsOptions {
  */
 export async function consumeEvents(options: ConsumeEventsOptions): Promise<{ stop(): Promise<void> }> {
   const { nc, log, stream, durable } = options;
-  const jsm = await retryJetStreamApi(() => jetstreamManager(nc));
   const config = {
     durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1e9, max_deliver: 10,
     // nats-server 2.9 (Debian 12) knows only the singular filter; several need 2.10.
     ...(options.filterSubjects?.length === 1 && { filter_subject: options.filterSubjects[0] }),
     ...(options.filterSubjects && options.filterSubjects.length > 1 && { filter_subjects: options.filterSubjects }),
   };
-  try {
-    await retryJetStreamApi(() => jsm.consumers.info(stream, durable));
-    await retryJetStreamApi(() => jsm.consumers.update(stream, durable, config));
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await retryJetStreamApi(() => jsm.consumers.add(stream, config));
-  }
+  await ensureDurableConsumer(nc, stream, config);
   const consumer = await jetstream(nc).consumers.get(stream, durable);
   const messages = await consumer.consume({ max_messages: 256, expires: 5000, idle_heartbeat: 1000 });
   const loop = (async () => {

@@ -1,4 +1,5 @@
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstreamManager, type ConsumerConfig } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 /** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
 const RETRY_MS = 30_000;
@@ -36,6 +37,18 @@ export async function retryJetStreamApi<T>(call: () => Promise<T>, options: Retr
       if ((!isTransient(err) && !placing) || Date.now() >= deadline) throw err;
       await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
     }
+  }
+}
+
+/** Creates a durable consumer, or brings an existing one to `config` (a changed filter, ack wait, batch), retried as above. */
+export async function ensureDurableConsumer(nc: NatsConnection, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  const jsm = await retryJetStreamApi(() => jetstreamManager(nc));
+  try {
+    await retryJetStreamApi(() => jsm.consumers.info(stream, config.durable_name));
+    await retryJetStreamApi(() => jsm.consumers.update(stream, config.durable_name, config));
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.status === 404)) throw err;
+    await retryJetStreamApi(() => jsm.consumers.add(stream, config));
   }
 }
 

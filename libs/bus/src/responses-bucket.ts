@@ -30,10 +30,10 @@ export async function openResponsesBucket(nc: NatsConnection, options: { replica
   }), { placement: options.replicas > 1 });
   const status = await kv.status();
   if (status.ttl !== ttlMs) {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await retryJetStreamApi(() => jetstreamManager(nc));
     const stream = `KV_${RESPONSES_BUCKET}`;
-    const { config } = await jsm.streams.info(stream);
-    await jsm.streams.update(stream, { ...config, max_age: ttlMs * 1e6, duplicate_window: Math.min(ttlMs, DUPLICATE_WINDOW_MS) * 1e6 });
+    const { config } = await retryJetStreamApi(() => jsm.streams.info(stream));
+    await retryJetStreamApi(() => jsm.streams.update(stream, { ...config, max_age: ttlMs * 1e6, duplicate_window: Math.min(ttlMs, DUPLICATE_WINDOW_MS) * 1e6 }));
   }
   return kv;
 }

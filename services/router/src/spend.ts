@@ -1,5 +1,5 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { Subjects, eventValidator, type InferenceCompleted, type NatsConnection } from '@homelab/bus';
+import { Subjects, eventValidator, retryJetStreamApi, type InferenceCompleted, type NatsConnection } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 import { isCloudProvider, type RoutingConfig } from '@homelab/config';
 
@@ -60,9 +60,9 @@ export class SpendTracker {
  * knows what was already spent, and every replica agrees), then each new one as it comes.
  */
 export async function followSpend(nc: NatsConnection, tracker: SpendTracker, log: Logger): Promise<{ stop(): Promise<void> }> {
-  const consumer = await jetstream(nc).consumers.get('INFERENCE', {
+  const consumer = await retryJetStreamApi(() => jetstream(nc).consumers.get('INFERENCE', {
     filter_subjects: Subjects.inferenceCompleted.subject, deliver_policy: DeliverPolicy.StartTime, opt_start_time: tracker.startOfDay().toISOString(),
-  });
+  }));
   // Today's events are replayed before the router takes requests: a restarted router must not
   // spend a budget that is already spent.
   let pending = (await consumer.info()).num_pending;

@@ -1,6 +1,6 @@
-import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import {
-  GatewayError, ImageJobSchema, KeepaliveSender, Subjects, imageEventSubject, validator,
+  GatewayError, ImageJobSchema, KeepaliveSender, Subjects, ensureDurableConsumer, imageEventSubject, validator,
   type EventPublisher, type ImageBackend, type ImageFiles, type ImageJob, type ImageJobRecord, type ImageJobStore, type Msg,
   type NatsConnection,
 } from '@homelab/bus';
@@ -49,7 +49,7 @@ export interface ImageJobServer {
 /** Takes this backend's jobs from the work queue and runs them, `concurrency` at a time, in order. */
 export async function serveImageJobs(options: ServeImageJobsOptions): Promise<ImageJobServer> {
   const config = imageJobsConsumer(options.backend, options);
-  await ensureConsumer(options.nc, config);
+  await ensureDurableConsumer(options.nc, STREAM, config);
   const consumer = await jetstream(options.nc).consumers.get(STREAM, config.durable_name);
   const messages = await consumer.consume({ max_messages: options.concurrency, expires: 5000, idle_heartbeat: 1000 });
   const worker = new ImageJobWorker(options, messages);
@@ -57,18 +57,6 @@ export async function serveImageJobs(options: ServeImageJobsOptions): Promise<Im
   // Plain functions, not the worker's methods: callers pass `stop` around on its own (a list of
   // shutdown steps), where a method would lose its `this` (as serveBackend's once did).
   return { running: () => worker.running(), stop: () => worker.stop() };
-}
-
-/** Creates the consumer, or brings an existing one to this config (a changed concurrency, ack wait). */
-async function ensureConsumer(nc: NatsConnection, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.consumers.info(STREAM, config.durable_name);
-    await jsm.consumers.update(STREAM, config.durable_name, config);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.status === 404)) throw err;
-    await jsm.consumers.add(STREAM, config);
-  }
 }
 
 function cancelledError(id: string): GatewayError {

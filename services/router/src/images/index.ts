@@ -2,7 +2,7 @@ import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import {
   GatewayError, H, ImageJobStore, ImageWorkerModelsSchema, Streams, Subjects, consumeEvents, encodeJson, ensureStreams, eventValidator,
-  imageEventSubject, imageJobError, imageJobSubject, newImageJobId, newRequestId, respondJson, sendImageJobEnd, usageKeys, validator,
+  imageEventSubject, imageJobError, imageJobSubject, newImageJobId, newRequestId, respondJson, retryJetStreamApi, sendImageJobEnd, usageKeys, validator,
   type EventPublisher, type ImageCompleted, type ImageJob, type ImageJobRecord, type ImageRequest, type ImageSubmitReply, type ImageWorkerModels,
   type KeyRecord, type KeyRegistry, type MicroService, type ModelEntry, type ModelList, type Msg, type MsgHeaders, type NatsConnection,
 } from '@homelab/bus';
@@ -290,9 +290,9 @@ async function followImageSpend(nc: NatsConnection, log: Logger): Promise<{ read
   let day = '';
   let spent = 0;
   const today = (): string => new Date().toISOString().slice(0, 10);
-  const consumer = await jetstream(nc).consumers.get('IMAGES', {
+  const consumer = await retryJetStreamApi(() => jetstream(nc).consumers.get('IMAGES', {
     filter_subjects: 'images.completed.*', deliver_policy: DeliverPolicy.StartTime, opt_start_time: `${today()}T00:00:00Z`,
-  });
+  }));
   const messages = await consumer.consume();
   const check = eventValidator('images.completed.x')!;
   const loop = (async () => {

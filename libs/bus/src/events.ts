@@ -1,11 +1,11 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
 import { H, createHeaders, type MsgHeaders } from './headers.ts';
 import type { ReplyMux } from './requester.ts';
 import { encodeJson, validator, type Validator } from './schemas.ts';
-import { ensureDurableConsumer, retryJetStreamApi } from './jetstream-api.ts';
+import { ensureDurableConsumer, isNotFound, retryJetStreamApi } from './jetstream-api.ts';
 import { Streams, Subjects, type EventKey, type EventPayload, type StreamSpec, type SubjectSpec } from './subjects.ts';
 
 const DAY_NS = 24 * 3600 * 1e9;
@@ -48,10 +48,6 @@ export async function ensureStreams(nc: NatsConnection, options: { replicas?: nu
       throw streamError(spec, replicas, err);
     }
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.status === 404;
 }
 
 function streamError(spec: StreamSpec, replicas: number, err: unknown): Error {

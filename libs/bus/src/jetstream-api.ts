@@ -47,9 +47,14 @@ export async function ensureDurableConsumer(nc: NatsConnection, stream: string, 
     await retryJetStreamApi(() => jsm.consumers.info(stream, config.durable_name));
     await retryJetStreamApi(() => jsm.consumers.update(stream, config.durable_name, config));
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.status === 404)) throw err;
+    if (!isNotFound(err)) throw err;
     await retryJetStreamApi(() => jsm.consumers.add(stream, config));
   }
+}
+
+/** The API's "not found" (a stream, a consumer): an answer, never retried. */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.status === 404;
 }
 
 function isTransient(err: unknown): boolean {

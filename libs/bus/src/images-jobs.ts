@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { nuid, type NatsConnection } from '@nats-io/transport-node';
 import { ErrorCodes, GatewayError } from './errors.ts';
@@ -8,7 +8,7 @@ import { H, createHeaders } from './headers.ts';
 import {
   IMAGE_JOBS_BUCKET, IMAGES_BUCKET, ImageJobRecordSchema, type ImageFileRef, type ImageJobRecord, type ImageJobResult,
 } from './images-schemas.ts';
-import { retryJetStreamApi } from './jetstream-api.ts';
+import { createKvBucket, retryJetStreamApi } from './jetstream-api.ts';
 import { CorruptObjectError, readObject } from './object-read.ts';
 import { encodeJson, validator } from './schemas.ts';
 import { errorHeaders } from './service.ts';
@@ -44,9 +44,9 @@ export class ImageJobStore {
 
   /** Opens the bucket, making it when missing (every user of it may be the first to start). */
   static async open(nc: NatsConnection, options: { replicas: number; keepHours: number }): Promise<ImageJobStore> {
-    const kv = await retryJetStreamApi(() => new Kvm(nc).create(IMAGE_JOBS_BUCKET, {
+    const kv = await createKvBucket(nc, IMAGE_JOBS_BUCKET, {
       replicas: options.replicas, history: 1, ttl: options.keepHours * 3600_000, description: 'Image jobs: state, progress and outputs, one record per job',
-    }), { placement: options.replicas > 1 });
+    });
     return new ImageJobStore(kv);
   }
 

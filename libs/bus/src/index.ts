@@ -10,7 +10,7 @@ export * from './subjects.ts';
 export * from './connect.ts';
 export * from './service.ts';
 export * from './events.ts';
-export { ensureDurableConsumer, retryJetStreamApi, type RetryOptions } from './jetstream-api.ts';
+export { createKvBucket, ensureDurableConsumer, retryJetStreamApi, type RetryOptions } from './jetstream-api.ts';
 export * from './requester.ts';
 export * from './cancels.ts';
 export { type Msg, type NatsConnection } from '@nats-io/transport-node';

@@ -1,4 +1,5 @@
 import { JetStreamApiError, jetstreamManager, type ConsumerConfig } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 /** How long a JetStream API call at start-up is retried while a cluster cannot answer it yet. */
@@ -38,6 +39,14 @@ export async function retryJetStreamApi<T>(call: () => Promise<T>, options: Retr
       await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
     }
   }
+}
+
+/**
+ * Opens a KV bucket, making it when missing (every service that uses one may be the first to start),
+ * retried as above; a replicated one's placement too.
+ */
+export function createKvBucket(nc: NatsConnection, name: string, options: Partial<KvOptions> & { replicas: number }): Promise<KV> {
+  return retryJetStreamApi(() => new Kvm(nc).create(name, options), { placement: options.replicas > 1 });
 }
 
 /** Creates a durable consumer, or brings an existing one to `config` (a changed filter, ack wait, batch), retried as above. */

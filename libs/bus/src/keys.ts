@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from '@homelab/logging';
 import { KeyBackendSchema } from '@homelab/config';
-import { retryJetStreamApi } from './jetstream-api.ts';
+import { createKvBucket, retryJetStreamApi } from './jetstream-api.ts';
 import { validator } from './schemas.ts';
 
 /*
@@ -75,10 +75,9 @@ export function keyAllowsModel(policy: KeyPolicy, model: string): boolean {
 }
 
 export async function openKeyBuckets(nc: NatsConnection, replicas: number, create: boolean): Promise<{ keys: KV; usage: KV }> {
-  const kvm = new Kvm(nc);
-  const open = (name: string, description: string): Promise<KV> => retryJetStreamApi(() => (create
-    ? kvm.create(name, { replicas, history: 1, description })
-    : kvm.open(name, { allow_direct: true } as never)), { placement: replicas > 1 });
+  const open = (name: string, description: string): Promise<KV> => (create
+    ? createKvBucket(nc, name, { replicas, history: 1, description })
+    : retryJetStreamApi(() => new Kvm(nc).open(name, { allow_direct: true } as never)));
   return {
     keys: await open(APIKEYS_BUCKET, 'API keys of the edge: one record (hash, never the key) per name'),
     usage: await open(USAGE_BUCKET, 'Cloud token usage per API key per day and month'),

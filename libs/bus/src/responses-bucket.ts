@@ -1,8 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Type, type Static } from '@sinclair/typebox';
-import { retryJetStreamApi } from './jetstream-api.ts';
+import { createKvBucket, retryJetStreamApi } from './jetstream-api.ts';
 
 /*
  * The KV bucket `responses`: the Responses API's stored responses (`store`, on by default as at
@@ -25,9 +25,9 @@ const DUPLICATE_WINDOW_MS = 120_000;
  */
 export async function openResponsesBucket(nc: NatsConnection, options: { replicas: number; ttlMs: number }): Promise<ResponsesBucket> {
   const ttlMs = Math.max(1000, Math.round(options.ttlMs));
-  const kv = await retryJetStreamApi(() => new Kvm(nc).create(RESPONSES_BUCKET, {
+  const kv = await createKvBucket(nc, RESPONSES_BUCKET, {
     replicas: options.replicas, history: 1, ttl: ttlMs, description: 'Stored responses of the Responses API, by response id (inference.responses.ttlDays)',
-  }), { placement: options.replicas > 1 });
+  });
   const status = await kv.status();
   if (status.ttl !== ttlMs) {
     const jsm = await retryJetStreamApi(() => jetstreamManager(nc));

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import {
-  HEALTH_KV_BUCKET, HealthTargetStatusSchema, healthEventSubject, retryJetStreamApi, validator, type EventPublisher, type HealthChanged, type HealthTargetStatus,
+  HEALTH_KV_BUCKET, HealthTargetStatusSchema, healthEventSubject, createKvBucket, validator, type EventPublisher, type HealthChanged, type HealthTargetStatus,
 } from '@homelab/bus';
 import type { Logger } from '@homelab/logging';
 
@@ -26,9 +26,9 @@ export class HealthStore {
 
   /** Opens (creating when missing) the `health` bucket. */
   static async open(nc: NatsConnection, options: { replicas: number; log: Logger }): Promise<HealthStore> {
-    const kv = await retryJetStreamApi(() => new Kvm(nc).create(HEALTH_KV_BUCKET, {
+    const kv = await createKvBucket(nc, HEALTH_KV_BUCKET, {
       replicas: options.replicas, history: 1, description: 'Health of every target of the lab: one HealthTargetStatus per <node>.<service>',
-    }), { placement: options.replicas > 1 });
+    });
     return new HealthStore(kv, options.log);
   }
 

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  MediaKinds, Subjects, listenOrExplain, mediaWebhookSubject, respondJson, retryJetStreamApi, type EventPublisher, type MediaKind, type MediaStorageSnapshot, type MicroService,
+  MediaKinds, Subjects, listenOrExplain, mediaWebhookSubject, respondJson, createKvBucket, retryJetStreamApi, type EventPublisher, type MediaKind, type MediaStorageSnapshot, type MicroService,
 } from '@homelab/bus';
 import type { LabConfig } from '@homelab/config';
 import type { Logger } from '@homelab/logging';
@@ -62,13 +62,12 @@ export function mediaTargets(config: LabConfig, log?: Logger): TargetSpec[] {
 }
 
 async function openBucket(nc: NatsConnection, config: LabConfig): Promise<KV> {
-  const kvm = new Kvm(nc);
   const options = { replicas: config.nats.replicas, history: 1, ttl: config.media.stateTtlDays * 24 * 3600_000 };
   try {
-    return await retryJetStreamApi(() => kvm.create(KV_BUCKET, options), { placement: options.replicas > 1 });
+    return await createKvBucket(nc, KV_BUCKET, options);
   } catch {
     // It exists with other settings (replicas or TTL changed): use it as it is.
-    return await retryJetStreamApi(() => kvm.open(KV_BUCKET));
+    return await retryJetStreamApi(() => new Kvm(nc).open(KV_BUCKET));
   }
 }
 

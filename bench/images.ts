@@ -342,7 +342,7 @@ process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
 try {
   stack = await startStack(sim.port);
   // As a script does: the `scripts` user, with the password the stack generated into its secrets.
-  const pass = readNatsSecrets(join(stack.dir, 'secrets', 'nats-passwords.conf')).scripts;
+  const pass = readNatsSecrets(stack.passwordsFile).scripts;
   nc = await connect({ servers: stack.natsUrl, name: 'bench-images', user: 'scripts', pass });
   const store = await new Objm(nc).open('images');
   const jsm = await jetstreamManager(nc, { checkAPI: false });

@@ -179,6 +179,7 @@ try {
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const perProcess: string[] = [];
+  const stackSleeps = (): number => stackPids.reduce((sum, pid) => sum + sleeps(pid), 0);
   // Idle: ready, the model found, no request served yet (a few seconds for start-up's garbage to go).
   await new Promise((r) => setTimeout(r, 3000));
   const idle = stackPids.map((pid) => [nameOf(pid), rssMb(pid)] as const);
@@ -187,7 +188,7 @@ try {
     const mode = stream ? 'stream' : 'json';
     for (const [target, url, model] of [['direct', directUrl, MODEL], ['gateway', gatewayUrl, `vllm/${MODEL}`]] as const) {
       const before = new Map([...stackPids, sim.proc.pid!].map((pid) => [pid, cpuUs(pid)]));
-      const sleepsBefore = stackPids.reduce((sum, pid) => sum + sleeps(pid), 0);
+      const sleepsBefore = stackSleeps();
       const messagesBefore = await natsMessagesIn(stack);
       // The profile covers the run but for its first second (the request must reach nats-server first).
       const profiled = target === 'gateway' ? natsProfile('profile', `nats-${mode}.pb.gz`, SECONDS - 1) : Promise.resolve();
@@ -196,7 +197,7 @@ try {
       await profiled;
       const messages = (await natsMessagesIn(stack) - messagesBefore) / r.requests;
       const used = (pid: number): number => (cpuUs(pid) - before.get(pid)!) / r.requests;
-      const wakeUps = (stackPids.reduce((sum, pid) => sum + sleeps(pid), 0) - sleepsBefore) / r.requests;
+      const wakeUps = (stackSleeps() - sleepsBefore) / r.requests;
       const simCpu = used(sim.proc.pid!);
       const stackCpu = stackPids.reduce((sum, pid) => sum + used(pid), 0);
       out.push(`| ${mode} | ${target} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(simCpu)} | ${target === 'gateway' ? fmt(stackCpu) : '-'} | ${target === 'gateway' ? fmt(stackCpu / simCpu, 2) : '-'} | ${target === 'gateway' ? fmt(messages, 1) : '-'} | ${target === 'gateway' ? fmt(wakeUps, 1) : '-'} |`);

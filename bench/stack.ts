@@ -19,8 +19,10 @@ export interface BenchStack {
   monitorUrl: string;
   /** Every line the stack printed (JSON logs). */
   log: string[];
-  /** The temporary folder: config, data, secrets (`secrets/nats-passwords.conf`). */
+  /** The temporary folder: config, data, secrets. */
   dir: string;
+  /** The NATS passwords the stack generated (`<dir>/secrets/nats-passwords.conf`), e.g. to connect as scripts. */
+  passwordsFile: string;
   /** The stack's processes once it was ready (the supervisor, nats-server, every service). */
   pids: number[];
 }
@@ -40,8 +42,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
   const [httpPort, natsPort, monitorPort] = [await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'lab.yaml');
   writeFileSync(config, options.config(httpPort, dir));
+  const secretsDir = join(dir, 'secrets');
   const env = {
-    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), HOMELAB_SECRETS_DIR: join(dir, 'secrets'),
+    ...process.env, HOMELAB_CONFIG: config, HOMELAB_DATA_DIR: join(dir, 'data'), HOMELAB_SECRETS_DIR: secretsDir,
     NATS_PORT: String(natsPort), NATS_MONITOR_PORT: String(monitorPort), LOG_FORMAT: 'json', ...options.env,
   };
   const proc = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, 'cli/src/main.ts'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -49,7 +52,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
   const keep = (b: Buffer): void => { for (const line of b.toString().split('\n')) if (line) log.push(line); };
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
-  const stack: BenchStack = { proc, url: `http://127.0.0.1:${httpPort}`, natsUrl: `nats://127.0.0.1:${natsPort}`, monitorUrl: `http://127.0.0.1:${monitorPort}`, log, dir, pids: [] };
+  const stack: BenchStack = { proc, url: `http://127.0.0.1:${httpPort}`, natsUrl: `nats://127.0.0.1:${natsPort}`, monitorUrl: `http://127.0.0.1:${monitorPort}`, log, dir, passwordsFile: join(secretsDir, 'nats-passwords.conf'), pids: [] };
   const deadline = Date.now() + options.timeoutMs;
   while (Date.now() < deadline) {
     const ready = await fetch(`${stack.url}/readyz`).then((r) => r.ok, () => false);

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectAs, freePort, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
+import { connectAs, connectionErrors, freePort, REPO_ROOT, startTestStack, type TestStack } from '@homelab/testing';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -159,8 +159,7 @@ describe('API keys at the edge', () => {
 
   it('scripts cannot manage keys or read the key and usage buckets', async () => {
     await using nc = await connectAs(stack.nats, 'scripts');
-    const errors: string[] = [];
-    void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
+    const errors = connectionErrors(nc);
     nc.publish('keys.create', JSON.stringify({ name: 'sneaky' }));
     nc.publish('$JS.API.DIRECT.GET.KV_apikeys.$KV.apikeys.laptop', undefined);
     nc.publish('$JS.API.STREAM.MSG.GET.KV_usage', undefined);

@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectAs, startNatsServer, type TestNatsServer } from '@homelab/testing';
+import { connectAs, connectionErrors, startNatsServer, type TestNatsServer } from '@homelab/testing';
 
 // What a person watching the lab types first (`nats --context homelab sub 'health.>'`), with a plain
 // NATS client as the `scripts` user and its password (what that context holds): events may be read;
@@ -14,9 +14,7 @@ afterAll(async () => { await nats?.[Symbol.asyncDispose](); });
 /** A plain client as `scripts`, as the nats CLI connects with the `homelab` context; its permission errors collected. */
 async function asScripts(): Promise<{ nc: NatsConnection; errors: string[] }> {
   const nc = await connect({ servers: nats.url, user: 'scripts', pass: nats.passwords.scripts });
-  const errors: string[] = [];
-  void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
-  return { nc, errors };
+  return { nc, errors: connectionErrors(nc) };
 }
 
 describe('connecting to the lab', () => {

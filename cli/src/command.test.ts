@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNatsSecrets } from '@homelab/bus';
-import { startNatsServer, type TestNatsServer } from '@homelab/testing';
+import { connectionErrors, startNatsServer, type TestNatsServer } from '@homelab/testing';
 import { UnreachableError, connectToLab, credentialAttempts } from './command.ts';
 
 // How a `homelab` command finds its NATS identity now that the lab has no anonymous access: the
@@ -55,8 +55,7 @@ describe('connectToLab as scripts', () => {
     const nc = await connectToLab({ NATS_URL: nats.url, HOMELAB_SECRETS_DIR: otherSecrets, HOMELAB_DEMO_DIR: demoDir }, 'scripts');
     try {
       // Only the scripts user may make this subscription (and anonymous connections are refused).
-      const errors: string[] = [];
-      void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
+      const errors = connectionErrors(nc);
       nc.subscribe('health.>');
       await nc.flush();
       expect(errors).toEqual([]);

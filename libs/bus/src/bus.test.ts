@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createLogger } from '@homelab/logging';
-import { connectAs, startNatsServer, type TestNatsServer } from '@homelab/testing';
+import { connectAs, connectionErrors, startNatsServer, type TestNatsServer } from '@homelab/testing';
 import {
   EventPublisher, GatewayError, H, MicroService, ReplyMux, inboxPrefixOf, Streams, Subjects, connectBus, consumeEvents, ensureStreams, errorFromReply, respondJson,
 } from './index.ts';
@@ -65,8 +65,7 @@ describe('nats.conf permissions', () => {
 
   it('refuses a worker publishing outside its subjects', async () => {
     await using nc = await connectAs(nats, 'worker-vllm');
-    const errors: string[] = [];
-    void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
+    const errors = connectionErrors(nc);
     nc.publish('media.download.completed', enc.encode('{}'));
     nc.publish('worker.ollama.chat', enc.encode('{}'));
     await nc.flush();
@@ -82,8 +81,7 @@ describe('nats.conf permissions', () => {
     await router.flush();
 
     await using scripts = await connectAs(nats, 'scripts');
-    const errors: string[] = [];
-    void (async () => { for await (const s of scripts.status()) if (s.type === 'error') errors.push(s.error.message); })();
+    const errors = connectionErrors(scripts);
     const reply = await scripts.request('inference.models', undefined, { timeout: 1000 });
     expect(JSON.parse(reply.string())).toEqual({ object: 'list', data: [] });
 

@@ -114,6 +114,16 @@ export async function waitForService(nats: TestNatsServer, name: string, exited?
   }
 }
 
+/**
+ * The errors the server reports on a connection from now on (a refused publish or subscription
+ * arrives asynchronously, as a status): the array fills as they come.
+ */
+export function connectionErrors(nc: NatsConnection): string[] {
+  const errors: string[] = [];
+  void (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(s.error.message); })();
+  return errors;
+}
+
 /** A NATS connection as the given user, closed on dispose. */
 export async function connectAs(nats: TestNatsServer, user: NatsUser): Promise<NatsConnection & AsyncDisposable> {
   const nc = await connect({ servers: nats.url, user, pass: nats.passwords[user], inboxPrefix: inboxPrefixFor(user) });
